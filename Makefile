@@ -1,0 +1,80 @@
+# stride - convolutional neural networks in C.
+#   make            library (static + shared) and the stride CLI
+#   make test       all tests (no PyTorch needed: fixtures are committed)
+#   make bench      benchmarks against PyTorch (needs python3-torch)
+#   make fixtures   regenerate the PyTorch fixtures (needs python3-torch)
+#   make install    PREFIX=/usr/local
+#   make debug      -O0 with sanitizers
+# Switches: OPENMP=0 (serial build), CAIRO=0 (CLI without plots), ARCH= (default -march=native)
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+OPENMP  ?= 1
+CAIRO   ?= $(shell pkg-config --exists cairo 2>/dev/null && echo 1 || echo 0)
+ARCH    ?= -march=native
+OPT     ?= -O3
+CFLAGS  ?= $(OPT) $(ARCH) -g
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -Iinclude -Isrc -MMD -MP
+LDLIBS  += -lm
+
+ifeq ($(OPENMP),1)
+CFLAGS  += -fopenmp
+LDFLAGS += -fopenmp
+endif
+
+CLI_CFLAGS :=
+CLI_LIBS   :=
+ifeq ($(CAIRO),1)
+CLI_CFLAGS += -DST_HAVE_CAIRO $(shell pkg-config --cflags cairo)
+CLI_LIBS   += $(shell pkg-config --libs cairo)
+endif
+
+LIB_SRC  := $(wildcard src/*.c)
+LIB_OBJ  := $(LIB_SRC:src/%.c=build/src/%.o)
+CLI_SRC  := $(wildcard tools/*.c)
+CLI_OBJ  := $(CLI_SRC:tools/%.c=build/tools/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=build/tests/%)
+
+all: build/libstride.a build/libstride.so stride
+
+build/src/%.o: src/%.c | build/src
+	$(CC) $(CFLAGS) -c $< -o $@
+build/tools/%.o: tools/%.c | build/tools
+	$(CC) $(CFLAGS) $(CLI_CFLAGS) -c $< -o $@
+build/tests/%: tests/%.c build/libstride.a | build/tests
+	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
+
+build/src build/tools build/tests:
+	mkdir -p $@
+
+build/libstride.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+build/libstride.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+stride: $(CLI_OBJ) build/libstride.a
+	$(CC) -o $@ $(CLI_OBJ) build/libstride.a $(LDFLAGS) $(CLI_LIBS) $(LDLIBS)
+
+test: all $(TEST_BIN)
+	@sh tests/run.sh $(TEST_BIN)
+
+bench: all
+	@sh bench/run.sh
+
+fixtures:
+	python3 scripts/gen_fixtures.py tests/fixtures
+
+debug:
+	$(MAKE) OPT=-O0 ARCH= CFLAGS="-O0 -g -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined" OPENMP=0 test
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 stride $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 build/libstride.a build/libstride.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/stride.h $(DESTDIR)$(PREFIX)/include/
+
+clean:
+	rm -rf build stride
+
+.PHONY: all test bench fixtures debug install clean
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,241 @@
+/* stride.h - convolutional neural networks in C: the one public header.
+ *
+ * Conventions
+ *   - Every name starts with st_ (types st_*, constants ST_*).
+ *   - Functions that can fail return st_status; ST_OK (0) is success. The text of the
+ *     last error on the calling thread is st_errmsg(); it names the file, line, node or
+ *     shape involved. Library code never prints, exits or aborts on user input.
+ *   - Tensors are float32, contiguous, row-major, in PyTorch's layouts: (N,C,L) for 1D
+ *     signals, (N,C,H,W) for images, (N,F) for features.
+ *   - A network (st_net) is an opaque graph of named nodes built from a model file text
+ *     (see README.md, "Model files"), from C with st_net_add, or from the zoo.
+ *
+ * A minimal program:
+ *   st_net *net;
+ *   if (st_net_from_zoo("mnist1d-cnn", &net)) { fprintf(stderr, "%s\n", st_errmsg()); return 1; }
+ *   st_net_init(net, ST_INIT_HE, 42);
+ *   st_tensor *x = st_tensor_new(3, (int[]){100, 1, 40});
+ *   const st_tensor *y;                       // (100, 10) logits, owned by the net
+ *   st_net_forward(net, x, 0, &y);
+ *   st_net_free(net); st_tensor_free(x);
+ */
+#ifndef STRIDE_H
+#define STRIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ST_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+typedef enum {
+    ST_OK = 0,
+    ST_ERR_ARG,      /* an argument is invalid (unknown option, bad value) */
+    ST_ERR_SHAPE,    /* shapes do not fit together */
+    ST_ERR_NOMEM,    /* out of memory */
+    ST_ERR_IO,       /* a file cannot be opened, read or written */
+    ST_ERR_FORMAT,   /* a file is malformed (bad magic, truncated, wrong dtype) */
+    ST_ERR_PARSE,    /* a model file has a syntax error or an unknown name */
+    ST_ERR_NOTFOUND, /* a named thing (model, node, tensor) does not exist */
+    ST_ERR_NUMERIC,  /* a NaN or Inf appeared */
+    ST_ERR_STATE     /* a call in the wrong state (e.g. backward before forward) */
+} st_status;
+
+const char *st_status_str(st_status s); /* "shape error", ... */
+const char *st_errmsg(void);            /* last error text on this thread ("" if none) */
+
+/* ---------------------------------------------------------------- tensors */
+#define ST_MAX_DIMS 6
+
+typedef struct {
+    int ndim;
+    int shape[ST_MAX_DIMS];
+    float *data; /* contiguous, row-major */
+} st_tensor;
+
+st_tensor *st_tensor_new(int ndim, const int *shape); /* zero-filled; NULL on failure */
+void st_tensor_free(st_tensor *t);
+size_t st_tensor_numel(const st_tensor *t);
+/* "(100, 1, 40)" into buf; returns buf */
+char *st_shape_str(int ndim, const int *shape, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- random numbers */
+/* A small counter-free generator (xoshiro256**): the same seed gives the same stream on
+ * every machine and thread count. */
+typedef struct { uint64_t s[4]; int has_gauss; double gauss; } st_rng;
+void st_rng_seed(st_rng *r, uint64_t seed);
+uint64_t st_rng_u64(st_rng *r);
+double st_rng_uniform(st_rng *r);        /* [0, 1) */
+double st_rng_normal(st_rng *r);         /* N(0, 1) */
+uint32_t st_rng_below(st_rng *r, uint32_t n); /* uniform in 0..n-1, unbiased */
+void st_rng_shuffle(st_rng *r, int *a, int n);
+
+/* ---------------------------------------------------------------- arrays and files */
+/* An array of any of the dtypes that .npy and .safetensors files hold. */
+typedef enum { ST_F32, ST_F64, ST_I32, ST_I64, ST_U8, ST_I8, ST_F16, ST_BF16 } st_dtype;
+size_t st_dtype_size(st_dtype t);
+const char *st_dtype_name(st_dtype t); /* "float32", ... */
+
+typedef struct {
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    void *data; /* malloc'ed, contiguous, little-endian, C order */
+} st_array;
+
+int64_t st_array_numel(const st_array *a);
+void st_array_free(st_array *a); /* frees data, leaves a zeroed */
+/* Converts a real-valued array (f32, f64, f16, bf16, integers) to a new float tensor. */
+st_status st_array_to_tensor(const st_array *a, st_tensor **out);
+/* Converts an integer array (i32, i64, u8, i8) to a new int32 buffer (labels). */
+st_status st_array_to_labels(const st_array *a, int32_t **out, int64_t *n);
+
+/* .npy (format 1.0/2.0/3.0, little-endian, C order; no pickles). */
+st_status st_npy_load(const char *path, st_array *out);
+st_status st_npy_save(const char *path, const st_array *a);
+
+/* .safetensors: a list of named arrays plus an optional string->string metadata map. */
+typedef struct {
+    int n, cap;
+    char **names;
+    st_array *arrays;
+    int n_meta;
+    char **meta_keys, **meta_vals;
+} st_tensors;
+
+void st_tensors_init(st_tensors *ts);
+void st_tensors_free(st_tensors *ts);
+/* Adds a copy of a (data copied) under name; replaces an existing entry of that name. */
+st_status st_tensors_add(st_tensors *ts, const char *name, const st_array *a);
+st_status st_tensors_add_f32(st_tensors *ts, const char *name, int ndim, const int *shape, const float *data);
+st_status st_tensors_set_meta(st_tensors *ts, const char *key, const char *val);
+const st_array *st_tensors_get(const st_tensors *ts, const char *name); /* NULL if absent */
+const char *st_tensors_meta(const st_tensors *ts, const char *key);      /* NULL if absent */
+st_status st_safetensors_load(const char *path, st_tensors *out);
+/* Writes atomically: a temporary file in the same folder, fsync, rename. */
+st_status st_safetensors_save(const char *path, const st_tensors *ts);
+
+/* ---------------------------------------------------------------- MNIST-1D */
+/* The generator of Greydanus & Kobak's MNIST-1D, reproducing the official data set
+ * exactly with the default arguments (seed 42). */
+typedef struct {
+    int num_samples;        /* 5000 */
+    double train_split;     /* 0.8 */
+    int template_len;       /* 12 */
+    int padding_min;        /* 36 */
+    int padding_max;        /* 60 (inclusive) */
+    double scale_coeff;     /* 0.4 */
+    int max_translation;    /* 48 */
+    double corr_noise_scale;/* 0.25 */
+    double iid_noise_scale; /* 0.02 */
+    double shear_scale;     /* 0.75 */
+    int shuffle_seq;        /* 0 */
+    int final_seq_length;   /* 40 */
+    uint32_t seed;          /* 42 */
+} st_mnist1d_args;
+
+typedef struct {
+    int n_train, n_test, length;
+    float *train_x, *test_x;   /* (n_train, length), (n_test, length) */
+    int32_t *train_y, *test_y; /* labels 0..9 */
+    float *t;                  /* (length,) time axis, for plots */
+} st_mnist1d;
+
+void st_mnist1d_default_args(st_mnist1d_args *a);
+st_status st_mnist1d_generate(const st_mnist1d_args *a, st_mnist1d *out);
+void st_mnist1d_free(st_mnist1d *d);
+
+/* ---------------------------------------------------------------- networks */
+typedef struct st_net st_net;
+
+typedef enum { ST_INIT_PYTORCH = 0, ST_INIT_HE = 1 } st_init;
+typedef enum { ST_LOSS_CE = 0, ST_LOSS_MSE = 1 } st_loss;
+
+/* An empty network; nodes are added with st_net_add. */
+st_status st_net_new(st_net **out);
+void st_net_free(st_net *net);
+/* Adds one node from one model-file line, e.g.
+ *   "x = input(shape=(1, 40))"
+ *   "conv1 = conv1d(x, out_channels=15, kernel_size=3, stride=2, padding='valid')"
+ *   "relu1 = relu()"          (no input named: the previous node)
+ * Errors name the node and the problem. */
+st_status st_net_add(st_net *net, const char *line);
+/* Builds a network from model-file text; `source` names it in error messages. */
+st_status st_net_parse(const char *text, const char *source, st_net **out);
+st_status st_net_load_file(const char *path, st_net **out);
+/* Built-in models: "mnist1d-cnn", "mnist1d-mlp", ... */
+st_status st_net_from_zoo(const char *name, st_net **out);
+/* A built-in name or a model file path. */
+st_status st_net_open(const char *name_or_path, st_net **out);
+const char *st_zoo_text(const char *name); /* the zoo model's model-file text, NULL if none */
+const char *const *st_zoo_names(void);     /* NULL-terminated */
+/* Writes the network as model-file text (malloc'ed; free it). */
+char *st_net_to_text(const st_net *net);
+
+/* Parameters, by PyTorch state_dict name ("conv1.weight"). */
+int st_net_num_params(const st_net *net);          /* number of parameter tensors */
+int64_t st_net_param_count(const st_net *net);     /* number of learnable scalars */
+const char *st_net_param_name(const st_net *net, int i);
+st_tensor *st_net_param(st_net *net, int i);       /* values */
+st_tensor *st_net_param_grad(st_net *net, int i);  /* gradients */
+st_status st_net_init(st_net *net, st_init how, uint64_t seed);
+/* Loads parameters by name; shapes are checked and every missing or unexpected name is
+ * reported. The net is unchanged when loading fails. */
+st_status st_net_load_weights(st_net *net, const char *path);
+st_status st_net_save_weights(const st_net *net, const char *path);
+st_status st_net_set_weights(st_net *net, const st_tensors *ts);
+st_status st_net_get_weights(const st_net *net, st_tensors *out);
+
+/* Running. The input's first dimension is the batch; the rest must match the input
+ * node's shape. `train` selects training mode (dropout, batch statistics). The output
+ * tensor belongs to the net and is valid until the next forward. */
+st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out);
+/* Loss of the last forward's output against targets: class indices (ce) or a tensor of
+ * the output's shape (mse). Also stores the loss gradient for st_net_backward. */
+st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target,
+                      float *loss_out);
+/* Backpropagates the gradient stored by st_net_loss; parameter gradients accumulate.
+ * If want_input_grad, the input's gradient is kept and st_net_input_grad returns it. */
+st_status st_net_backward(st_net *net, int want_input_grad);
+const st_tensor *st_net_input_grad(const st_net *net);
+void st_net_zero_grad(st_net *net);
+/* Number of threads for all kernels (OpenMP); 0 means all cores. */
+void st_set_threads(int n);
+int st_get_threads(void);
+
+/* Node inspection, in graph order. */
+int st_net_num_nodes(const st_net *net);
+const char *st_net_node_name(const st_net *net, int i);
+const char *st_net_node_op(const st_net *net, int i);
+/* Output shape for batch size 1 (the batch dimension included). */
+void st_net_node_shape(const st_net *net, int i, int *ndim, int *shape);
+
+/* Per-node summary: shapes, parameters, receptive field, MACs (for batch 1). */
+typedef struct {
+    const char *name, *op;
+    int ndim, shape[ST_MAX_DIMS]; /* output shape, batch 1 */
+    int64_t params;
+    int64_t macs;                 /* multiply-accumulates, batch 1 */
+    int rf[2], jump[2];           /* receptive field size and jump per spatial axis (H, W; 1D uses [1]) */
+    int rf_valid;                 /* 0 where the node has no spatial layout (after flatten) */
+} st_node_info;
+st_status st_net_node_info(const st_net *net, int i, st_node_info *out);
+
+/* ---------------------------------------------------------------- optimisers */
+typedef struct {
+    float lr, momentum, weight_decay;
+    int nesterov;
+} st_sgd_conf;
+typedef struct st_sgd st_sgd;
+st_status st_sgd_new(st_net *net, const st_sgd_conf *conf, st_sgd **out);
+void st_sgd_step(st_sgd *opt);
+void st_sgd_free(st_sgd *opt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STRIDE_H */

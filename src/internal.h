@@ -1,0 +1,105 @@
+/* internal.h - what the library's own files share and users do not see. */
+#ifndef ST_INTERNAL_H
+#define ST_INTERNAL_H
+
+#include "stride.h"
+#include <stdarg.h>
+
+/* Sets this thread's error text (printf-style) and returns `code`, so a failing
+ * function can end with `return st_fail(ST_ERR_SHAPE, "conv1: ...", ...)`. */
+st_status st_fail(st_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Adds context in front of the current error text: "model.net line 3: " + old text. */
+st_status st_fail_prefix(st_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+char *st_strdup(const char *s);
+void *st_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free with st_aligned_free */
+void st_aligned_free(void *p);
+
+/* ---------------------------------------------------------------- GEMM
+ * C (M x N) = alpha-free accumulate form:  C = beta*C + op(A) * op(B), row-major,
+ * lda/ldb/ldc are row strides. transA: A is stored K x M; transB: B is stored N x K.
+ * Each C element is summed over k in increasing order by one thread, so the result
+ * does not depend on the thread count. */
+void st_sgemm(int transA, int transB, int M, int N, int K,
+              const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
+void st_sgemm_ref(int transA, int transB, int M, int N, int K,
+                  const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc);
+
+/* ---------------------------------------------------------------- convolution
+ * One geometry for conv1d and conv2d: a 1D convolution is a 2D one with H = 1,
+ * kernel height 1, stride 1, dilation 1 and no vertical padding. */
+typedef struct {
+    int cin, cout, groups;
+    int ih, iw, oh, ow;
+    int kh, kw, sh, sw, dh, dw;
+    int pt, pb, pl, pr; /* zero padding: top, bottom, left, right */
+} st_conv_geom;
+
+enum { ST_PAD_EXPLICIT = 0, ST_PAD_VALID = 1, ST_PAD_SAME = 2 };
+
+/* Fills g from PyTorch's arguments: for 1D pass ih = 1, k[0] = s[0] = d[0] = 1,
+ * pad[0] = 0. pad_mode 'same' follows PyTorch: total d*(k-1), left total/2, right the
+ * rest, stride must be 1. Checks divisibility by groups and a positive output size. */
+st_status st_conv_geom_init(st_conv_geom *g, int cin, int cout, int groups,
+                            const int k[2], const int s[2], const int d[2],
+                            int pad_mode, const int pad[2], int ih, int iw);
+
+/* out (N, cout, oh, ow) = conv(in (N, cin, ih, iw), w (cout, cin/groups, kh, kw)) + b.
+ * b may be NULL. work must hold st_conv_work_size(g, n) floats (may be NULL if 0). */
+size_t st_conv_work_size(const st_conv_geom *g, int n);
+void st_conv_forward(float *out, const float *in, const float *w, const float *b, int n,
+                     const st_conv_geom *g, float *work);
+/* Accumulates: din += dL/din (skipped if din NULL), dw += dL/dw, db += dL/db (if db). */
+void st_conv_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                      const float *w, int n, const st_conv_geom *g, float *work);
+/* The plain seven-loop definitions, kept for tests. */
+void st_conv_forward_ref(float *out, const float *in, const float *w, const float *b, int n,
+                         const st_conv_geom *g);
+void st_conv_backward_ref(float *din, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, int n, const st_conv_geom *g);
+
+/* Double-precision versions of the plain definitions, for finite-difference checks. */
+void st_conv_forward_ref_f64(double *out, const double *in, const double *w, const double *b, int n,
+                             const st_conv_geom *g);
+void st_conv_backward_ref_f64(double *din, double *dw, double *db, const double *dout,
+                              const double *in, const double *w, int n, const st_conv_geom *g);
+
+/* ---------------------------------------------------------------- dense and pointwise */
+/* y (n, out) = x (n, in) W^T (W is (out, in)) + b */
+void st_linear_forward(float *y, const float *x, const float *w, const float *b, int n, int in, int out);
+void st_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, int n, int in, int out);
+
+void st_linear_forward_f64(double *y, const double *x, const double *w, const double *b, int n, int in, int out);
+void st_linear_backward_f64(double *dx, double *dw, double *db, const double *dy, const double *x,
+                            const double *w, int n, int in, int out);
+
+typedef enum { ST_ACT_RELU, ST_ACT_LEAKY_RELU, ST_ACT_SIGMOID, ST_ACT_TANH } st_act;
+void st_act_forward(st_act a, float slope, float *y, const float *x, size_t n);
+/* dx += dy * f'(x) (given x and y = f(x)) */
+void st_act_backward(st_act a, float slope, float *dx, const float *dy, const float *x,
+                     const float *y, size_t n);
+
+void st_act_forward_f64(st_act a, double slope, double *y, const double *x, size_t n);
+void st_act_backward_f64(st_act a, double slope, double *dx, const double *dy, const double *x,
+                         const double *y, size_t n);
+
+/* Softmax cross-entropy, mean over the batch: logits (n, c), labels in 0..c-1.
+ * Writes dlogits = (softmax - onehot)/n if dlogits != NULL. Returns the loss. */
+double st_cross_entropy(const float *logits, const int32_t *labels, int n, int c, float *dlogits);
+double st_cross_entropy_f64(const double *logits, const int32_t *labels, int n, int c, double *dlogits);
+/* Mean squared error over all `size` elements; dy = 2 (y - t) / size. */
+double st_mse(const float *y, const float *t, size_t size, float *dy);
+double st_mse_f64(const double *y, const double *t, size_t size, double *dy);
+
+#endif
