@@ -102,4 +102,7 @@ double st_cross_entropy_f64(const double *logits, const int32_t *labels, int n, 
 double st_mse(const float *y, const float *t, size_t size, float *dy);
 double st_mse_f64(const double *y, const double *t, size_t size, double *dy);
 
+/* The optimiser's view of a network: its flat value and gradient arenas. */
+st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n);
+
 #endif

@@ -1,0 +1,306 @@
+/* conv.c - 1D and 2D convolution (PyTorch's Conv1d/Conv2d), forward and backward.
+ *
+ * A convolution layer computes a cross-correlation (no kernel flip):
+ *
+ *   out[n, co, y, x] = b[co] + sum_{ci in group(co)} sum_{i,j}
+ *                      w[co, ci, i, j] * in[n, ci, y*sh - pt + i*dh, x*sw - pl + j*dw]
+ *
+ * with zeros outside the input. A 1D convolution is the 2D one with H = 1.
+ *
+ * Backward is two more convolutions of the same sums, read the other way round:
+ *   dL/dw[co, ci, i, j] = sum_{n,y,x} dL/dout[n, co, y, x] * in[n, ci, y*sh - pt + i*dh, ...]
+ *   dL/din[n, ci, p, q] = sum over every (co, y, x, i, j) that read in[n, ci, p, q]
+ *                         of dL/dout[n, co, y, x] * w[co, ci, i, j]
+ * (the input gradient is a transposed convolution of dL/dout with the same weights).
+ *
+ * Two implementations: the plain loops (_ref, in float with double accumulation and in
+ * double for finite-difference checks) and the fast one: im2col + packed GEMM. im2col
+ * lays out, for a chunk of samples, every input value each output position reads as a
+ * matrix col[(ci, i, j)][(n, y, x)], so that the layer becomes W (cout x K) * col.
+ */
+#include "internal.h"
+
+#include <string.h>
+#include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---------------------------------------------------------------- geometry */
+st_status st_conv_geom_init(st_conv_geom *g, int cin, int cout, int groups,
+                            const int k[2], const int s[2], const int d[2],
+                            int pad_mode, const int pad[2], int ih, int iw) {
+    memset(g, 0, sizeof *g);
+    if (cin <= 0 || cout <= 0) return st_fail(ST_ERR_ARG, "channels must be positive (in_channels=%d, out_channels=%d)", cin, cout);
+    if (groups <= 0) return st_fail(ST_ERR_ARG, "groups must be positive (got %d)", groups);
+    if (cin % groups) return st_fail(ST_ERR_ARG, "in_channels=%d is not divisible by groups=%d", cin, groups);
+    if (cout % groups) return st_fail(ST_ERR_ARG, "out_channels=%d is not divisible by groups=%d", cout, groups);
+    for (int a = 0; a < 2; a++) {
+        if (k[a] <= 0) return st_fail(ST_ERR_ARG, "kernel_size must be positive (got %d)", k[a]);
+        if (s[a] <= 0) return st_fail(ST_ERR_ARG, "stride must be positive (got %d)", s[a]);
+        if (d[a] <= 0) return st_fail(ST_ERR_ARG, "dilation must be positive (got %d)", d[a]);
+        if (pad_mode == ST_PAD_EXPLICIT && pad[a] < 0) return st_fail(ST_ERR_ARG, "padding must be >= 0 (got %d)", pad[a]);
+    }
+    if (ih <= 0 || iw <= 0) return st_fail(ST_ERR_SHAPE, "input size must be positive (got %dx%d)", ih, iw);
+    g->cin = cin; g->cout = cout; g->groups = groups;
+    g->kh = k[0]; g->kw = k[1]; g->sh = s[0]; g->sw = s[1]; g->dh = d[0]; g->dw = d[1];
+    g->ih = ih; g->iw = iw;
+    if (pad_mode == ST_PAD_SAME) {
+        if (s[0] != 1 || s[1] != 1)
+            return st_fail(ST_ERR_ARG, "padding='same' is not supported for strided convolutions (stride %d)", s[0] != 1 ? s[0] : s[1]);
+        int th = d[0] * (k[0] - 1), tw = d[1] * (k[1] - 1);
+        g->pt = th / 2; g->pb = th - th / 2; g->pl = tw / 2; g->pr = tw - tw / 2;
+    } else if (pad_mode == ST_PAD_EXPLICIT) {
+        g->pt = g->pb = pad[0]; g->pl = g->pr = pad[1];
+    }
+    int eh = ih + g->pt + g->pb - g->dh * (g->kh - 1) - 1;
+    int ew = iw + g->pl + g->pr - g->dw * (g->kw - 1) - 1;
+    if (eh < 0 || ew < 0)
+        return st_fail(ST_ERR_SHAPE, "kernel (%d, %d) with dilation (%d, %d) is larger than the padded input (%d, %d)",
+                       g->kh, g->kw, g->dh, g->dw, ih + g->pt + g->pb, iw + g->pl + g->pr);
+    g->oh = eh / g->sh + 1;
+    g->ow = ew / g->sw + 1;
+    return ST_OK;
+}
+
+/* ---------------------------------------------------------------- reference loops */
+#define CONV_REF(NAME_F, NAME_B, T, ACC)                                                       \
+void NAME_F(T *out, const T *in, const T *w, const T *b, int n, const st_conv_geom *g) {       \
+    int cpg = g->cin / g->groups, opg = g->cout / g->groups;                                   \
+    for (int s = 0; s < n; s++)                                                                \
+    for (int co = 0; co < g->cout; co++) {                                                     \
+        int c0 = (co / opg) * cpg;                                                             \
+        for (int y = 0; y < g->oh; y++)                                                        \
+        for (int x = 0; x < g->ow; x++) {                                                      \
+            ACC acc = b ? b[co] : 0;                                                           \
+            for (int ci = 0; ci < cpg; ci++)                                                   \
+            for (int i = 0; i < g->kh; i++) {                                                  \
+                int iy = y * g->sh - g->pt + i * g->dh;                                        \
+                if (iy < 0 || iy >= g->ih) continue;                                           \
+                for (int j = 0; j < g->kw; j++) {                                              \
+                    int ix = x * g->sw - g->pl + j * g->dw;                                    \
+                    if (ix < 0 || ix >= g->iw) continue;                                       \
+                    acc += (ACC)w[((size_t)(co * cpg + ci) * g->kh + i) * g->kw + j] *         \
+                           in[(((size_t)s * g->cin + c0 + ci) * g->ih + iy) * g->iw + ix];     \
+                }                                                                              \
+            }                                                                                  \
+            out[(((size_t)s * g->cout + co) * g->oh + y) * g->ow + x] = (T)acc;                \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+void NAME_B(T *din, T *dw, T *db, const T *dout, const T *in, const T *w, int n,               \
+            const st_conv_geom *g) {                                                           \
+    int cpg = g->cin / g->groups, opg = g->cout / g->groups;                                   \
+    for (int s = 0; s < n; s++)                                                                \
+    for (int co = 0; co < g->cout; co++) {                                                     \
+        int c0 = (co / opg) * cpg;                                                             \
+        for (int y = 0; y < g->oh; y++)                                                        \
+        for (int x = 0; x < g->ow; x++) {                                                      \
+            T go = dout[(((size_t)s * g->cout + co) * g->oh + y) * g->ow + x];                 \
+            if (db) db[co] += go;                                                              \
+            for (int ci = 0; ci < cpg; ci++)                                                   \
+            for (int i = 0; i < g->kh; i++) {                                                  \
+                int iy = y * g->sh - g->pt + i * g->dh;                                        \
+                if (iy < 0 || iy >= g->ih) continue;                                           \
+                for (int j = 0; j < g->kw; j++) {                                              \
+                    int ix = x * g->sw - g->pl + j * g->dw;                                    \
+                    if (ix < 0 || ix >= g->iw) continue;                                       \
+                    size_t wi = ((size_t)(co * cpg + ci) * g->kh + i) * g->kw + j;             \
+                    size_t xi = (((size_t)s * g->cin + c0 + ci) * g->ih + iy) * g->iw + ix;    \
+                    dw[wi] += go * in[xi];                                                     \
+                    if (din) din[xi] += go * w[wi];                                            \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}
+
+CONV_REF(st_conv_forward_ref, st_conv_backward_ref, float, double)
+CONV_REF(st_conv_forward_ref_f64, st_conv_backward_ref_f64, double, double)
+
+/* ---------------------------------------------------------------- fast path: im2col + GEMM
+ * The batch is cut into chunks of `nb` samples (chosen from the shape alone, so the
+ * result never depends on the thread count) and the chunks into at most MAX_PARTS
+ * parts; each part is one unit of parallel work with its own scratch. */
+#define MAX_PARTS 8
+
+typedef struct {
+    int K, P;         /* rows of col (cpg*kh*kw), output positions per sample (oh*ow) */
+    int nb, nchunks;  /* samples per chunk, number of chunks */
+    int nparts;
+    size_t col, tmp;  /* floats of scratch per part for col and for the gathered output */
+} conv_plan;
+
+static conv_plan plan_conv(const st_conv_geom *g, int n) {
+    conv_plan p;
+    p.K = g->cin / g->groups * g->kh * g->kw;
+    p.P = g->oh * g->ow;
+    p.nb = (256 + p.P - 1) / p.P; /* enough columns for the GEMM to run at speed */
+    if (p.nb > n) p.nb = n;
+    if (p.nb < 1) p.nb = 1;
+    p.nchunks = (n + p.nb - 1) / p.nb;
+    p.nparts = p.nchunks < MAX_PARTS ? p.nchunks : MAX_PARTS;
+    p.col = (size_t)p.K * p.nb * p.P;
+    p.tmp = (size_t)(g->cout / g->groups) * p.nb * p.P;
+    return p;
+}
+
+size_t st_conv_work_size(const st_conv_geom *g, int n) {
+    if (n <= 0) return 0;
+    conv_plan p = plan_conv(g, n);
+    /* per part: col + tmp + dcol, plus a partial weight gradient per part */
+    size_t wsize = (size_t)g->cout * p.K;
+    return (size_t)p.nparts * (2 * p.col + p.tmp + wsize) + 64;
+}
+
+/* col[r][s*P + y*ow + x] for the samples [0, nb) of `in` (already offset to the chunk)
+ * and the channels of group `grp`. */
+static void im2col(float *col, const float *in, int nb, int grp, const st_conv_geom *g, int P) {
+    int cpg = g->cin / g->groups;
+    int ld = nb * P;
+    for (int ci = 0; ci < cpg; ci++)
+    for (int i = 0; i < g->kh; i++)
+    for (int j = 0; j < g->kw; j++) {
+        float *row = col + (size_t)((ci * g->kh + i) * g->kw + j) * ld;
+        for (int s = 0; s < nb; s++) {
+            const float *plane = in + ((size_t)s * g->cin + grp * cpg + ci) * g->ih * g->iw;
+            float *dst = row + (size_t)s * P;
+            for (int y = 0; y < g->oh; y++, dst += g->ow) {
+                int iy = y * g->sh - g->pt + i * g->dh;
+                if (iy < 0 || iy >= g->ih) { memset(dst, 0, sizeof(float) * g->ow); continue; }
+                const float *src = plane + (size_t)iy * g->iw;
+                int x0 = j * g->dw - g->pl;
+                for (int x = 0; x < g->ow; x++) {
+                    int ix = x0 + x * g->sw;
+                    dst[x] = (ix >= 0 && ix < g->iw) ? src[ix] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: din += scatter(col). */
+static void col2im(float *din, const float *col, int nb, int grp, const st_conv_geom *g, int P) {
+    int cpg = g->cin / g->groups;
+    int ld = nb * P;
+    for (int ci = 0; ci < cpg; ci++)
+    for (int i = 0; i < g->kh; i++)
+    for (int j = 0; j < g->kw; j++) {
+        const float *row = col + (size_t)((ci * g->kh + i) * g->kw + j) * ld;
+        for (int s = 0; s < nb; s++) {
+            float *plane = din + ((size_t)s * g->cin + grp * cpg + ci) * g->ih * g->iw;
+            const float *src = row + (size_t)s * P;
+            for (int y = 0; y < g->oh; y++, src += g->ow) {
+                int iy = y * g->sh - g->pt + i * g->dh;
+                if (iy < 0 || iy >= g->ih) continue;
+                float *dst = plane + (size_t)iy * g->iw;
+                int x0 = j * g->dw - g->pl;
+                for (int x = 0; x < g->ow; x++) {
+                    int ix = x0 + x * g->sw;
+                    if (ix >= 0 && ix < g->iw) dst[ix] += src[x];
+                }
+            }
+        }
+    }
+}
+
+/* Parts run in parallel when there are enough of them to keep the threads busy;
+ * otherwise serially, and the GEMMs inside use the threads instead. */
+static int parts_in_parallel(const conv_plan *p) { return p->nparts > 1 && st_get_threads() > 1; }
+
+static int chunk_begin(const conv_plan *p, int part) { return (int)((long)p->nchunks * part / p->nparts); }
+
+void st_conv_forward(float *out, const float *in, const float *w, const float *b, int n,
+                     const st_conv_geom *g, float *work) {
+    if (n <= 0) return;
+    conv_plan p = plan_conv(g, n);
+    int opg = g->cout / g->groups;
+    int par = parts_in_parallel(&p);
+#pragma omp parallel for schedule(static) if(par)
+    for (int part = 0; part < p.nparts; part++) {
+        float *col = work + (size_t)part * (p.col + p.tmp);
+        float *tmp = col + p.col;
+        for (int c = chunk_begin(&p, part); c < chunk_begin(&p, part + 1); c++) {
+            int s0 = c * p.nb, nb = n - s0 < p.nb ? n - s0 : p.nb;
+            const float *x = in + (size_t)s0 * g->cin * g->ih * g->iw;
+            float *y = out + (size_t)s0 * g->cout * p.P;
+            for (int grp = 0; grp < g->groups; grp++) {
+                const float *wg = w + (size_t)grp * opg * p.K;
+                im2col(col, x, nb, grp, g, p.P);
+                if (nb == 1) {
+                    st_sgemm(0, 0, opg, p.P, p.K, wg, p.K, col, p.P, 0.0f, y + (size_t)grp * opg * p.P, p.P);
+                } else {
+                    st_sgemm(0, 0, opg, nb * p.P, p.K, wg, p.K, col, nb * p.P, 0.0f, tmp, nb * p.P);
+                    for (int s = 0; s < nb; s++)
+                        for (int co = 0; co < opg; co++)
+                            memcpy(y + ((size_t)s * g->cout + grp * opg + co) * p.P,
+                                   tmp + (size_t)co * nb * p.P + (size_t)s * p.P, sizeof(float) * p.P);
+                }
+            }
+            if (b)
+                for (int s = 0; s < nb; s++)
+                    for (int co = 0; co < g->cout; co++) {
+                        float *row = y + ((size_t)s * g->cout + co) * p.P, bv = b[co];
+                        for (int q = 0; q < p.P; q++) row[q] += bv;
+                    }
+        }
+    }
+}
+
+void st_conv_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                      const float *w, int n, const st_conv_geom *g, float *work) {
+    if (n <= 0) return;
+    conv_plan p = plan_conv(g, n);
+    int opg = g->cout / g->groups;
+    size_t wsize = (size_t)g->cout * p.K;
+    float *partials = work + (size_t)p.nparts * (2 * p.col + p.tmp);
+    int par = parts_in_parallel(&p);
+#pragma omp parallel for schedule(static) if(par)
+    for (int part = 0; part < p.nparts; part++) {
+        float *col = work + (size_t)part * (2 * p.col + p.tmp);
+        float *dcol = col + p.col;
+        float *tmp = dcol + p.col;
+        float *dwp = partials + (size_t)part * wsize;
+        memset(dwp, 0, sizeof(float) * wsize);
+        for (int c = chunk_begin(&p, part); c < chunk_begin(&p, part + 1); c++) {
+            int s0 = c * p.nb, nb = n - s0 < p.nb ? n - s0 : p.nb;
+            const float *x = in + (size_t)s0 * g->cin * g->ih * g->iw;
+            const float *gy = dout + (size_t)s0 * g->cout * p.P;
+            for (int grp = 0; grp < g->groups; grp++) {
+                /* gather dL/dout of this group as (opg) x (nb*P) */
+                const float *gyg;
+                if (nb == 1) gyg = gy + (size_t)grp * opg * p.P;
+                else {
+                    for (int s = 0; s < nb; s++)
+                        for (int co = 0; co < opg; co++)
+                            memcpy(tmp + (size_t)co * nb * p.P + (size_t)s * p.P,
+                                   gy + ((size_t)s * g->cout + grp * opg + co) * p.P, sizeof(float) * p.P);
+                    gyg = tmp;
+                }
+                im2col(col, x, nb, grp, g, p.P);
+                /* dW_g (opg x K) += dout_g (opg x nbP) * col^T */
+                st_sgemm(0, 1, opg, p.K, nb * p.P, gyg, nb * p.P, col, nb * p.P, 1.0f,
+                         dwp + (size_t)grp * opg * p.K, p.K);
+                if (din) {
+                    /* dcol (K x nbP) = W_g^T (K x opg) * dout_g */
+                    st_sgemm(1, 0, p.K, nb * p.P, opg, w + (size_t)grp * opg * p.K, p.K, gyg, nb * p.P,
+                             0.0f, dcol, nb * p.P);
+                    col2im(din + (size_t)s0 * g->cin * g->ih * g->iw, dcol, nb, grp, g, p.P);
+                }
+            }
+        }
+    }
+    /* reduce the parts in a fixed order */
+    for (int part = 0; part < p.nparts; part++) {
+        const float *dwp = partials + (size_t)part * wsize;
+        for (size_t i = 0; i < wsize; i++) dw[i] += dwp[i];
+    }
+    if (db)
+        for (int s = 0; s < n; s++)
+            for (int co = 0; co < g->cout; co++) {
+                const float *row = dout + ((size_t)s * g->cout + co) * p.P;
+                float acc = 0;
+                for (int q = 0; q < p.P; q++) acc += row[q];
+                db[co] += acc;
+            }
+}

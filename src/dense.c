@@ -1,0 +1,132 @@
+/* dense.c - the fully connected layer, pointwise activations and the two losses,
+ * each as a forward/backward pair (float, plus double versions for gradient checks).
+ *
+ *   linear:   y = x W^T + b          dx = dy W,   dW = dy^T x,   db = sum_n dy
+ *   relu:     y = max(x, 0)          dx = dy * [x > 0]
+ *   leaky:    y = x > 0 ? x : a x    dx = dy * (x > 0 ? 1 : a)
+ *   sigmoid:  y = 1 / (1 + e^-x)     dx = dy * y (1 - y)
+ *   tanh:     y = tanh x             dx = dy * (1 - y^2)
+ *   cross-entropy (mean over n):  L = mean_n(logsumexp(z_n) - z_n[t_n]),
+ *                                 dL/dz = (softmax(z) - onehot(t)) / n
+ *   mse:      L = mean((y - t)^2),   dL/dy = 2 (y - t) / size
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- linear */
+void st_linear_forward(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {
+    st_sgemm(0, 1, n, out, in, x, in, w, in, 0.0f, y, out);
+    if (b)
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < out; o++) y[(size_t)i * out + o] += b[o];
+}
+
+void st_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, int n, int in, int out) {
+    if (dx) st_sgemm(0, 0, n, in, out, dy, out, w, in, 1.0f, dx, in);
+    st_sgemm(1, 0, out, in, n, dy, out, x, in, 1.0f, dw, in);
+    if (db)
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < out; o++) db[o] += dy[(size_t)i * out + o];
+}
+
+void st_linear_forward_f64(double *y, const double *x, const double *w, const double *b, int n, int in, int out) {
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double acc = b ? b[o] : 0;
+            for (int k = 0; k < in; k++) acc += x[(size_t)i * in + k] * w[(size_t)o * in + k];
+            y[(size_t)i * out + o] = acc;
+        }
+}
+
+void st_linear_backward_f64(double *dx, double *dw, double *db, const double *dy, const double *x,
+                            const double *w, int n, int in, int out) {
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double g = dy[(size_t)i * out + o];
+            if (db) db[o] += g;
+            for (int k = 0; k < in; k++) {
+                dw[(size_t)o * in + k] += g * x[(size_t)i * in + k];
+                if (dx) dx[(size_t)i * in + k] += g * w[(size_t)o * in + k];
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- activations */
+#define ACT_PAIR(NAME_F, NAME_B, T, EXP, TANH)                                          \
+void NAME_F(st_act a, T slope, T *y, const T *x, size_t n) {                            \
+    switch (a) {                                                                        \
+    case ST_ACT_RELU:                                                                   \
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;                      \
+        break;                                                                          \
+    case ST_ACT_LEAKY_RELU:                                                             \
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : slope * x[i];           \
+        break;                                                                          \
+    case ST_ACT_SIGMOID: /* two branches keep exp() from overflowing */                 \
+        for (size_t i = 0; i < n; i++) {                                                \
+            if (x[i] >= 0) y[i] = 1 / (1 + EXP(-x[i]));                                 \
+            else { T e = EXP(x[i]); y[i] = e / (1 + e); }                               \
+        }                                                                               \
+        break;                                                                          \
+    case ST_ACT_TANH:                                                                   \
+        for (size_t i = 0; i < n; i++) y[i] = TANH(x[i]);                               \
+        break;                                                                          \
+    }                                                                                   \
+}                                                                                       \
+void NAME_B(st_act a, T slope, T *dx, const T *dy, const T *x, const T *y, size_t n) {  \
+    switch (a) {                                                                        \
+    case ST_ACT_RELU:                                                                   \
+        for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0;                   \
+        break;                                                                          \
+    case ST_ACT_LEAKY_RELU:                                                             \
+        for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : slope * dy[i];       \
+        break;                                                                          \
+    case ST_ACT_SIGMOID:                                                                \
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1 - y[i]);              \
+        break;                                                                          \
+    case ST_ACT_TANH:                                                                   \
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1 - y[i] * y[i]);              \
+        break;                                                                          \
+    }                                                                                   \
+}
+
+ACT_PAIR(st_act_forward, st_act_backward, float, expf, tanhf)
+ACT_PAIR(st_act_forward_f64, st_act_backward_f64, double, exp, tanh)
+
+/* ---------------------------------------------------------------- losses */
+#define CE(NAME, T, EXP)                                                                \
+double NAME(const T *logits, const int32_t *labels, int n, int c, T *dlogits) {         \
+    double total = 0;                                                                   \
+    for (int i = 0; i < n; i++) {                                                       \
+        const T *z = logits + (size_t)i * c;                                            \
+        T m = z[0];                                                                     \
+        for (int j = 1; j < c; j++) if (z[j] > m) m = z[j];                             \
+        double sum = 0;                                                                 \
+        for (int j = 0; j < c; j++) sum += exp((double)z[j] - m);                       \
+        double lse = m + log(sum);                                                      \
+        total += lse - z[labels[i]];                                                    \
+        if (dlogits) {                                                                  \
+            T *d = dlogits + (size_t)i * c;                                             \
+            for (int j = 0; j < c; j++)                                                 \
+                d[j] = (T)((exp((double)z[j] - lse) - (j == labels[i])) / n);           \
+        }                                                                               \
+    }                                                                                   \
+    return total / n;                                                                   \
+}
+CE(st_cross_entropy, float, expf)
+CE(st_cross_entropy_f64, double, exp)
+
+#define MSE(NAME, T)                                                                    \
+double NAME(const T *y, const T *t, size_t size, T *dy) {                               \
+    double total = 0;                                                                   \
+    for (size_t i = 0; i < size; i++) {                                                 \
+        double d = (double)y[i] - t[i];                                                 \
+        total += d * d;                                                                 \
+        if (dy) dy[i] = (T)(2 * d / size);                                              \
+    }                                                                                   \
+    return size ? total / size : 0;                                                     \
+}
+MSE(st_mse, float)
+MSE(st_mse_f64, double)

@@ -1,0 +1,433 @@
+/* layers.c - the op table: how each node kind reads its model-file arguments, checks
+ * and infers shapes, and calls its forward/backward kernels (conv.c, dense.c).
+ * Adding an op = one configure/print/forward/backward group here and one table row. */
+#include "net.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static char *shape_of(const st_node *n, char *buf, size_t len) { return st_shape_str(n->ndim, n->shape, buf, len); }
+
+/* Copies the first input's receptive field (for shape-preserving nodes). */
+static void rf_copy(st_net *net, st_node *n) {
+    st_node *in = st_net_input_node(net, n, 0);
+    memcpy(n->rf, in->rf, sizeof n->rf);
+    memcpy(n->jump, in->jump, sizeof n->jump);
+    n->rf_valid = in->rf_valid;
+}
+
+static void copy_shape(st_node *n, const st_node *from) {
+    n->ndim = from->ndim;
+    memcpy(n->shape, from->shape, sizeof n->shape);
+}
+
+/* ---------------------------------------------------------------- input */
+static st_status input_configure(st_net *net, st_node *n, st_args *a) {
+    (void)net;
+    int i = -1;
+    for (int k = 0; k < a->nkw; k++)
+        if (!strcmp(a->key[k], "shape")) i = k;
+    if (i < 0) return st_fail(ST_ERR_PARSE, "input needs shape=(C, L) or shape=(C, H, W) (without the batch dimension)");
+    a->used[i] = 1;
+    st_val *v = &a->val[i];
+    if (v->kind == ST_V_INT) { v->kind = ST_V_TUPLE; v->n = 1; v->tup[0] = (int)v->num; }
+    if (v->kind != ST_V_TUPLE || v->n < 1 || v->n > ST_MAX_DIMS - 1)
+        return st_fail(ST_ERR_PARSE, "input shape must be a tuple of 1 to %d positive integers", ST_MAX_DIMS - 1);
+    n->ndim = v->n;
+    for (int k = 0; k < v->n; k++) {
+        if (v->tup[k] <= 0 || v->tup[k] > (1 << 24)) return st_fail(ST_ERR_PARSE, "input shape entries must be positive (got %d)", v->tup[k]);
+        n->shape[k] = v->tup[k];
+    }
+    n->rf[0] = n->rf[1] = 1;
+    n->jump[0] = n->jump[1] = 1;
+    n->rf_valid = n->ndim >= 2;
+    return ST_OK;
+}
+
+static void input_print(const st_node *n, char *buf, size_t len) {
+    char s[128];
+    st_shape_str(n->ndim, n->shape, s, sizeof s);
+    if (n->ndim == 1) snprintf(s, sizeof s, "(%d,)", n->shape[0]);
+    snprintf(buf, len, "shape=%s", s);
+}
+
+static void nop_forward(st_net *net, st_node *n, int train) { (void)net; (void)n; (void)train; }
+static void nop_backward(st_net *net, st_node *n) { (void)net; (void)n; }
+
+/* ---------------------------------------------------------------- conv1d / conv2d */
+static st_status conv_configure(st_net *net, st_node *n, st_args *a, int dims) {
+    st_conv_conf *c = &n->u.conv;
+    st_node *in = st_net_input_node(net, n, 0);
+    char sb[128];
+    if (in->ndim != dims + 1)
+        return st_fail(ST_ERR_SHAPE, "conv%dd expects input of shape %s per sample, but '%s' gives %s",
+                       dims, dims == 1 ? "(C, L)" : "(C, H, W)", in->name, shape_of(in, sb, sizeof sb));
+    memset(c, 0, sizeof *c);
+    c->dims = dims;
+    c->in_channels = in->shape[0];
+    c->out_channels = -1;
+    c->groups = 1;
+    c->bias = 1;
+    c->k[0] = c->k[1] = -1;
+    c->s[0] = c->s[1] = c->d[0] = c->d[1] = 1;
+    st_status rc;
+    int given_in = -1;
+    if ((rc = st_arg_int(a, "in_channels", &given_in))) return rc;
+    if (given_in != -1 && given_in != c->in_channels)
+        return st_fail(ST_ERR_SHAPE, "in_channels=%d but '%s' has %d channels", given_in, in->name, c->in_channels);
+    if ((rc = st_arg_int(a, "out_channels", &c->out_channels))) return rc;
+    if (c->out_channels == -1) return st_fail(ST_ERR_PARSE, "conv%dd needs out_channels", dims);
+    int *k = dims == 1 ? &c->k[1] : c->k, *s = dims == 1 ? &c->s[1] : c->s, *d = dims == 1 ? &c->d[1] : c->d;
+    if (dims == 1) c->k[0] = 1;
+    if ((rc = st_arg_ints(a, "kernel_size", dims, k))) return rc;
+    if (c->k[1] == -1) return st_fail(ST_ERR_PARSE, "conv%dd needs kernel_size", dims);
+    if ((rc = st_arg_ints(a, "stride", dims, s))) return rc;
+    if ((rc = st_arg_ints(a, "dilation", dims, d))) return rc;
+    if ((rc = st_arg_int(a, "groups", &c->groups))) return rc;
+    if ((rc = st_arg_bool(a, "bias", &c->bias))) return rc;
+    c->pad_mode = ST_PAD_EXPLICIT;
+    if (st_arg_has(a, "padding")) {
+        char mode[32] = "";
+        int *p = dims == 1 ? &c->pad[1] : c->pad;
+        for (int i = 0; i < a->nkw; i++)
+            if (!strcmp(a->key[i], "padding") && a->val[i].kind == ST_V_STR) {
+                if ((rc = st_arg_str(a, "padding", mode, sizeof mode))) return rc;
+            }
+        if (!strcmp(mode, "same")) c->pad_mode = ST_PAD_SAME;
+        else if (!strcmp(mode, "valid")) c->pad_mode = ST_PAD_VALID;
+        else if (mode[0]) return st_fail(ST_ERR_PARSE, "padding='%s' is not one of 'same', 'valid' or an integer", mode);
+        else if ((rc = st_arg_ints(a, "padding", dims, p))) return rc;
+    }
+    int ih = dims == 1 ? 1 : in->shape[1], iw = dims == 1 ? in->shape[1] : in->shape[2];
+    rc = st_conv_geom_init(&c->geom, c->in_channels, c->out_channels, c->groups, c->k, c->s, c->d,
+                           c->pad_mode, c->pad, ih, iw);
+    if (rc) {
+        if (rc == ST_ERR_SHAPE) return st_fail_prefix(rc, "input '%s' %s: ", in->name, shape_of(in, sb, sizeof sb));
+        return rc;
+    }
+    n->ndim = dims + 1;
+    n->shape[0] = c->out_channels;
+    if (dims == 1) n->shape[1] = c->geom.ow;
+    else { n->shape[1] = c->geom.oh; n->shape[2] = c->geom.ow; }
+    int cpg = c->in_channels / c->groups;
+    int fan_in = cpg * c->k[0] * c->k[1];
+    int wshape[4] = {c->out_channels, cpg, c->k[0], c->k[1]};
+    if (dims == 1) wshape[2] = c->k[1];
+    if (st_net_add_param(net, n, "weight", dims + 2, wshape, fan_in, 0) < 0) return ST_ERR_NOMEM;
+    if (c->bias && st_net_add_param(net, n, "bias", 1, &c->out_channels, fan_in, 1) < 0) return ST_ERR_NOMEM;
+    /* receptive field: rf += (k - 1) * d * jump; jump *= s */
+    rf_copy(net, n);
+    for (int ax = 0; ax < 2; ax++) {
+        n->rf[ax] += (c->k[ax] - 1) * c->d[ax] * n->jump[ax];
+        n->jump[ax] *= c->s[ax];
+    }
+    return ST_OK;
+}
+
+static st_status conv1d_configure(st_net *net, st_node *n, st_args *a) { return conv_configure(net, n, a, 1); }
+static st_status conv2d_configure(st_net *net, st_node *n, st_args *a) { return conv_configure(net, n, a, 2); }
+
+static void print_ints(char *buf, size_t len, const char *key, const int *v, int dims) {
+    size_t at = strlen(buf);
+    if (dims == 1 || v[0] == v[1]) snprintf(buf + at, len - at, ", %s=%d", key, v[dims == 1 ? 1 : 0]);
+    else snprintf(buf + at, len - at, ", %s=(%d, %d)", key, v[0], v[1]);
+}
+
+static void conv_print(const st_node *n, char *buf, size_t len) {
+    const st_conv_conf *c = &n->u.conv;
+    int one[2] = {1, 1}, zero[2] = {0, 0};
+    snprintf(buf, len, "out_channels=%d", c->out_channels);
+    print_ints(buf, len, "kernel_size", c->k, c->dims);
+    if (memcmp(c->s, one, sizeof one)) print_ints(buf, len, "stride", c->s, c->dims);
+    size_t at = strlen(buf);
+    if (c->pad_mode == ST_PAD_SAME) snprintf(buf + at, len - at, ", padding='same'");
+    else if (c->pad_mode == ST_PAD_VALID) snprintf(buf + at, len - at, ", padding='valid'");
+    else if (memcmp(c->pad, zero, sizeof zero)) print_ints(buf, len, "padding", c->pad, c->dims);
+    if (memcmp(c->d, one, sizeof one)) print_ints(buf, len, "dilation", c->d, c->dims);
+    at = strlen(buf);
+    if (c->groups != 1) snprintf(buf + at, len - at, ", groups=%d", c->groups);
+    at = strlen(buf);
+    if (!c->bias) snprintf(buf + at, len - at, ", bias=False");
+}
+
+static void conv_forward(st_net *net, st_node *n, int train) {
+    (void)train;
+    const st_conv_conf *c = &n->u.conv;
+    st_node *in = st_net_input_node(net, n, 0);
+    st_conv_forward(n->out.data, in->out.data, st_param_data(net, n, 0), c->bias ? st_param_data(net, n, 1) : NULL,
+                    net->batch, &c->geom, net->work);
+}
+
+static void conv_backward(st_net *net, st_node *n) {
+    const st_conv_conf *c = &n->u.conv;
+    st_node *in = st_net_input_node(net, n, 0);
+    st_conv_backward(in->needs_grad ? in->grad.data : NULL, st_param_gradp(net, n, 0),
+                     c->bias ? st_param_gradp(net, n, 1) : NULL, n->grad.data, in->out.data,
+                     st_param_data(net, n, 0), net->batch, &c->geom, net->work);
+}
+
+static size_t conv_work(const st_node *n, int batch) { return st_conv_work_size(&n->u.conv.geom, batch); }
+
+static int64_t conv_macs(const st_node *n) {
+    const st_conv_conf *c = &n->u.conv;
+    return (int64_t)c->out_channels * c->geom.oh * c->geom.ow * (c->in_channels / c->groups) * c->k[0] * c->k[1];
+}
+
+/* ---------------------------------------------------------------- linear */
+static st_status linear_configure(st_net *net, st_node *n, st_args *a) {
+    st_linear_conf *c = &n->u.linear;
+    st_node *in = st_net_input_node(net, n, 0);
+    st_status rc;
+    c->in_features = in->shape[in->ndim - 1];
+    c->out_features = -1;
+    c->bias = 1;
+    int given_in = -1;
+    if ((rc = st_arg_int(a, "in_features", &given_in))) return rc;
+    char sb[128];
+    if (given_in != -1 && given_in != c->in_features)
+        return st_fail(ST_ERR_SHAPE, "in_features=%d but '%s' gives %s (last dimension %d)", given_in, in->name,
+                       shape_of(in, sb, sizeof sb), c->in_features);
+    if ((rc = st_arg_int(a, "out_features", &c->out_features))) return rc;
+    if (c->out_features <= 0) return st_fail(ST_ERR_PARSE, "linear needs out_features > 0");
+    if ((rc = st_arg_bool(a, "bias", &c->bias))) return rc;
+    copy_shape(n, in);
+    n->shape[n->ndim - 1] = c->out_features;
+    int w[2] = {c->out_features, c->in_features};
+    if (st_net_add_param(net, n, "weight", 2, w, c->in_features, 0) < 0) return ST_ERR_NOMEM;
+    if (c->bias && st_net_add_param(net, n, "bias", 1, &c->out_features, c->in_features, 1) < 0) return ST_ERR_NOMEM;
+    n->rf_valid = 0;
+    return ST_OK;
+}
+
+static void linear_print(const st_node *n, char *buf, size_t len) {
+    snprintf(buf, len, "out_features=%d%s", n->u.linear.out_features, n->u.linear.bias ? "" : ", bias=False");
+}
+
+static int linear_rows(const st_net *net, const st_node *n) {
+    size_t rows = (size_t)net->batch;
+    for (int i = 0; i < n->ndim - 1; i++) rows *= (size_t)n->shape[i];
+    return (int)rows;
+}
+
+static void linear_forward(st_net *net, st_node *n, int train) {
+    (void)train;
+    const st_linear_conf *c = &n->u.linear;
+    st_node *in = st_net_input_node(net, n, 0);
+    st_linear_forward(n->out.data, in->out.data, st_param_data(net, n, 0), c->bias ? st_param_data(net, n, 1) : NULL,
+                      linear_rows(net, n), c->in_features, c->out_features);
+}
+
+static void linear_backward(st_net *net, st_node *n) {
+    const st_linear_conf *c = &n->u.linear;
+    st_node *in = st_net_input_node(net, n, 0);
+    st_linear_backward(in->needs_grad ? in->grad.data : NULL, st_param_gradp(net, n, 0),
+                       c->bias ? st_param_gradp(net, n, 1) : NULL, n->grad.data, in->out.data,
+                       st_param_data(net, n, 0), linear_rows(net, n), c->in_features, c->out_features);
+}
+
+static int64_t linear_macs(const st_node *n) {
+    int64_t rows = 1;
+    for (int i = 0; i < n->ndim - 1; i++) rows *= n->shape[i];
+    return rows * n->u.linear.in_features * n->u.linear.out_features;
+}
+
+/* ---------------------------------------------------------------- flatten */
+static st_status flatten_configure(st_net *net, st_node *n, st_args *a) {
+    st_node *in = st_net_input_node(net, n, 0);
+    int start = 1;
+    st_status rc = st_arg_int(a, "start_dim", &start);
+    if (rc) return rc;
+    if (start != 1) return st_fail(ST_ERR_ARG, "flatten supports start_dim=1 only (got %d)", start);
+    n->ndim = 1;
+    n->shape[0] = (int)st_node_numel(in);
+    n->rf_valid = 0;
+    return ST_OK;
+}
+
+static void flatten_print(const st_node *n, char *buf, size_t len) { (void)n; buf[0] = 0; (void)len; }
+
+static void flatten_forward(st_net *net, st_node *n, int train) {
+    (void)train;
+    st_node *in = st_net_input_node(net, n, 0);
+    memcpy(n->out.data, in->out.data, sizeof(float) * st_node_numel(n) * net->batch);
+}
+
+static void flatten_backward(st_net *net, st_node *n) {
+    st_node *in = st_net_input_node(net, n, 0);
+    if (!in->needs_grad) return;
+    size_t total = st_node_numel(n) * net->batch;
+    for (size_t i = 0; i < total; i++) in->grad.data[i] += n->grad.data[i];
+}
+
+/* ---------------------------------------------------------------- activations */
+static st_status act_configure(st_net *net, st_node *n, st_args *a, st_act act) {
+    copy_shape(n, st_net_input_node(net, n, 0));
+    rf_copy(net, n);
+    n->u.act.act = act;
+    n->u.act.slope = 0.01f;
+    if (act == ST_ACT_LEAKY_RELU) return st_arg_float(a, "negative_slope", &n->u.act.slope);
+    return ST_OK;
+}
+static st_status relu_configure(st_net *net, st_node *n, st_args *a) { return act_configure(net, n, a, ST_ACT_RELU); }
+static st_status leaky_configure(st_net *net, st_node *n, st_args *a) { return act_configure(net, n, a, ST_ACT_LEAKY_RELU); }
+static st_status sigmoid_configure(st_net *net, st_node *n, st_args *a) { return act_configure(net, n, a, ST_ACT_SIGMOID); }
+static st_status tanh_configure(st_net *net, st_node *n, st_args *a) { return act_configure(net, n, a, ST_ACT_TANH); }
+
+static void act_print(const st_node *n, char *buf, size_t len) {
+    if (n->u.act.act == ST_ACT_LEAKY_RELU && n->u.act.slope != 0.01f) snprintf(buf, len, "negative_slope=%g", n->u.act.slope);
+    else buf[0] = 0;
+}
+
+static void act_forward(st_net *net, st_node *n, int train) {
+    (void)train;
+    st_node *in = st_net_input_node(net, n, 0);
+    st_act_forward(n->u.act.act, n->u.act.slope, n->out.data, in->out.data, st_node_numel(n) * net->batch);
+}
+
+static void act_backward(st_net *net, st_node *n) {
+    st_node *in = st_net_input_node(net, n, 0);
+    if (!in->needs_grad) return;
+    st_act_backward(n->u.act.act, n->u.act.slope, in->grad.data, n->grad.data, in->out.data, n->out.data,
+                    st_node_numel(n) * net->batch);
+}
+
+/* ---------------------------------------------------------------- add (residual) */
+static st_status add_configure(st_net *net, st_node *n, st_args *a) {
+    (void)a;
+    st_node *first = st_net_input_node(net, n, 0);
+    char s1[128], s2[128];
+    for (int i = 1; i < n->ninputs; i++) {
+        st_node *o = st_net_input_node(net, n, i);
+        if (o->ndim != first->ndim || memcmp(o->shape, first->shape, sizeof(int) * first->ndim))
+            return st_fail(ST_ERR_SHAPE, "add: '%s' %s and '%s' %s have different shapes", first->name,
+                           shape_of(first, s1, sizeof s1), o->name, shape_of(o, s2, sizeof s2));
+    }
+    copy_shape(n, first);
+    rf_copy(net, n);
+    for (int i = 1; i < n->ninputs; i++) {
+        st_node *o = st_net_input_node(net, n, i);
+        for (int ax = 0; ax < 2; ax++) {
+            if (o->rf[ax] > n->rf[ax]) n->rf[ax] = o->rf[ax];
+            if (o->jump[ax] > n->jump[ax]) n->jump[ax] = o->jump[ax];
+        }
+        n->rf_valid = n->rf_valid && o->rf_valid;
+    }
+    return ST_OK;
+}
+
+static void add_forward(st_net *net, st_node *n, int train) {
+    (void)train;
+    size_t total = st_node_numel(n) * net->batch;
+    memcpy(n->out.data, st_net_input_node(net, n, 0)->out.data, sizeof(float) * total);
+    for (int i = 1; i < n->ninputs; i++) {
+        const float *x = st_net_input_node(net, n, i)->out.data;
+        for (size_t j = 0; j < total; j++) n->out.data[j] += x[j];
+    }
+}
+
+static void add_backward(st_net *net, st_node *n) {
+    size_t total = st_node_numel(n) * net->batch;
+    for (int i = 0; i < n->ninputs; i++) {
+        st_node *in = st_net_input_node(net, n, i);
+        if (!in->needs_grad) continue;
+        for (size_t j = 0; j < total; j++) in->grad.data[j] += n->grad.data[j];
+    }
+}
+
+/* ---------------------------------------------------------------- concat (along channels) */
+static st_status concat_configure(st_net *net, st_node *n, st_args *a) {
+    int dim = 1;
+    st_status rc = st_arg_int(a, "dim", &dim);
+    if (rc) return rc;
+    st_node *first = st_net_input_node(net, n, 0);
+    if (dim < 1 || dim > first->ndim)
+        return st_fail(ST_ERR_ARG, "concat: dim=%d is out of range 1..%d (dim 0 is the batch)", dim, first->ndim);
+    copy_shape(n, first);
+    n->u.concat.dim = dim;
+    char s1[128], s2[128];
+    for (int i = 1; i < n->ninputs; i++) {
+        st_node *o = st_net_input_node(net, n, i);
+        int ok = o->ndim == first->ndim;
+        for (int k = 0; ok && k < first->ndim; k++)
+            if (k != dim - 1 && o->shape[k] != first->shape[k]) ok = 0;
+        if (!ok)
+            return st_fail(ST_ERR_SHAPE, "concat: '%s' %s and '%s' %s differ outside dim %d", first->name,
+                           shape_of(first, s1, sizeof s1), o->name, shape_of(o, s2, sizeof s2), dim);
+        n->shape[dim - 1] += o->shape[dim - 1];
+    }
+    rf_copy(net, n);
+    for (int i = 1; i < n->ninputs; i++) {
+        st_node *o = st_net_input_node(net, n, i);
+        for (int ax = 0; ax < 2; ax++) {
+            if (o->rf[ax] > n->rf[ax]) n->rf[ax] = o->rf[ax];
+            if (o->jump[ax] > n->jump[ax]) n->jump[ax] = o->jump[ax];
+        }
+        n->rf_valid = n->rf_valid && o->rf_valid;
+    }
+    return ST_OK;
+}
+
+static void concat_print(const st_node *n, char *buf, size_t len) {
+    if (n->u.concat.dim != 1) snprintf(buf, len, "dim=%d", n->u.concat.dim);
+    else buf[0] = 0;
+}
+
+/* Walks the blocks: for each sample and each "outer" index before dim, the inputs'
+ * slices follow each other in the output. */
+static void concat_copy(st_net *net, st_node *n, int backward) {
+    int d = n->u.concat.dim - 1;
+    size_t inner = 1, outer = (size_t)net->batch;
+    for (int k = d + 1; k < n->ndim; k++) inner *= (size_t)n->shape[k];
+    for (int k = 0; k < d; k++) outer *= (size_t)n->shape[k];
+    size_t out_block = (size_t)n->shape[d] * inner, off = 0;
+    for (int i = 0; i < n->ninputs; i++) {
+        st_node *in = st_net_input_node(net, n, i);
+        size_t blk = (size_t)in->shape[d] * inner;
+        if (!backward || in->needs_grad)
+            for (size_t o = 0; o < outer; o++) {
+                if (backward) {
+                    float *dst = in->grad.data + o * blk;
+                    const float *src = n->grad.data + o * out_block + off;
+                    for (size_t j = 0; j < blk; j++) dst[j] += src[j];
+                } else {
+                    memcpy(n->out.data + o * out_block + off, in->out.data + o * blk, sizeof(float) * blk);
+                }
+            }
+        off += blk;
+    }
+}
+static void concat_forward(st_net *net, st_node *n, int train) { (void)train; concat_copy(net, n, 0); }
+static void concat_backward(st_net *net, st_node *n) { concat_copy(net, n, 1); }
+
+static void empty_print(const st_node *n, char *buf, size_t len) { (void)n; (void)len; buf[0] = 0; }
+
+/* ---------------------------------------------------------------- the table */
+static const st_op ops[] = {
+    {"input", 0, 0, input_configure, input_print, nop_forward, nop_backward, NULL, NULL},
+    {"conv1d", 1, 1, conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
+    {"conv2d", 1, 1, conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
+    {"linear", 1, 1, linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs},
+    {"flatten", 1, 1, flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL},
+    {"relu", 1, 1, relu_configure, act_print, act_forward, act_backward, NULL, NULL},
+    {"leaky_relu", 1, 1, leaky_configure, act_print, act_forward, act_backward, NULL, NULL},
+    {"sigmoid", 1, 1, sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL},
+    {"tanh", 1, 1, tanh_configure, act_print, act_forward, act_backward, NULL, NULL},
+    {"add", 2, ST_MAX_INPUTS, add_configure, empty_print, add_forward, add_backward, NULL, NULL},
+    {"concat", 2, ST_MAX_INPUTS, concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL},
+};
+
+const st_op *st_find_op(const char *name) {
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (!strcmp(ops[i].name, name)) return &ops[i];
+    return NULL;
+}
+
+const char *st_op_names(void) {
+    static char names[512];
+    if (!names[0])
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+            strcat(names, ops[i].name);
+            if (i + 1 < sizeof ops / sizeof ops[0]) strcat(names, ", ");
+        }
+    return names;
+}

@@ -1,0 +1,464 @@
+/* net.c - networks as graphs of named nodes: building, parameters, forward, loss,
+ * backward, initialisation, weights by state_dict name, and per-node summaries.
+ *
+ * Nodes are kept in the order they were added, which is a topological order (a node
+ * may only read earlier nodes), so forward is one loop up and backward one loop down.
+ * Parameter values and gradients live in two flat arenas, so the optimiser is one loop
+ * and zero_grad one memset.
+ */
+#include "net.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+st_status st_net_new(st_net **out) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) return st_fail(ST_ERR_NOMEM, "out of memory");
+    (*out)->output = -1;
+    return ST_OK;
+}
+
+static void free_activations(st_net *net) {
+    for (int i = 0; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        if (!n->alias_input) st_aligned_free(n->out.data);
+        st_aligned_free(n->grad.data);
+        n->out.data = n->grad.data = NULL;
+        n->cap = n->grad_cap = 0;
+        n->alias_input = 0;
+    }
+}
+
+void st_net_free(st_net *net) {
+    if (!net) return;
+    free_activations(net);
+    for (int i = 0; i < net->nnodes; i++) free(net->nodes[i].name);
+    for (int i = 0; i < net->nparams; i++) free(net->params[i].name);
+    free(net->nodes);
+    free(net->params);
+    st_aligned_free(net->value_arena);
+    st_aligned_free(net->grad_arena);
+    st_aligned_free(net->work);
+    free(net);
+}
+
+size_t st_node_numel(const st_node *n) {
+    size_t s = 1;
+    for (int i = 0; i < n->ndim; i++) s *= (size_t)n->shape[i];
+    return s;
+}
+
+st_node *st_net_input_node(st_net *net, st_node *n, int i) { return &net->nodes[n->inputs[i]]; }
+float *st_param_data(st_net *net, st_node *n, int i) { return net->params[n->params[i]].value.data; }
+float *st_param_gradp(st_net *net, st_node *n, int i) { return net->params[n->params[i]].grad.data; }
+
+/* ---------------------------------------------------------------- parameters */
+int st_net_add_param(st_net *net, st_node *n, const char *suffix, int ndim, const int *shape, int fan_in, int is_bias) {
+    if (n->nparams >= ST_MAX_PARAMS_PER_NODE) { st_fail(ST_ERR_ARG, "too many parameters in node"); return -1; }
+    if (net->nparams == net->cap_params) {
+        int cap = net->cap_params ? 2 * net->cap_params : 16;
+        st_param *p = realloc(net->params, sizeof *p * cap);
+        if (!p) { st_fail(ST_ERR_NOMEM, "out of memory"); return -1; }
+        net->params = p;
+        net->cap_params = cap;
+    }
+    st_param *p = &net->params[net->nparams];
+    memset(p, 0, sizeof *p);
+    size_t len = strlen(n->name) + strlen(suffix) + 2;
+    p->name = malloc(len);
+    if (!p->name) { st_fail(ST_ERR_NOMEM, "out of memory"); return -1; }
+    snprintf(p->name, len, "%s.%s", n->name, suffix);
+    p->node = (int)(n - net->nodes);
+    p->is_bias = is_bias;
+    p->fan_in = fan_in;
+    p->value.ndim = p->grad.ndim = ndim;
+    for (int i = 0; i < ndim; i++) p->value.shape[i] = p->grad.shape[i] = shape[i];
+    n->params[n->nparams++] = net->nparams;
+    return net->nparams++;
+}
+
+/* Allocates the arenas when parameters were added since the last call; values that
+ * were already there are kept. */
+static st_status ensure_arenas(st_net *net) {
+    size_t total = 0;
+    for (int i = 0; i < net->nparams; i++) total += st_tensor_numel(&net->params[i].value);
+    if (total == net->arena_floats && net->value_arena) return ST_OK;
+    float *v = st_aligned_alloc(sizeof(float) * (total ? total : 1));
+    float *g = st_aligned_alloc(sizeof(float) * (total ? total : 1));
+    if (!v || !g) {
+        st_aligned_free(v);
+        st_aligned_free(g);
+        return st_fail(ST_ERR_NOMEM, "out of memory for %zu parameters", total);
+    }
+    size_t at = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        st_param *p = &net->params[i];
+        size_t k = st_tensor_numel(&p->value);
+        if (p->value.data) memcpy(v + at, p->value.data, sizeof(float) * k);
+        p->value.data = v + at;
+        p->grad.data = g + at;
+        at += k;
+    }
+    st_aligned_free(net->value_arena);
+    st_aligned_free(net->grad_arena);
+    net->value_arena = v;
+    net->grad_arena = g;
+    net->arena_floats = total;
+    return ST_OK;
+}
+
+int st_net_num_params(const st_net *net) { return net->nparams; }
+const char *st_net_param_name(const st_net *net, int i) { return i >= 0 && i < net->nparams ? net->params[i].name : NULL; }
+
+int64_t st_net_param_count(const st_net *net) {
+    int64_t total = 0;
+    for (int i = 0; i < net->nparams; i++) total += (int64_t)st_tensor_numel(&net->params[i].value);
+    return total;
+}
+
+st_tensor *st_net_param(st_net *net, int i) {
+    if (i < 0 || i >= net->nparams || ensure_arenas(net)) return NULL;
+    return &net->params[i].value;
+}
+
+st_tensor *st_net_param_grad(st_net *net, int i) {
+    if (i < 0 || i >= net->nparams || ensure_arenas(net)) return NULL;
+    return &net->params[i].grad;
+}
+
+/* For the optimiser: the flat arenas. */
+st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n) {
+    st_status rc = ensure_arenas(net);
+    if (rc) return rc;
+    *values = net->value_arena;
+    *grads = net->grad_arena;
+    *n = net->arena_floats;
+    return ST_OK;
+}
+
+void st_net_zero_grad(st_net *net) {
+    if (net->grad_arena) memset(net->grad_arena, 0, sizeof(float) * net->arena_floats);
+}
+
+/* ---------------------------------------------------------------- building */
+static int find_node(const st_net *net, const char *name) {
+    for (int i = 0; i < net->nnodes; i++)
+        if (!strcmp(net->nodes[i].name, name)) return i;
+    return -1;
+}
+
+st_status st_net_add(st_net *net, const char *line) {
+    char name[128], opname[64];
+    st_args args;
+    int empty;
+    st_status rc = st_parse_line(line, name, sizeof name, opname, sizeof opname, &args, &empty);
+    if (rc || empty) return rc;
+    const st_op *op = st_find_op(opname);
+    if (!op) return st_fail(ST_ERR_PARSE, "node '%s': unknown op '%s' (known: %s)", name, opname, st_op_names());
+    if (find_node(net, name) >= 0) return st_fail(ST_ERR_PARSE, "node '%s' is defined twice", name);
+    if (op->min_inputs == 0 && net->nnodes > 0)
+        return st_fail(ST_ERR_PARSE, "node '%s': only the first node can be an input (one input per network)", name);
+    if (op->min_inputs == 0 && args.npos > 0) return st_fail(ST_ERR_PARSE, "node '%s': %s takes no inputs", name, opname);
+    if (op->min_inputs > 0 && net->nnodes == 0)
+        return st_fail(ST_ERR_PARSE, "node '%s': the first node must be an input, e.g. \"x = input(shape=(1, 40))\"", name);
+    if (args.npos > op->max_inputs || (args.npos > 0 && args.npos < op->min_inputs) || (args.npos == 0 && op->min_inputs > 1))
+        return st_fail(ST_ERR_PARSE, "node '%s': %s takes %d to %d inputs, got %d", name, opname, op->min_inputs,
+                       op->max_inputs, args.npos);
+    if (net->nnodes == net->cap_nodes) {
+        int cap = net->cap_nodes ? 2 * net->cap_nodes : 16;
+        st_node *nodes = realloc(net->nodes, sizeof *nodes * cap);
+        if (!nodes) return st_fail(ST_ERR_NOMEM, "out of memory");
+        net->nodes = nodes;
+        net->cap_nodes = cap;
+    }
+    st_node *n = &net->nodes[net->nnodes];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    if (op->min_inputs > 0) {
+        if (args.npos == 0) { n->ninputs = 1; n->inputs[0] = net->nnodes - 1; }
+        for (int i = 0; i < args.npos; i++) {
+            int j = find_node(net, args.pos[i].str);
+            if (j < 0) return st_fail(ST_ERR_PARSE, "node '%s': input '%s' is not defined above", name, args.pos[i].str);
+            n->inputs[n->ninputs++] = j;
+        }
+    }
+    n->name = st_strdup(name);
+    if (!n->name) return st_fail(ST_ERR_NOMEM, "out of memory");
+    int params_before = net->nparams;
+    rc = op->configure(net, n, &args);
+    for (int i = 0; !rc && i < args.nkw; i++)
+        if (!args.used[i]) rc = st_fail(ST_ERR_PARSE, "unknown argument '%s' for %s", args.key[i], opname);
+    if (rc) {
+        for (int i = params_before; i < net->nparams; i++) free(net->params[i].name);
+        net->nparams = params_before;
+        free(n->name);
+        return st_fail_prefix(rc, "node '%s' (%s): ", name, opname);
+    }
+    net->nnodes++;
+    net->output = net->nnodes - 1;
+    net->fwd_done = net->loss_done = 0;
+    return ST_OK;
+}
+
+/* ---------------------------------------------------------------- initialisation */
+st_status st_net_init(st_net *net, st_init how, uint64_t seed) {
+    st_status rc = ensure_arenas(net);
+    if (rc) return rc;
+    st_rng rng;
+    st_rng_seed(&rng, seed);
+    for (int i = 0; i < net->nparams; i++) {
+        st_param *p = &net->params[i];
+        size_t k = st_tensor_numel(&p->value);
+        double fan = p->fan_in > 0 ? p->fan_in : 1;
+        if (how == ST_INIT_HE) {
+            /* Kaiming normal (fan_in, ReLU gain): N(0, 2/fan_in); biases zero */
+            double std = sqrt(2.0 / fan);
+            for (size_t j = 0; j < k; j++) p->value.data[j] = p->is_bias ? 0.0f : (float)(std * st_rng_normal(&rng));
+        } else {
+            /* PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases */
+            double bound = 1.0 / sqrt(fan);
+            for (size_t j = 0; j < k; j++) p->value.data[j] = (float)((2 * st_rng_uniform(&rng) - 1) * bound);
+        }
+    }
+    return ST_OK;
+}
+
+/* ---------------------------------------------------------------- running */
+static st_status ensure_activations(st_net *net, int batch) {
+    size_t work = 0;
+    for (int i = 0; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        size_t need = st_node_numel(n) * (size_t)batch;
+        n->out.ndim = n->grad.ndim = n->ndim + 1;
+        n->out.shape[0] = n->grad.shape[0] = batch;
+        for (int k = 0; k < n->ndim; k++) n->out.shape[k + 1] = n->grad.shape[k + 1] = n->shape[k];
+        if (n->op->work_size) {
+            size_t w = n->op->work_size(n, batch);
+            if (w > work) work = w;
+        }
+        if (i == 0 || n->op->min_inputs == 0) continue; /* input nodes alias the caller's data */
+        if (need > n->cap) {
+            st_aligned_free(n->out.data);
+            n->out.data = st_aligned_alloc(sizeof(float) * need);
+            n->cap = n->out.data ? need : 0;
+            if (!n->out.data) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for activations", n->name);
+        }
+    }
+    if (work > net->work_cap) {
+        st_aligned_free(net->work);
+        net->work = st_aligned_alloc(sizeof(float) * work);
+        net->work_cap = net->work ? work : 0;
+        if (!net->work) return st_fail(ST_ERR_NOMEM, "out of memory for %zu floats of workspace", work);
+    }
+    net->batch = batch;
+    return ST_OK;
+}
+
+st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out) {
+    if (out) *out = NULL;
+    if (net->nnodes == 0) return st_fail(ST_ERR_STATE, "the network has no nodes");
+    st_node *in = &net->nodes[0];
+    char want[128], got[128];
+    int ok = x && x->ndim >= 1 && x->shape[0] > 0;
+    size_t per = 1;
+    for (int i = 1; ok && i < x->ndim; i++) per *= (size_t)x->shape[i];
+    /* the input must match the input node's shape; a flat (N, F) input with the same
+     * number of values per sample is accepted too (MNIST-1D rows for a (1, 40) input) */
+    if (ok) {
+        int same = x->ndim == in->ndim + 1 && !memcmp(x->shape + 1, in->shape, sizeof(int) * in->ndim);
+        ok = same || per == st_node_numel(in);
+    }
+    if (!ok) {
+        int full[ST_MAX_DIMS];
+        full[0] = -1;
+        for (int i = 0; i < in->ndim; i++) full[i + 1] = in->shape[i];
+        st_shape_str(in->ndim + 1, full, want, sizeof want);
+        if (x) st_shape_str(x->ndim, x->shape, got, sizeof got); else strcpy(got, "nothing");
+        return st_fail(ST_ERR_SHAPE, "input '%s' expects shape %s (N = batch), got %s", in->name, want, got);
+    }
+    st_status rc = ensure_arenas(net);
+    if (rc) return rc;
+    if ((rc = ensure_activations(net, x->shape[0]))) return rc;
+    in->out.data = x->data;
+    in->alias_input = 1;
+    for (int i = 1; i < net->nnodes; i++) net->nodes[i].op->forward(net, &net->nodes[i], train);
+    net->fwd_done = 1;
+    net->loss_done = 0;
+    if (out) *out = &net->nodes[net->output].out;
+    return ST_OK;
+}
+
+static st_status ensure_grads(st_net *net) {
+    for (int i = 0; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        size_t need = st_node_numel(n) * (size_t)net->batch;
+        if (need > n->grad_cap) {
+            st_aligned_free(n->grad.data);
+            n->grad.data = st_aligned_alloc(sizeof(float) * need);
+            n->grad_cap = n->grad.data ? need : 0;
+            if (!n->grad.data) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for gradients", n->name);
+        }
+    }
+    return ST_OK;
+}
+
+st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, float *loss_out) {
+    if (!net->fwd_done) return st_fail(ST_ERR_STATE, "loss before forward");
+    st_node *o = &net->nodes[net->output];
+    st_status rc = ensure_grads(net);
+    if (rc) return rc;
+    double L;
+    char s1[128], s2[128];
+    if (loss == ST_LOSS_CE) {
+        if (o->ndim != 1)
+            return st_fail(ST_ERR_SHAPE, "cross-entropy needs (N, classes) logits, but '%s' gives %s per sample", o->name,
+                           st_shape_str(o->ndim, o->shape, s1, sizeof s1));
+        if (!labels) return st_fail(ST_ERR_ARG, "cross-entropy needs class labels");
+        int c = o->shape[0];
+        for (int i = 0; i < net->batch; i++)
+            if (labels[i] < 0 || labels[i] >= c)
+                return st_fail(ST_ERR_ARG, "label %d of sample %d is out of range 0..%d", labels[i], i, c - 1);
+        L = st_cross_entropy(o->out.data, labels, net->batch, c, o->grad.data);
+    } else {
+        if (!target || st_tensor_numel(target) != st_node_numel(o) * (size_t)net->batch)
+            return st_fail(ST_ERR_SHAPE, "mse target %s does not match the output %s", target ? st_shape_str(target->ndim, target->shape, s1, sizeof s1) : "(none)",
+                           st_shape_str(o->out.ndim, o->out.shape, s2, sizeof s2));
+        L = st_mse(o->out.data, target->data, st_tensor_numel(target), o->grad.data);
+    }
+    if (loss_out) *loss_out = (float)L;
+    net->loss_done = 1;
+    if (!isfinite(L)) return st_fail(ST_ERR_NUMERIC, "the loss is %g", L);
+    return ST_OK;
+}
+
+st_status st_net_backward(st_net *net, int want_input_grad) {
+    if (!net->loss_done) return st_fail(ST_ERR_STATE, "backward needs a forward and a loss first");
+    /* which nodes need a gradient: those with parameters and everything downstream */
+    for (int i = 0; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        n->needs_grad = i == 0 ? want_input_grad : n->nparams > 0;
+        for (int j = 0; j < n->ninputs; j++)
+            if (net->nodes[n->inputs[j]].needs_grad) n->needs_grad = 1;
+    }
+    net->nodes[net->output].needs_grad = 1;
+    for (int i = 0; i < net->output; i++) {
+        st_node *n = &net->nodes[i];
+        if (n->needs_grad) memset(n->grad.data, 0, sizeof(float) * st_node_numel(n) * net->batch);
+    }
+    for (int i = net->output; i >= 1; i--) {
+        st_node *n = &net->nodes[i];
+        if (n->needs_grad) n->op->backward(net, n);
+    }
+    net->want_input_grad = want_input_grad;
+    return ST_OK;
+}
+
+const st_tensor *st_net_input_grad(const st_net *net) {
+    return net->want_input_grad && net->nnodes ? &net->nodes[0].grad : NULL;
+}
+
+/* ---------------------------------------------------------------- weights by name */
+st_status st_net_get_weights(const st_net *net, st_tensors *out) {
+    st_status rc = ensure_arenas((st_net *)net);
+    if (rc) return rc;
+    for (int i = 0; i < net->nparams; i++) {
+        const st_param *p = &net->params[i];
+        if ((rc = st_tensors_add_f32(out, p->name, p->value.ndim, p->value.shape, p->value.data))) return rc;
+    }
+    return ST_OK;
+}
+
+st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
+    st_status rc = ensure_arenas(net);
+    if (rc) return rc;
+    char msg[2048] = "";
+    int problems = 0;
+    /* check everything first, so that a failed load changes nothing */
+    for (int i = 0; i < net->nparams; i++) {
+        st_param *p = &net->params[i];
+        const st_array *a = st_tensors_get(ts, p->name);
+        char s1[128], s2[128];
+        int64_t as[ST_MAX_DIMS];
+        if (!a) {
+            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%smissing '%s'", problems++ ? "; " : "", p->name);
+            continue;
+        }
+        int same = a->ndim == p->value.ndim;
+        for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == p->value.shape[k];
+        if (!same) {
+            int sh[ST_MAX_DIMS];
+            for (int k = 0; k < a->ndim && k < ST_MAX_DIMS; k++) { as[k] = a->shape[k]; sh[k] = (int)as[k]; }
+            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%s'%s' has shape %s in the file but %s in the model",
+                     problems++ ? "; " : "", p->name, st_shape_str(a->ndim, sh, s1, sizeof s1),
+                     st_shape_str(p->value.ndim, p->value.shape, s2, sizeof s2));
+        } else if (a->dtype != ST_F32 && a->dtype != ST_F64 && a->dtype != ST_F16 && a->dtype != ST_BF16) {
+            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%s'%s' has dtype %s (expected a float type)",
+                     problems++ ? "; " : "", p->name, st_dtype_name(a->dtype));
+        }
+    }
+    for (int i = 0; i < ts->n; i++) {
+        int known = 0;
+        for (int j = 0; j < net->nparams && !known; j++) known = !strcmp(ts->names[i], net->params[j].name);
+        /* batch-norm style buffers of other tools are not ours to judge here */
+        if (!known)
+            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%sunexpected '%s'", problems++ ? "; " : "", ts->names[i]);
+    }
+    if (problems) return st_fail(ST_ERR_SHAPE, "weights do not fit the model (%d problem%s): %s", problems, problems > 1 ? "s" : "", msg);
+    for (int i = 0; i < net->nparams; i++) {
+        st_param *p = &net->params[i];
+        st_tensor *t;
+        if ((rc = st_array_to_tensor(st_tensors_get(ts, p->name), &t))) return rc;
+        memcpy(p->value.data, t->data, sizeof(float) * st_tensor_numel(&p->value));
+        st_tensor_free(t);
+    }
+    return ST_OK;
+}
+
+st_status st_net_load_weights(st_net *net, const char *path) {
+    st_tensors ts;
+    st_tensors_init(&ts);
+    st_status rc = st_safetensors_load(path, &ts);
+    if (!rc) {
+        rc = st_net_set_weights(net, &ts);
+        if (rc) st_fail_prefix(rc, "%s: ", path);
+    }
+    st_tensors_free(&ts);
+    return rc;
+}
+
+st_status st_net_save_weights(const st_net *net, const char *path) {
+    st_tensors ts;
+    st_tensors_init(&ts);
+    st_status rc = st_net_get_weights(net, &ts);
+    if (!rc) rc = st_safetensors_save(path, &ts);
+    st_tensors_free(&ts);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- inspection */
+int st_net_num_nodes(const st_net *net) { return net->nnodes; }
+const char *st_net_node_name(const st_net *net, int i) { return i >= 0 && i < net->nnodes ? net->nodes[i].name : NULL; }
+const char *st_net_node_op(const st_net *net, int i) { return i >= 0 && i < net->nnodes ? net->nodes[i].op->name : NULL; }
+
+void st_net_node_shape(const st_net *net, int i, int *ndim, int *shape) {
+    const st_node *n = &net->nodes[i];
+    *ndim = n->ndim + 1;
+    shape[0] = 1;
+    for (int k = 0; k < n->ndim; k++) shape[k + 1] = n->shape[k];
+}
+
+st_status st_net_node_info(const st_net *net, int i, st_node_info *out) {
+    if (i < 0 || i >= net->nnodes) return st_fail(ST_ERR_ARG, "node index %d out of range", i);
+    const st_node *n = &net->nodes[i];
+    memset(out, 0, sizeof *out);
+    out->name = n->name;
+    out->op = n->op->name;
+    st_net_node_shape(net, i, &out->ndim, out->shape);
+    for (int k = 0; k < n->nparams; k++) out->params += (int64_t)st_tensor_numel(&net->params[n->params[k]].value);
+    out->macs = n->op->macs ? n->op->macs(n) : 0;
+    out->rf_valid = n->rf_valid;
+    for (int ax = 0; ax < 2; ax++) { out->rf[ax] = n->rf[ax]; out->jump[ax] = n->jump[ax]; }
+    return ST_OK;
+}

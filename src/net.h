@@ -1,0 +1,127 @@
+/* net.h - the network graph: nodes, parameters and the op table (internal). */
+#ifndef ST_NET_H
+#define ST_NET_H
+
+#include "internal.h"
+
+#define ST_MAX_INPUTS 8
+#define ST_MAX_ARGS 24
+#define ST_MAX_PARAMS_PER_NODE 4
+
+/* ---------------------------------------------------------------- model-file arguments */
+typedef enum { ST_V_INT, ST_V_FLOAT, ST_V_STR, ST_V_TUPLE, ST_V_BOOL, ST_V_NONE } st_vkind;
+typedef struct {
+    st_vkind kind;
+    double num;                 /* INT, FLOAT, BOOL */
+    char str[64];               /* STR (quoted or bare word) */
+    int n, tup[ST_MAX_DIMS];    /* TUPLE */
+} st_val;
+
+typedef struct {
+    int npos;                   /* positional arguments: the input node names */
+    st_val pos[ST_MAX_INPUTS];
+    int nkw;
+    char key[ST_MAX_ARGS][32];
+    st_val val[ST_MAX_ARGS];
+    int used[ST_MAX_ARGS];
+} st_args;
+
+/* Getters: return ST_OK and set *out, or leave the default when the key is absent.
+ * A present key of the wrong type is an ST_ERR_PARSE error naming the key. */
+st_status st_arg_int(st_args *a, const char *key, int *out);
+st_status st_arg_float(st_args *a, const char *key, float *out);
+st_status st_arg_bool(st_args *a, const char *key, int *out);
+st_status st_arg_str(st_args *a, const char *key, char *out, size_t len);
+/* An int or a tuple of `n` ints ("kernel_size=3" or "kernel_size=(3, 5)"). */
+st_status st_arg_ints(st_args *a, const char *key, int n, int *out);
+int st_arg_has(const st_args *a, const char *key);
+
+/* ---------------------------------------------------------------- nodes */
+typedef struct st_node st_node;
+typedef struct st_op st_op;
+
+typedef struct {
+    int dims;                       /* 1 or 2 */
+    int in_channels, out_channels, groups, bias, pad_mode;
+    int k[2], s[2], d[2], pad[2];   /* (H, W); 1D uses index 1 */
+    st_conv_geom geom;
+} st_conv_conf;
+
+typedef struct { int in_features, out_features, bias; } st_linear_conf;
+typedef struct { st_act act; float slope; } st_act_conf;
+typedef struct { int dim; } st_concat_conf;
+
+struct st_node {
+    char *name;
+    const st_op *op;
+    int ninputs, inputs[ST_MAX_INPUTS]; /* node indices */
+    int ndim, shape[ST_MAX_DIMS];       /* per-sample output shape (no batch dim) */
+    int nparams, params[ST_MAX_PARAMS_PER_NODE];
+    union {
+        st_conv_conf conv;
+        st_linear_conf linear;
+        st_act_conf act;
+        st_concat_conf concat;
+    } u;
+    st_tensor out, grad;                /* with the batch dimension in front */
+    size_t cap, grad_cap;               /* floats allocated */
+    int rf[2], jump[2], rf_valid;       /* receptive field in input positions (H, W), set by configure */
+    int needs_grad;                     /* the gradient of this node's output is used */
+    int alias_input;                    /* out.data belongs to the caller (input node) */
+};
+
+typedef struct {
+    char *name;                         /* "conv1.weight" */
+    int node;                           /* owning node */
+    int is_bias;
+    int fan_in;                         /* for initialisation */
+    st_tensor value, grad;              /* data points into the net's arenas */
+} st_param;
+
+struct st_net {
+    int nnodes, cap_nodes;
+    st_node *nodes;
+    int nparams, cap_params;
+    st_param *params;
+    float *value_arena, *grad_arena;
+    size_t arena_floats;                /* 0 while not yet allocated */
+    int batch;                          /* batch size of the last forward */
+    int output;                         /* index of the output node (the last one) */
+    float *work;
+    size_t work_cap;
+    int fwd_done, loss_done;
+    int want_input_grad;
+};
+
+struct st_op {
+    const char *name;
+    int min_inputs, max_inputs;         /* max -1: any number */
+    /* Reads the arguments, checks input shapes, sets n->ndim/shape, adds parameters. */
+    st_status (*configure)(st_net *net, st_node *n, st_args *a);
+    /* Writes the arguments back as model-file text (without inputs). */
+    void (*print)(const st_node *n, char *buf, size_t len);
+    void (*forward)(st_net *net, st_node *n, int train);
+    /* Accumulates into the gradients of inputs that need one and into parameter grads. */
+    void (*backward)(st_net *net, st_node *n);
+    /* Work floats needed for batch size `batch` (NULL: none). */
+    size_t (*work_size)(const st_node *n, int batch);
+    /* Multiply-accumulates per sample. */
+    int64_t (*macs)(const st_node *n);
+};
+
+const st_op *st_find_op(const char *name);
+const char *st_op_names(void); /* comma-separated list for error messages */
+
+/* Adds a parameter owned by node n; returns its index or -1 (error set). */
+int st_net_add_param(st_net *net, st_node *n, const char *suffix, int ndim, const int *shape,
+                     int fan_in, int is_bias);
+st_node *st_net_input_node(st_net *net, st_node *n, int i);
+float *st_param_data(st_net *net, st_node *n, int i);
+float *st_param_gradp(st_net *net, st_node *n, int i);
+size_t st_node_numel(const st_node *n); /* per sample */
+
+/* Model-file line parser: "name = op(args)". Empty/comment lines give *is_empty = 1. */
+st_status st_parse_line(const char *line, char *name, size_t name_len, char *op, size_t op_len,
+                        st_args *args, int *is_empty);
+
+#endif
