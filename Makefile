@@ -12,6 +12,7 @@ PREFIX  ?= /usr/local
 OPENMP  ?= 1
 CAIRO   ?= $(shell pkg-config --exists cairo 2>/dev/null && echo 1 || echo 0)
 ARCH    ?= -march=native
+PYTHON  ?= /usr/bin/python3  # Debian's python3-torch lives here, whatever python3 is on PATH
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) $(ARCH) -g
 CFLAGS  += -std=c11 -ffp-contract=fast -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -Iinclude -Isrc -MMD -MP
@@ -20,6 +21,8 @@ LDLIBS  += -lm
 ifeq ($(OPENMP),1)
 CFLAGS  += -fopenmp
 LDFLAGS += -fopenmp
+else
+CFLAGS  += -Wno-unknown-pragmas
 endif
 
 CLI_CFLAGS :=
@@ -48,6 +51,9 @@ build/tools/%.o: tools/%.c | build/tools
 build/tests/%: tests/%.c build/libstride.a | build/tests
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
 
+build/tests/compare: tests/compare.c build/libstride.a | build/tests
+	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
+
 build/src build/tools build/tests:
 	mkdir -p $@
 
@@ -58,14 +64,15 @@ build/libstride.so: $(LIB_OBJ)
 stride: $(CLI_OBJ) build/libstride.a
 	$(CC) -o $@ $(CLI_OBJ) build/libstride.a $(LDFLAGS) $(CLI_LIBS) $(LDLIBS)
 
-test: all $(TEST_BIN)
+test: all $(TEST_BIN) build/tests/compare
 	@sh tests/run.sh $(TEST_BIN)
 
 bench: all
 	@sh bench/run.sh
 
 fixtures:
-	python3 scripts/gen_fixtures.py tests/fixtures
+	$(PYTHON) scripts/gen_fixtures.py tests/fixtures
+	$(PYTHON) scripts/gen_model_fixtures.py tests/fixtures/models
 
 debug:
 	$(MAKE) OPT=-O0 ARCH= CFLAGS="-O0 -g -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined" OPENMP=0 test

@@ -51,7 +51,7 @@ def write_safetensors(path, tensors, metadata):
     """tensors: list of (name, numpy array); metadata: dict str -> str."""
     arrays = []
     for name, a in tensors:
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a, order="C")  # (ascontiguousarray would turn a 0-d scalar into shape (1,))
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         if a.dtype not in _DTYPES:
             raise ValueError(f"{name}: unsupported dtype {a.dtype}")

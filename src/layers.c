@@ -403,17 +403,17 @@ static void empty_print(const st_node *n, char *buf, size_t len) { (void)n; (voi
 
 /* ---------------------------------------------------------------- the table */
 static const st_op ops[] = {
-    {"input", 0, 0, input_configure, input_print, nop_forward, nop_backward, NULL, NULL},
-    {"conv1d", 1, 1, conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
-    {"conv2d", 1, 1, conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
-    {"linear", 1, 1, linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs},
-    {"flatten", 1, 1, flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL},
-    {"relu", 1, 1, relu_configure, act_print, act_forward, act_backward, NULL, NULL},
-    {"leaky_relu", 1, 1, leaky_configure, act_print, act_forward, act_backward, NULL, NULL},
-    {"sigmoid", 1, 1, sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL},
-    {"tanh", 1, 1, tanh_configure, act_print, act_forward, act_backward, NULL, NULL},
-    {"add", 2, ST_MAX_INPUTS, add_configure, empty_print, add_forward, add_backward, NULL, NULL},
-    {"concat", 2, ST_MAX_INPUTS, concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL},
+    {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL},
+    {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
+    {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
+    {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs},
+    {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL},
+    {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL},
+    {"leaky_relu", 1, 1, "negative_slope", leaky_configure, act_print, act_forward, act_backward, NULL, NULL},
+    {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL},
+    {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL},
+    {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL},
+    {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL},
 };
 
 const st_op *st_find_op(const char *name) {
@@ -423,11 +423,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    static char names[512];
-    if (!names[0])
-        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-            strcat(names, ops[i].name);
-            if (i + 1 < sizeof ops / sizeof ops[0]) strcat(names, ", ");
-        }
-    return names;
+    return "input, conv1d, conv2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
 }

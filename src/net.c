@@ -149,6 +149,18 @@ static int find_node(const st_net *net, const char *name) {
     return -1;
 }
 
+/* Is key one of the op's space-separated argument names? */
+static int known_arg(const st_op *op, const char *key) {
+    size_t k = strlen(key);
+    for (const char *p = op->args; *p;) {
+        const char *e = strchr(p, ' ');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == k && !strncmp(p, key, k)) return 1;
+        p += len + (e ? 1 : 0);
+    }
+    return 0;
+}
+
 st_status st_net_add(st_net *net, const char *line) {
     char name[128], opname[64];
     st_args args;
@@ -158,6 +170,12 @@ st_status st_net_add(st_net *net, const char *line) {
     const st_op *op = st_find_op(opname);
     if (!op) return st_fail(ST_ERR_PARSE, "node '%s': unknown op '%s' (known: %s)", name, opname, st_op_names());
     if (find_node(net, name) >= 0) return st_fail(ST_ERR_PARSE, "node '%s' is defined twice", name);
+    for (int i = 0; i < args.nkw; i++)
+        if (!known_arg(op, args.key[i])) {
+            if (op->args[0])
+                return st_fail(ST_ERR_PARSE, "node '%s': unknown argument '%s' for %s (known: %s)", name, args.key[i], opname, op->args);
+            return st_fail(ST_ERR_PARSE, "node '%s': unknown argument '%s' (%s takes no arguments)", name, args.key[i], opname);
+        }
     if (op->min_inputs == 0 && net->nnodes > 0)
         return st_fail(ST_ERR_PARSE, "node '%s': only the first node can be an input (one input per network)", name);
     if (op->min_inputs == 0 && args.npos > 0) return st_fail(ST_ERR_PARSE, "node '%s': %s takes no inputs", name, opname);

@@ -95,7 +95,8 @@ struct st_net {
 
 struct st_op {
     const char *name;
-    int min_inputs, max_inputs;         /* max -1: any number */
+    int min_inputs, max_inputs;
+    const char *args;                   /* the keyword arguments it knows, space-separated */
     /* Reads the arguments, checks input shapes, sets n->ndim/shape, adds parameters. */
     st_status (*configure)(st_net *net, st_node *n, st_args *a);
     /* Writes the arguments back as model-file text (without inputs). */

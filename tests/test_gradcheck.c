@@ -413,7 +413,11 @@ static void gemm_fast_vs_ref(void) {
     const int ncases = 40;
     for (int ci = 0; ci < ncases; ci++) {
         int tA = ci & 1, tB = (ci >> 1) & 1;
-        int M = rint_in(1, ci < 20 ? 17 : 150), N = rint_in(1, ci < 20 ? 19 : 300), K = rint_in(1, ci < 20 ? 23 : 200);
+        /* small (edge tiles), medium, and large enough to cross the blocking sizes
+         * (K > 256, N > 1024, M > 96) */
+        int big = ci >= 32;
+        int M = rint_in(1, ci < 16 ? 17 : big ? 130 : 150), N = rint_in(ci < 16 ? 1 : 20, ci < 16 ? 19 : big ? 1100 : 300);
+        int K = rint_in(1, ci < 16 ? 23 : big ? 600 : 200);
         float beta = (ci % 3 == 0) ? 0.0f : (ci % 3 == 1) ? 1.0f : 0.5f;
         /* padded leading dimensions */
         int lda = (tA ? M : K) + rint_in(0, 3), ldb = (tB ? K : N) + rint_in(0, 3), ldc = N + rint_in(0, 3);

@@ -148,10 +148,10 @@ static void conv_case(const st_tensors *ts, int c) {
     if (bias) { b = getf(ts, c, "b", &nb, desc); gb = getf(ts, c, "gb", &n_, desc); }
     if (!x || !w || !y || !gy || !gx || !gw || (bias && (!b || !gb))) return;
     const st_array *ya = geta(ts, c, "y");
-    CHECK(nx == (size_t)n * cin * ih * iw && nw == (size_t)cout * (cin / groups) * k[0] * k[1] &&
-          (!bias || nb == (size_t)cout) && ya->ndim == dim + 2,
-          "%s: fixture tensor sizes do not match the metadata", desc);
-    if (ya->ndim != dim + 2) return;
+    int sizes_ok = nx == (size_t)n * cin * ih * iw && nw == (size_t)cout * (cin / groups) * k[0] * k[1] &&
+                   (!bias || nb == (size_t)cout) && ya->ndim == dim + 2;
+    CHECK(sizes_ok, "%s: fixture tensor sizes do not match the metadata", desc);
+    if (!sizes_ok) return;
 
     st_conv_geom g;
     st_status st = st_conv_geom_init(&g, cin, cout, groups, k, s, d, pad_mode, pad, ih, iw);
@@ -376,8 +376,9 @@ static void dense_linear(const st_tensors *ts, int c, const char *js, char *desc
     const float *gx = getf(ts, c, "gx", &t, desc), *gw = getf(ts, c, "gw", &t, desc);
     const float *b = bias ? getf(ts, c, "b", &t, desc) : NULL, *gb = bias ? getf(ts, c, "gb", &t, desc) : NULL;
     if (!x || !w || !y || !gy || !gx || !gw || (bias && (!b || !gb))) return;
-    CHECK(nx == (size_t)n * in && nw == (size_t)out * in && ny == (size_t)n * out,
-          "%s: fixture sizes do not match the metadata", desc);
+    int sizes_ok = nx == (size_t)n * in && nw == (size_t)out * in && ny == (size_t)n * out;
+    CHECK(sizes_ok, "%s: fixture sizes do not match the metadata", desc);
+    if (!sizes_ok) return;
     dense_cases_run++;
     float *yy = xmalloc(ny * sizeof(float)), *dx = calloc(nx, sizeof(float));
     float *dw = calloc(nw, sizeof(float)), *db = calloc((size_t)out, sizeof(float));

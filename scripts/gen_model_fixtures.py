@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Writes PyTorch reference outputs and gradients for whole built-in models.
+
+For each of mnist1d-cnn and mnist1d-mlp (built here in PyTorch with the same
+state_dict names as stride's zoo), with PyTorch's default random weights:
+  tests/fixtures/models/NAME.weights.safetensors   the weights (state_dict names)
+  tests/fixtures/models/NAME.x.npy                 an input batch
+  tests/fixtures/models/NAME.labels.npy            int64 class targets (ce)
+  tests/fixtures/models/NAME.target.npy            float targets shaped like the output (mse)
+  tests/fixtures/models/NAME.out.npy               eval-mode output
+  tests/fixtures/models/NAME.ce.safetensors        'loss', every parameter gradient, 'input'
+  tests/fixtures/models/NAME.mse.safetensors       the same with the MSE loss
+The C tests (tests/cli.sh) run `stride run` and `stride grad` on these files.
+
+Run with Debian's PyTorch: /usr/bin/python3 scripts/gen_model_fixtures.py
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_fixtures import write_safetensors  # noqa: E402
+
+
+class Cnn(nn.Module):
+    """UDL figure 10.7: three valid conv1d (k3, s2) with ReLU, then linear 60 -> 10."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 15, 3, stride=2)
+        self.conv2 = nn.Conv1d(15, 15, 3, stride=2)
+        self.conv3 = nn.Conv1d(15, 15, 3, stride=2)
+        self.fc = nn.Linear(60, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.relu(self.conv3(x))
+        return self.fc(x.flatten(1))
+
+
+class Mlp(nn.Module):
+    """40 -> 285 -> 135 -> 60 -> 10 with ReLU (59,065 parameters)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(40, 285)
+        self.fc2 = nn.Linear(285, 135)
+        self.fc3 = nn.Linear(135, 60)
+        self.fc4 = nn.Linear(60, 10)
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        x = F.relu(self.fc3(x))
+        return self.fc4(x)
+
+
+def f32(t):
+    return t.detach().contiguous().numpy().astype("<f4")
+
+
+def one(name, model, x, out_dir):
+    n = x.shape[0]
+    labels = torch.randint(0, 10, (n,), dtype=torch.int64)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    target = torch.randn_like(out)
+    base = os.path.join(out_dir, name)
+    write_safetensors(base + ".weights.safetensors",
+                      [(k, f32(v)) for k, v in model.state_dict().items()],
+                      {"torch": torch.__version__})
+    np.save(base + ".x.npy", f32(x))
+    np.save(base + ".labels.npy", labels.numpy())
+    np.save(base + ".target.npy", f32(target))
+    np.save(base + ".out.npy", f32(out))
+    model.train()
+    for loss_name in ("ce", "mse"):
+        model.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        y = model(xi)
+        loss = F.cross_entropy(y, labels) if loss_name == "ce" else F.mse_loss(y, target)
+        loss.backward()
+        tensors = [("loss", f32(loss.reshape(())))]
+        tensors += [(k, f32(p.grad)) for k, p in model.named_parameters()]
+        tensors.append(("input", f32(xi.grad)))
+        write_safetensors(base + "." + loss_name + ".safetensors", tensors, {"torch": torch.__version__})
+    print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, batch {n}")
+
+
+def main():
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/models"
+    os.makedirs(out_dir, exist_ok=True)
+    torch.manual_seed(2050)
+    one("mnist1d-cnn", Cnn(), torch.randn(7, 1, 40), out_dir)
+    one("mnist1d-mlp", Mlp(), torch.randn(7, 40), out_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+#!/bin/sh
+# cli.sh - end-to-end tests of the stride command: PyTorch parity of `run` and `grad`
+# on the built-in models, model files, the data generator, training, and bad input
+# (each must fail with a non-zero exit and a message that names the problem).
+# Run from the repository root after `make` (make test does both).
+S=./stride
+CMP=build/tests/compare
+FX=tests/fixtures/models
+T=$(mktemp -d /tmp/stride-cli.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+
+ok()   { pass=$((pass + 1)); echo "ok $1"; }
+bad()  { fail=$((fail + 1)); echo "FAIL $1"; [ -f "$T/err" ] && sed 's/^/    /' "$T/err" | head -5; }
+# expect_ok NAME CMD...: the command must succeed
+expect_ok() { name=$1; shift; if "$@" >"$T/out" 2>"$T/err"; then ok "$name"; else bad "$name"; fi; }
+# expect_fail NAME PATTERN CMD...: must exit non-zero and print PATTERN (grep -E) on stderr
+expect_fail() {
+    name=$1; pat=$2; shift 2
+    if "$@" >"$T/out" 2>"$T/err"; then bad "$name (exit status 0)"; return; fi
+    if grep -Eq -- "$pat" "$T/err"; then ok "$name"; else bad "$name (message lacks '$pat')"; fi
+}
+
+# ---------------------------------------------------------------- parity with PyTorch
+for m in mnist1d-cnn mnist1d-mlp; do
+    W=$FX/$m.weights.safetensors
+    expect_ok "$m run" $S run $m --weights $W --input $FX/$m.x.npy --output $T/out.npy
+    expect_ok "$m run matches PyTorch" $CMP $T/out.npy $FX/$m.out.npy
+    expect_ok "$m grad ce" $S grad $m --weights $W --input $FX/$m.x.npy --target $FX/$m.labels.npy --loss ce --output $T/g.safetensors
+    expect_ok "$m grad ce matches PyTorch" $CMP $T/g.safetensors $FX/$m.ce.safetensors
+    expect_ok "$m grad mse" $S grad $m --weights $W --input $FX/$m.x.npy --target $FX/$m.target.npy --loss mse --output $T/g.safetensors
+    expect_ok "$m grad mse matches PyTorch" $CMP $T/g.safetensors $FX/$m.mse.safetensors
+    # the same through 1 and 2 threads: identical numbers
+    $S run $m --weights $W --input $FX/$m.x.npy --output $T/o1.npy --threads 1 2>"$T/err"
+    $S run $m --weights $W --input $FX/$m.x.npy --output $T/o2.npy --threads 2 2>"$T/err"
+    expect_ok "$m run is the same with 1 and 2 threads" cmp $T/o1.npy $T/o2.npy
+done
+
+# ---------------------------------------------------------------- summary and model files
+$S summary mnist1d-cnn >$T/s 2>$T/err
+if grep -q "total parameters: 2,050$" $T/s; then ok "summary mnist1d-cnn prints 2,050"; else bad "summary mnist1d-cnn prints 2,050"; fi
+$S summary mnist1d-mlp >$T/s 2>$T/err
+if grep -q "total parameters: 59,065$" $T/s; then ok "summary mnist1d-mlp prints 59,065"; else bad "summary mnist1d-mlp prints 59,065"; fi
+$S model mnist1d-cnn >$T/my.net 2>$T/err
+expect_ok "model file of mnist1d-cnn summarises" $S summary $T/my.net
+W=$FX/mnist1d-cnn.weights.safetensors
+expect_ok "model file runs" $S run $T/my.net --weights $W --input $FX/mnist1d-cnn.x.npy --output $T/out.npy
+expect_ok "model file gives PyTorch's output" $CMP $T/out.npy $FX/mnist1d-cnn.out.npy
+# an edited model file: wider layers train
+sed 's/out_channels=15/out_channels=8/g' $T/my.net >$T/edited.net
+$S summary $T/edited.net >$T/s 2>$T/err
+if grep -q "total parameters: 762$" $T/s; then ok "edited model file (8 channels) has 762 parameters"; else bad "edited model file (8 channels) has 762 parameters"; fi
+
+# ---------------------------------------------------------------- data
+expect_ok "data mnist1d" $S data mnist1d --out $T/d
+for f in train_x train_y test_x test_y t; do
+    expect_ok "generated $f.npy is identical to the official file" cmp $T/d/$f.npy tests/data/mnist1d/$f.npy
+done
+
+# ---------------------------------------------------------------- training
+expect_ok "train a few steps with log and save" $S train mnist1d-cnn --steps 300 --eval-every 100 --log $T/log.jsonl --save $T/w.safetensors --quiet
+n=$(grep -c '"step"' $T/log.jsonl 2>/dev/null)
+if [ "$n" = 4 ] && grep -q '"train_loss"' $T/log.jsonl && grep -q '"test_error"' $T/log.jsonl && grep -q '"seconds"' $T/log.jsonl; then
+    ok "log has one JSON line per evaluation with the keys"; else bad "log has one JSON line per evaluation with the keys"; fi
+expect_ok "saved weights load" $S run mnist1d-cnn --weights $T/w.safetensors --input $FX/mnist1d-cnn.x.npy --output $T/out.npy
+expect_ok "train on .npy files (--data)" $S train mnist1d-mlp --data tests/data/mnist1d --steps 20 --eval-every 0 --quiet
+
+# ---------------------------------------------------------------- bad input
+printf 'x = input(shape=(1, 40))\nconv1 = conv1d(out_chanels=15, kernel_size=3)\n' >$T/typo.net
+expect_fail "typo in a model file names file, line and argument" "typo.net line 2.*out_chanels" $S summary $T/typo.net
+printf 'x = input(shape=(1, 40))\nc = convv1d(out_channels=4, kernel_size=3)\n' >$T/op.net
+expect_fail "unknown op names it" "op.net line 2.*unknown op 'convv1d'" $S summary $T/op.net
+printf 'x = input(shape=(1, 40))\nc = conv2d(out_channels=4, kernel_size=3)\n' >$T/shape.net
+expect_fail "conv2d after a 1D input names the nodes and shapes" "shape.net line 2.*'c'.*\\(1, 40\\)" $S summary $T/shape.net
+printf 'x = input(shape=(1, 40))\nc = conv1d(out_channels=4, kernel_size=3)\nf = flatten()\nfc = linear(in_features=100, out_features=10)\n' >$T/lin.net
+expect_fail "linear in_features mismatch" "lin.net line 4.*in_features=100.*152" $S summary $T/lin.net
+printf 'x = input(shape=(1, 40))\na = conv1d(x, out_channels=4, kernel_size=3)\nb = conv1d(x, out_channels=4, kernel_size=5)\ns = add(a, b)\n' >$T/add.net
+expect_fail "add of mismatched shapes names both nodes" "add.net line 4.*'a' \\(4, 38\\).*'b' \\(4, 36\\)" $S summary $T/add.net
+printf 'x = input(shape=(1, 4))\nc = conv1d(out_channels=4, kernel_size=9)\n' >$T/big.net
+expect_fail "kernel larger than the input" "big.net line 2.*larger than the padded input" $S summary $T/big.net
+printf 'x = input(shape=(1, 40))\nc = conv1d(y, out_channels=4, kernel_size=3)\n' >$T/undef.net
+expect_fail "undefined input node" "undef.net line 2.*'y' is not defined" $S summary $T/undef.net
+printf 'x = input(shape=(1, 40)\n' >$T/syntax.net
+expect_fail "syntax error" "syntax.net line 1" $S summary $T/syntax.net
+expect_fail "missing model file" "no-such.net.*neither a built-in model" $S summary no-such.net
+head -c 100 $FX/mnist1d-cnn.x.npy >$T/trunc.npy
+expect_fail "truncated .npy names the file" "trunc.npy.*truncated" $S run mnist1d-cnn --input $T/trunc.npy --output $T/o.npy
+head -c 3000 $FX/mnist1d-cnn.weights.safetensors >$T/trunc.safetensors
+expect_fail "truncated .safetensors names the file" "trunc.safetensors" $S run mnist1d-cnn --weights $T/trunc.safetensors --input $FX/mnist1d-cnn.x.npy --output $T/o.npy
+expect_fail "weights of another model: names and shapes" "missing 'conv1.weight'.*unexpected 'fc1.weight'" $S run mnist1d-cnn --weights $FX/mnist1d-mlp.weights.safetensors --input $FX/mnist1d-cnn.x.npy --output $T/o.npy
+expect_fail "float targets for cross-entropy: wrong dtype" "target.npy.*float" $S grad mnist1d-cnn --input $FX/mnist1d-cnn.x.npy --target $FX/mnist1d-cnn.target.npy --loss ce --output $T/g.safetensors
+expect_fail "input of the wrong shape" "expects shape \\(-1, 1, 40\\).*got \\(7, 40, 1\\)|expects shape" $S run mnist1d-cnn --input tests/data/mnist1d/t.npy --output $T/o.npy
+expect_fail "unknown option names it" "unknown option '--stepz'" $S train mnist1d-cnn --stepz 10
+expect_fail "unknown command" "unknown command 'trian'" $S trian mnist1d-cnn
+expect_fail "bad option value" "--steps: 'ten' is not an integer" $S train mnist1d-cnn --steps ten
+expect_fail "missing value" "needs a value" $S train mnist1d-cnn --steps
+# nothing is lost: a failed save leaves the old file
+cp $W $T/keep.safetensors
+expect_fail "save into a missing folder fails" "no-such-dir" $S train mnist1d-cnn --steps 1 --eval-every 0 --quiet --save $T/no-such-dir/w.safetensors
+expect_ok "an existing weights file is untouched by failures" cmp $W $T/keep.safetensors
+for c in summary model train experiment data run grad; do
+    expect_ok "$c --help" $S $c --help
+done
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
