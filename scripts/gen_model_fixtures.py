@@ -10,6 +10,8 @@ state_dict names as stride's zoo), with PyTorch's default random weights:
   tests/fixtures/models/NAME.out.npy               eval-mode output
   tests/fixtures/models/NAME.ce.safetensors        'loss', every parameter gradient, 'input'
   tests/fixtures/models/NAME.mse.safetensors       the same with the MSE loss
+  tests/fixtures/models/NAME.{sgd,momentum,nesterov}.safetensors
+                                                   weights after 3 SGD steps (settings in metadata)
 The C tests (tests/cli.sh) run `stride run` and `stride grad` on these files.
 
 Run with Debian's PyTorch: /usr/bin/python3 scripts/gen_model_fixtures.py
@@ -90,6 +92,21 @@ def one(name, model, x, out_dir):
         tensors += [(k, f32(p.grad)) for k, p in model.named_parameters()]
         tensors.append(("input", f32(xi.grad)))
         write_safetensors(base + "." + loss_name + ".safetensors", tensors, {"torch": torch.__version__})
+    # three SGD steps from these weights on this batch, for each optimiser setting
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    for tag, kw in (("sgd", dict(lr=0.1)),
+                    ("momentum", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+                    ("nesterov", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01))):
+        model.load_state_dict(start)
+        opt = torch.optim.SGD(model.parameters(), **kw)
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(x), labels).backward()
+            opt.step()
+        write_safetensors(base + "." + tag + ".safetensors",
+                          [(k, f32(v)) for k, v in model.state_dict().items()],
+                          {"torch": torch.__version__, **{k: str(v) for k, v in kw.items()}})
+    model.load_state_dict(start)
     print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, batch {n}")
 
 
