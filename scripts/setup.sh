@@ -1,0 +1,29 @@
+#!/bin/sh
+# setup.sh - on a fresh Debian machine: install what stride needs, build it, and run the
+# main job (train the book's MNIST-1D CNN with the book's protocol).
+#   sh scripts/setup.sh             install, build, train mnist1d-cnn
+#   sh scripts/setup.sh --deps      only install the Debian packages (used by CI)
+#   sh scripts/setup.sh --bench     also install what `make bench` needs (python3-torch)
+set -eu
+cd "$(dirname "$0")/.."
+
+# build-essential: the C compiler (gcc, with OpenMP) and make; pkg-config and
+# libcairo2-dev: the PNG plots of `stride experiment`; zlib1g-dev: gzip'd data sets.
+PKGS="build-essential pkg-config libcairo2-dev zlib1g-dev"
+case "${1:-}" in --bench) PKGS="$PKGS python3-torch python3-numpy" ;; esac
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+[ "${1:-}" = "--deps" ] && exit 0
+
+make -j"$(nproc)"
+./stride train mnist1d-cnn
