@@ -39,7 +39,10 @@ CLI_OBJ  := $(CLI_SRC:tools/%.c=build/tools/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=build/tests/%)
 
-all: build/libstride.a build/libstride.so stride
+EX_SRC   := $(wildcard examples/*.c)
+EX_BIN   := $(EX_SRC:examples/%.c=build/examples/%)
+
+all: build/libstride.a build/libstride.so stride $(EX_BIN)
 
 build/src/%.o: src/%.c | build/src
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -54,7 +57,10 @@ build/tests/%: tests/%.c build/libstride.a | build/tests
 build/tests/compare: tests/compare.c build/libstride.a | build/tests
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
 
-build/src build/tools build/tests:
+build/examples/%: examples/%.c build/libstride.a | build/examples
+	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
+
+build/src build/tools build/tests build/examples:
 	mkdir -p $@
 
 build/libstride.a: $(LIB_OBJ)
