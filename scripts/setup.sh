@@ -8,8 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # build-essential: the C compiler (gcc, with OpenMP) and make; pkg-config and
-# libcairo2-dev: the PNG plots of `stride experiment`; zlib1g-dev: gzip'd data sets.
-PKGS="build-essential pkg-config libcairo2-dev zlib1g-dev"
+# libcairo2-dev: the PNG plots of `stride experiment`.
+PKGS="build-essential pkg-config libcairo2-dev"
 case "${1:-}" in --bench) PKGS="$PKGS python3-torch python3-numpy" ;; esac
 
 SUDO=""
