@@ -41,9 +41,10 @@ NPROC=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)
 CPU=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
 [ -n "$CPU" ] || CPU=$(uname -m)
 CPU=$(printf '%s' "$CPU" | tr -d '\042\134')   # no quotes or backslashes in the JSON
+LOAD=$(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)  # other work on the machine skews timings
 
 echo "MNIST-1D CNN training speed (SGD lr 0.01, batch 100, $THREADS threads)"
-echo "machine: $NPROC cores, $CPU"
+echo "machine: $NPROC cores, $CPU; load average before: ${LOAD:-unknown}"
 echo
 
 # ---------------------------------------------------------------- PyTorch
@@ -114,7 +115,7 @@ jratio() {                                         # the same for JSON: a number
     echo "## MNIST-1D CNN training speed"
     echo
     echo "CNN of UDL figure 10.8 (2,050 parameters), SGD lr 0.01, batch 100, $THREADS threads."
-    echo "Machine: $NPROC cores, $CPU. Date: $DATE."
+    echo "Machine: $NPROC cores, $CPU (load average before the runs: ${LOAD:-unknown}). Date: $DATE."
     echo
     echo "| implementation | steps | seconds | steps/s | ratio to PyTorch |"
     echo "|---|---:|---:|---:|---:|"
@@ -142,7 +143,7 @@ cat >"$TMP/result.json" <<EOF
 {
   "benchmark": "mnist1d-cnn training, SGD lr 0.01, batch 100",
   "date": "$DATE",
-  "machine": {"nproc": $NPROC, "cpu": "$CPU"},
+  "machine": {"nproc": $NPROC, "cpu": "$CPU", "loadavg_before": "$LOAD"},
   "stride": {"impl": "stride", "steps": $S_STEPS, "seconds": $(fmt 4 "$S_SEC"), "steps_per_s": $(fmt 1 "$S_RATE"), "ratio_to_pytorch": $(jratio "$S_RATE"), "wall_seconds": $(fmt 4 "$W_SEC"), "wall_steps_per_s": $(fmt 1 "$W_RATE"), "threads": $THREADS},
   "pytorch": $TORCH_JSON
 }

@@ -394,7 +394,7 @@ int plot_lines(const char *png_path, const plot_opts *o, const plot_series *s, i
             xlo = 0; xhi = 1;
         }
         font(cr, st.f_tick, 0);
-        for (int target = (int)fmax(2, fmin(10, (f.x1 - f.x0) / (80 * S))); target >= 2; target--) {
+        for (int target = (int)fmax(2, fmin(10, (f.x1 - f.x0) / (80 * S)));; target--) {
             f.ax = make_axis(xlo, xhi, target, 1);
             double widest = 0;
             for (int k = tick_first(&f.ax); k <= tick_last(&f.ax); k++) {
@@ -402,7 +402,7 @@ int plot_lines(const char *png_path, const plot_opts *o, const plot_series *s, i
                 widest = fmax(widest, text_width(cr, buf));
             }
             double spacing = (f.x1 - f.x0) * f.ax.step / (f.ax.hi - f.ax.lo);
-            if (widest + 3 * gap < spacing) break;
+            if (widest + 3 * gap < spacing || target <= 2) break;
         }
 
         /* grid */

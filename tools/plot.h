@@ -25,7 +25,7 @@ typedef struct {
     const char *const *panel_titles; /* n_panels strings, may be NULL */
     const char *xlabel, *ylabel;     /* axis labels, may be NULL */
     double ymin, ymax;               /* y range; if ymin >= ymax, automatic */
-    int width, height;               /* pixels; 0 = defaults (600 per panel x 500) */
+    int width, height;               /* pixels; 0 = defaults: 600 per panel (700 at least) x 500 */
 } plot_opts;
 
 /* Writes a PNG. Returns 0 on success; on failure returns -1 and writes a message into err. */
