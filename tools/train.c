@@ -146,7 +146,7 @@ static void progress_line(const train_opts *o, long step, float loss, double tre
     bar[width] = 0;
     char errs[64] = "";
     if (tre >= 0) snprintf(errs, sizeof errs, "  train %5.1f%%  test %5.1f%%", 100 * tre, 100 * tee);
-    fprintf(stderr, "\r%s%s%ld/%ld [%s] loss %.4f%s  %.0f steps/s  ETA %.0fs\033[K", o->label ? o->label : "",
+    fprintf(stderr, "\r%s%sstep %ld/%ld [%s] loss %.4f%s  %.0f steps/s  ETA %.0fs\033[K", o->label ? o->label : "",
             o->label ? " " : "", step, o->steps, bar, loss, errs, rate, eta);
     fflush(stderr);
 }
