@@ -23,6 +23,16 @@ char *st_strdup(const char *s);
 void *st_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free with st_aligned_free */
 void st_aligned_free(void *p);
 
+/* ---------------------------------------------------------------- files (array.c)
+ * Shape arithmetic with overflow checks, whole-range reads with clear messages, and
+ * atomic writes (temporary file in the same folder, fsync, rename). */
+char *st_shape64_str(int ndim, const int64_t *shape, char *buf, size_t len);
+int st_shape_nbytes(int ndim, const int64_t *shape, st_dtype t, int64_t *numel, size_t *bytes);
+st_status st_array_check(const st_array *a, const char *what, size_t *bytes);
+st_status st_io_open_read(const char *path, int *fd, int64_t *size);
+st_status st_io_read_at(const char *path, int fd, void *buf, size_t n, int64_t off);
+st_status st_io_write_atomic(const char *path, int nparts, const void *const *parts, const size_t *lens);
+
 /* ---------------------------------------------------------------- GEMM
  * C (M x N) = alpha-free accumulate form:  C = beta*C + op(A) * op(B), row-major,
  * lda/ldb/ldc are row strides. transA: A is stored K x M; transB: B is stored N x K.

@@ -8,14 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Shared helpers from array.c. */
-char *st_shape64_str(int ndim, const int64_t *shape, char *buf, size_t len);
-int st_shape_nbytes(int ndim, const int64_t *shape, st_dtype t, int64_t *numel, size_t *bytes);
-st_status st_array_check(const st_array *a, const char *what, size_t *bytes);
-st_status st_io_open_read(const char *path, int *fd, int64_t *size);
-st_status st_io_read_at(const char *path, int fd, void *buf, size_t n, int64_t off);
-st_status st_io_write_atomic(const char *path, int nparts, const void *const *parts, const size_t *lens);
-
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
 #define NPY_MAX_HEADER (1 << 20)   /* NumPy itself refuses headers over 10000 bytes */

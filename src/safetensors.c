@@ -12,14 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Shared helpers from array.c. */
-char *st_shape64_str(int ndim, const int64_t *shape, char *buf, size_t len);
-int st_shape_nbytes(int ndim, const int64_t *shape, st_dtype t, int64_t *numel, size_t *bytes);
-st_status st_array_check(const st_array *a, const char *what, size_t *bytes);
-st_status st_io_open_read(const char *path, int *fd, int64_t *size);
-st_status st_io_read_at(const char *path, int fd, void *buf, size_t n, int64_t off);
-st_status st_io_write_atomic(const char *path, int nparts, const void *const *parts, const size_t *lens);
-
 #define SAFE_MAX_HEADER 100000000u /* the reference implementation's limit */
 #define JSON_MAX_DEPTH 64
 
@@ -491,9 +483,13 @@ static st_status parse_entry(json *J, safe_entry *e, uint64_t data_size) {
     return ST_OK;
 }
 
-/* "__metadata__": {"k": "v", ...} (or null) into ts. */
+/* "__metadata__": {"k": "v", ...} (or null) into ts, which has no metadata yet.
+ * Keys are collected first and checked for duplicates by sorting, so a header with
+ * millions of keys costs O(n log n). */
 static st_status parse_meta(json *J, st_tensors *ts) {
-    st_status s;
+    st_status s = ST_OK;
+    char **keys = NULL, **vals = NULL;
+    int n = 0, cap = 0;
     json_ws(J);
     if (J->n - J->i >= 4 && memcmp(J->s + J->i, "null", 4) == 0) { J->i += 4; return ST_OK; }
     if ((s = json_expect(J, '{', "expected '{' after \"__metadata__\""))) return s;
@@ -501,25 +497,55 @@ static st_status parse_meta(json *J, st_tensors *ts) {
     if (json_peek(J) == '}') { J->i++; return ST_OK; }
     for (;;) {
         char *key, *val;
-        if ((s = json_string(J, &key))) return s;
-        if ((s = json_expect(J, ':', "expected ':'"))) { free(key); return s; }
+        if ((s = json_string(J, &key))) goto fail;
+        if ((s = json_expect(J, ':', "expected ':'"))) { free(key); goto fail; }
         json_ws(J);
         if (json_peek(J) != '"') {
             s = st_fail(ST_ERR_FORMAT, "%s: __metadata__ value of '%.200s' is not a string (at byte %zu)",
                         J->path, key, J->i);
             free(key);
-            return s;
+            goto fail;
         }
-        if ((s = json_string(J, &val))) { free(key); return s; }
-        s = st_tensors_set_meta(ts, key, val);
-        free(key);
-        free(val);
-        if (s) return s;
+        if ((s = json_string(J, &val))) { free(key); goto fail; }
+        if (n == cap) {
+            int nc = cap ? cap * 2 : 8;
+            char **nk = cap > INT_MAX / 2 ? NULL : realloc(keys, (size_t)nc * sizeof *nk);
+            if (nk) keys = nk;
+            char **nv = nk ? realloc(vals, (size_t)nc * sizeof *nv) : NULL;
+            if (nv) vals = nv;
+            if (!nv) {
+                free(key);
+                free(val);
+                s = st_fail(ST_ERR_NOMEM, "%s: out of memory reading the header", J->path);
+                goto fail;
+            }
+            cap = nc;
+        }
+        keys[n] = key;
+        vals[n] = val;
+        n++;
         json_ws(J);
         if (json_peek(J) == ',') { J->i++; continue; }
-        if (json_peek(J) == '}') { J->i++; return ST_OK; }
-        return json_error(J, "expected ',' or '}'");
+        if (json_peek(J) == '}') { J->i++; break; }
+        s = json_error(J, "expected ',' or '}'");
+        goto fail;
     }
+    int oom;
+    const char *dup = find_duplicate(keys, n, &oom);
+    if (oom) { s = st_fail(ST_ERR_NOMEM, "%s: out of memory reading the header", J->path); goto fail; }
+    if (dup) { s = st_fail(ST_ERR_FORMAT, "%s: __metadata__ key '%.200s' appears twice", J->path, dup); goto fail; }
+    ts->meta_keys = keys;
+    ts->meta_vals = vals;
+    ts->n_meta = n;
+    return ST_OK;
+fail:
+    for (int i = 0; i < n; i++) {
+        free(keys[i]);
+        free(vals[i]);
+    }
+    free(keys);
+    free(vals);
+    return s;
 }
 
 static int cmp_entry_offset(const void *a, const void *b) {
@@ -764,6 +790,9 @@ st_status st_safetensors_save(const char *path, const st_tensors *ts) {
             s = st_fail(ST_ERR_ARG, "%s: metadata entry %d has no key or value", path, i);
             goto done;
         }
+    dup = find_duplicate(ts->meta_keys, ts->n_meta, &oom);
+    if (oom) { s = st_fail(ST_ERR_NOMEM, "%s: out of memory", path); goto done; }
+    if (dup) { s = st_fail(ST_ERR_ARG, "%s: metadata key '%s' appears twice", path, dup); goto done; }
 
     /* the header, compact like the reference writer, metadata first */
     sb_str(&b, "{");

@@ -779,6 +779,10 @@ static void test_safetensors_corrupt(void) {
     expect_safe_fail(path, "json.safetensors", "not a string", "metadata value not a string");
     write_safe_raw(path, "{\"__metadata__\":{},\"__metadata__\":{}}", d, 4);
     expect_safe_fail(path, "json.safetensors", "twice", "duplicate __metadata__");
+    write_safe_raw(path, "{\"__metadata__\":{\"k\":\"a\",\"j\":\"b\",\"k\":\"c\"}}", d, 4);
+    expect_safe_fail(path, "json.safetensors", "'k' appears twice", "duplicate metadata key");
+    write_safe_raw(path, "{\"__metadata__\":{\"k\":\"a\"} , \"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", d, 4);
+    expect_safe_fail(path, "json.safetensors", "overlap", "metadata freed when a later check fails");
     {
         char deep[2200];
         size_t at = (size_t)snprintf(deep, sizeof deep, "{\"w\":{\"x\":");
