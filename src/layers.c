@@ -16,6 +16,19 @@ static void rf_copy(st_net *net, st_node *n) {
     n->rf_valid = in->rf_valid;
 }
 
+/* A node that combines several inputs sees the union of their receptive fields. */
+static void rf_merge(st_net *net, st_node *n) {
+    rf_copy(net, n);
+    for (int i = 1; i < n->ninputs; i++) {
+        st_node *o = st_net_input_node(net, n, i);
+        for (int ax = 0; ax < 2; ax++) {
+            if (o->rf[ax] > n->rf[ax]) n->rf[ax] = o->rf[ax];
+            if (o->jump[ax] > n->jump[ax]) n->jump[ax] = o->jump[ax];
+        }
+        n->rf_valid = n->rf_valid && o->rf_valid;
+    }
+}
+
 static void copy_shape(st_node *n, const st_node *from) {
     n->ndim = from->ndim;
     memcpy(n->shape, from->shape, sizeof n->shape);
@@ -303,15 +316,7 @@ static st_status add_configure(st_net *net, st_node *n, st_args *a) {
                            shape_of(first, s1, sizeof s1), o->name, shape_of(o, s2, sizeof s2));
     }
     copy_shape(n, first);
-    rf_copy(net, n);
-    for (int i = 1; i < n->ninputs; i++) {
-        st_node *o = st_net_input_node(net, n, i);
-        for (int ax = 0; ax < 2; ax++) {
-            if (o->rf[ax] > n->rf[ax]) n->rf[ax] = o->rf[ax];
-            if (o->jump[ax] > n->jump[ax]) n->jump[ax] = o->jump[ax];
-        }
-        n->rf_valid = n->rf_valid && o->rf_valid;
-    }
+    rf_merge(net, n);
     return ST_OK;
 }
 
@@ -355,15 +360,7 @@ static st_status concat_configure(st_net *net, st_node *n, st_args *a) {
                            shape_of(first, s1, sizeof s1), o->name, shape_of(o, s2, sizeof s2), dim);
         n->shape[dim - 1] += o->shape[dim - 1];
     }
-    rf_copy(net, n);
-    for (int i = 1; i < n->ninputs; i++) {
-        st_node *o = st_net_input_node(net, n, i);
-        for (int ax = 0; ax < 2; ax++) {
-            if (o->rf[ax] > n->rf[ax]) n->rf[ax] = o->rf[ax];
-            if (o->jump[ax] > n->jump[ax]) n->jump[ax] = o->jump[ax];
-        }
-        n->rf_valid = n->rf_valid && o->rf_valid;
-    }
+    rf_merge(net, n);
     return ST_OK;
 }
 
