@@ -64,8 +64,8 @@ static void input_print(const st_node *n, char *buf, size_t len) {
     snprintf(buf, len, "shape=%s", s);
 }
 
-static void nop_forward(st_net *net, st_node *n, int train) { (void)net; (void)n; (void)train; }
-static void nop_backward(st_net *net, st_node *n) { (void)net; (void)n; }
+static void nop_forward(const st_exec *e, st_node *n) { (void)e; (void)n; }
+static void nop_backward(const st_exec *e, st_node *n) { (void)e; (void)n; }
 
 /* ---------------------------------------------------------------- conv1d / conv2d */
 static st_status conv_configure(st_net *net, st_node *n, st_args *a, int dims) {
@@ -163,20 +163,19 @@ static void conv_print(const st_node *n, char *buf, size_t len) {
     if (!c->bias) snprintf(buf + at, len - at, ", bias=False");
 }
 
-static void conv_forward(st_net *net, st_node *n, int train) {
-    (void)train;
+static void conv_forward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
-    st_node *in = st_net_input_node(net, n, 0);
-    st_conv_forward(n->out.data, in->out.data, st_param_data(net, n, 0), c->bias ? st_param_data(net, n, 1) : NULL,
-                    net->batch, &c->geom, net->work);
+    st_node *in = IN(e, n, 0);
+    st_conv_forward(X(e, n), X(e, in), W(e, n, 0), c->bias ? W(e, n, 1) : NULL,
+                    e->batch, &c->geom, e->work);
 }
 
-static void conv_backward(st_net *net, st_node *n) {
+static void conv_backward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
-    st_node *in = st_net_input_node(net, n, 0);
-    st_conv_backward(in->needs_grad ? in->grad.data : NULL, st_param_gradp(net, n, 0),
-                     c->bias ? st_param_gradp(net, n, 1) : NULL, n->grad.data, in->out.data,
-                     st_param_data(net, n, 0), net->batch, &c->geom, net->work);
+    st_node *in = IN(e, n, 0);
+    st_conv_backward(in->needs_grad ? G(e, in) : NULL, GW(e, n, 0),
+                     c->bias ? GW(e, n, 1) : NULL, G(e, n), X(e, in),
+                     W(e, n, 0), e->batch, &c->geom, e->work);
 }
 
 static size_t conv_work(const st_node *n, int batch) { return st_conv_work_size(&n->u.conv.geom, batch); }
@@ -216,26 +215,25 @@ static void linear_print(const st_node *n, char *buf, size_t len) {
     snprintf(buf, len, "out_features=%d%s", n->u.linear.out_features, n->u.linear.bias ? "" : ", bias=False");
 }
 
-static int linear_rows(const st_net *net, const st_node *n) {
-    size_t rows = (size_t)net->batch;
+static int linear_rows(int batch, const st_node *n) {
+    size_t rows = (size_t)batch;
     for (int i = 0; i < n->ndim - 1; i++) rows *= (size_t)n->shape[i];
     return (int)rows;
 }
 
-static void linear_forward(st_net *net, st_node *n, int train) {
-    (void)train;
+static void linear_forward(const st_exec *e, st_node *n) {
     const st_linear_conf *c = &n->u.linear;
-    st_node *in = st_net_input_node(net, n, 0);
-    st_linear_forward(n->out.data, in->out.data, st_param_data(net, n, 0), c->bias ? st_param_data(net, n, 1) : NULL,
-                      linear_rows(net, n), c->in_features, c->out_features);
+    st_node *in = IN(e, n, 0);
+    st_linear_forward(X(e, n), X(e, in), W(e, n, 0), c->bias ? W(e, n, 1) : NULL,
+                      linear_rows(e->batch, n), c->in_features, c->out_features);
 }
 
-static void linear_backward(st_net *net, st_node *n) {
+static void linear_backward(const st_exec *e, st_node *n) {
     const st_linear_conf *c = &n->u.linear;
-    st_node *in = st_net_input_node(net, n, 0);
-    st_linear_backward(in->needs_grad ? in->grad.data : NULL, st_param_gradp(net, n, 0),
-                       c->bias ? st_param_gradp(net, n, 1) : NULL, n->grad.data, in->out.data,
-                       st_param_data(net, n, 0), linear_rows(net, n), c->in_features, c->out_features);
+    st_node *in = IN(e, n, 0);
+    st_linear_backward(in->needs_grad ? G(e, in) : NULL, GW(e, n, 0),
+                       c->bias ? GW(e, n, 1) : NULL, G(e, n), X(e, in),
+                       W(e, n, 0), linear_rows(e->batch, n), c->in_features, c->out_features);
 }
 
 static int64_t linear_macs(const st_node *n) {
@@ -259,17 +257,16 @@ static st_status flatten_configure(st_net *net, st_node *n, st_args *a) {
 
 static void flatten_print(const st_node *n, char *buf, size_t len) { (void)n; buf[0] = 0; (void)len; }
 
-static void flatten_forward(st_net *net, st_node *n, int train) {
-    (void)train;
-    st_node *in = st_net_input_node(net, n, 0);
-    memcpy(n->out.data, in->out.data, sizeof(float) * st_node_numel(n) * net->batch);
+static void flatten_forward(const st_exec *e, st_node *n) {
+    st_node *in = IN(e, n, 0);
+    memcpy(X(e, n), X(e, in), sizeof(float) * n->numel * e->batch);
 }
 
-static void flatten_backward(st_net *net, st_node *n) {
-    st_node *in = st_net_input_node(net, n, 0);
+static void flatten_backward(const st_exec *e, st_node *n) {
+    st_node *in = IN(e, n, 0);
     if (!in->needs_grad) return;
-    size_t total = st_node_numel(n) * net->batch;
-    for (size_t i = 0; i < total; i++) in->grad.data[i] += n->grad.data[i];
+    size_t total = n->numel * e->batch;
+    for (size_t i = 0; i < total; i++) G(e, in)[i] += G(e, n)[i];
 }
 
 /* ---------------------------------------------------------------- activations */
@@ -291,17 +288,16 @@ static void act_print(const st_node *n, char *buf, size_t len) {
     else buf[0] = 0;
 }
 
-static void act_forward(st_net *net, st_node *n, int train) {
-    (void)train;
-    st_node *in = st_net_input_node(net, n, 0);
-    st_act_forward(n->u.act.act, n->u.act.slope, n->out.data, in->out.data, st_node_numel(n) * net->batch);
+static void act_forward(const st_exec *e, st_node *n) {
+    st_node *in = IN(e, n, 0);
+    st_act_forward(n->u.act.act, n->u.act.slope, X(e, n), X(e, in), n->numel * e->batch);
 }
 
-static void act_backward(st_net *net, st_node *n) {
-    st_node *in = st_net_input_node(net, n, 0);
+static void act_backward(const st_exec *e, st_node *n) {
+    st_node *in = IN(e, n, 0);
     if (!in->needs_grad) return;
-    st_act_backward(n->u.act.act, n->u.act.slope, in->grad.data, n->grad.data, in->out.data, n->out.data,
-                    st_node_numel(n) * net->batch);
+    st_act_backward(n->u.act.act, n->u.act.slope, G(e, in), G(e, n), X(e, in), X(e, n),
+                    n->numel * e->batch);
 }
 
 /* ---------------------------------------------------------------- add (residual) */
@@ -320,22 +316,21 @@ static st_status add_configure(st_net *net, st_node *n, st_args *a) {
     return ST_OK;
 }
 
-static void add_forward(st_net *net, st_node *n, int train) {
-    (void)train;
-    size_t total = st_node_numel(n) * net->batch;
-    memcpy(n->out.data, st_net_input_node(net, n, 0)->out.data, sizeof(float) * total);
+static void add_forward(const st_exec *e, st_node *n) {
+    size_t total = n->numel * e->batch;
+    memcpy(X(e, n), X(e, IN(e, n, 0)), sizeof(float) * total);
     for (int i = 1; i < n->ninputs; i++) {
-        const float *x = st_net_input_node(net, n, i)->out.data;
-        for (size_t j = 0; j < total; j++) n->out.data[j] += x[j];
+        const float *x = X(e, IN(e, n, i));
+        for (size_t j = 0; j < total; j++) X(e, n)[j] += x[j];
     }
 }
 
-static void add_backward(st_net *net, st_node *n) {
-    size_t total = st_node_numel(n) * net->batch;
+static void add_backward(const st_exec *e, st_node *n) {
+    size_t total = n->numel * e->batch;
     for (int i = 0; i < n->ninputs; i++) {
-        st_node *in = st_net_input_node(net, n, i);
+        st_node *in = IN(e, n, i);
         if (!in->needs_grad) continue;
-        for (size_t j = 0; j < total; j++) in->grad.data[j] += n->grad.data[j];
+        for (size_t j = 0; j < total; j++) G(e, in)[j] += G(e, n)[j];
     }
 }
 
@@ -371,30 +366,30 @@ static void concat_print(const st_node *n, char *buf, size_t len) {
 
 /* Walks the blocks: for each sample and each "outer" index before dim, the inputs'
  * slices follow each other in the output. */
-static void concat_copy(st_net *net, st_node *n, int backward) {
+static void concat_copy(const st_exec *e, st_node *n, int backward) {
     int d = n->u.concat.dim - 1;
-    size_t inner = 1, outer = (size_t)net->batch;
+    size_t inner = 1, outer = (size_t)e->batch;
     for (int k = d + 1; k < n->ndim; k++) inner *= (size_t)n->shape[k];
     for (int k = 0; k < d; k++) outer *= (size_t)n->shape[k];
     size_t out_block = (size_t)n->shape[d] * inner, off = 0;
     for (int i = 0; i < n->ninputs; i++) {
-        st_node *in = st_net_input_node(net, n, i);
+        st_node *in = IN(e, n, i);
         size_t blk = (size_t)in->shape[d] * inner;
         if (!backward || in->needs_grad)
             for (size_t o = 0; o < outer; o++) {
                 if (backward) {
-                    float *dst = in->grad.data + o * blk;
-                    const float *src = n->grad.data + o * out_block + off;
+                    float *dst = G(e, in) + o * blk;
+                    const float *src = G(e, n) + o * out_block + off;
                     for (size_t j = 0; j < blk; j++) dst[j] += src[j];
                 } else {
-                    memcpy(n->out.data + o * out_block + off, in->out.data + o * blk, sizeof(float) * blk);
+                    memcpy(X(e, n) + o * out_block + off, X(e, in) + o * blk, sizeof(float) * blk);
                 }
             }
         off += blk;
     }
 }
-static void concat_forward(st_net *net, st_node *n, int train) { (void)train; concat_copy(net, n, 0); }
-static void concat_backward(st_net *net, st_node *n) { concat_copy(net, n, 1); }
+static void concat_forward(const st_exec *e, st_node *n) { concat_copy(e, n, 0); }
+static void concat_backward(const st_exec *e, st_node *n) { concat_copy(e, n, 1); }
 
 static void empty_print(const st_node *n, char *buf, size_t len) { (void)n; (void)len; buf[0] = 0; }
 

@@ -23,11 +23,10 @@ st_status st_net_new(st_net **out) {
 static void free_activations(st_net *net) {
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
-        if (!n->alias_input) st_aligned_free(n->out.data);
+        if (i > 0) st_aligned_free(n->out.data);
         st_aligned_free(n->grad.data);
         n->out.data = n->grad.data = NULL;
         n->cap = n->grad_cap = 0;
-        n->alias_input = 0;
     }
 }
 
@@ -41,6 +40,7 @@ void st_net_free(st_net *net) {
     st_aligned_free(net->value_arena);
     st_aligned_free(net->grad_arena);
     st_aligned_free(net->work);
+    for (int s = 0; s < ST_MAX_SHARDS; s++) st_aligned_free(net->shard_grad[s]);
     free(net);
 }
 
@@ -103,6 +103,7 @@ static st_status ensure_arenas(st_net *net) {
     }
     st_aligned_free(net->value_arena);
     st_aligned_free(net->grad_arena);
+    for (int s = 0; s < ST_MAX_SHARDS; s++) { st_aligned_free(net->shard_grad[s]); net->shard_grad[s] = NULL; }
     net->value_arena = v;
     net->grad_arena = g;
     net->arena_floats = total;
@@ -214,6 +215,7 @@ st_status st_net_add(st_net *net, const char *line) {
         free(n->name);
         return st_fail_prefix(rc, "node '%s' (%s): ", name, opname);
     }
+    n->numel = st_node_numel(n);
     net->nnodes++;
     net->output = net->nnodes - 1;
     net->fwd_done = net->loss_done = 0;
@@ -243,20 +245,50 @@ st_status st_net_init(st_net *net, st_init how, uint64_t seed) {
     return ST_OK;
 }
 
-/* ---------------------------------------------------------------- running */
+/* ---------------------------------------------------------------- running
+ * Small networks are run data-parallel: the batch is cut into shards that go through
+ * the whole graph side by side, one per thread, each with its own workspace and its own
+ * parameter-gradient arena; the arenas are then added in shard order. That costs one
+ * fork/join per pass instead of one per op, which is what makes two cores pay off on
+ * networks whose layers take microseconds. The number of shards depends only on the
+ * batch and the network, never on the thread count, so results are identical for any
+ * number of threads. Large networks use one shard and parallel kernels instead. */
+static int choose_shards(const st_net *net, int batch) {
+    int64_t macs = 0;
+    for (int i = 0; i < net->nnodes; i++)
+        if (net->nodes[i].op->macs) macs += net->nodes[i].op->macs(&net->nodes[i]);
+    if (batch < 64 || macs > 1000000) return 1;
+    return ST_MAX_SHARDS;
+}
+
+static int shard_begin(int batch, int nshards, int s) { return (int)((long)batch * s / nshards); }
+
+static st_exec shard_exec(st_net *net, int s, int train) {
+    st_exec e;
+    e.net = net;
+    e.offset = shard_begin(net->batch, net->nshards, s);
+    e.batch = shard_begin(net->batch, net->nshards, s + 1) - e.offset;
+    e.train = train;
+    e.work = net->work + (size_t)s * net->work_stride;
+    e.pgrad = s == 0 ? net->grad_arena : net->shard_grad[s];
+    return e;
+}
+
 static st_status ensure_activations(st_net *net, int batch) {
+    int nshards = choose_shards(net, batch);
+    int shard_max = (batch + nshards - 1) / nshards;
     size_t work = 0;
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
-        size_t need = st_node_numel(n) * (size_t)batch;
+        size_t need = n->numel * (size_t)batch;
         n->out.ndim = n->grad.ndim = n->ndim + 1;
         n->out.shape[0] = n->grad.shape[0] = batch;
         for (int k = 0; k < n->ndim; k++) n->out.shape[k + 1] = n->grad.shape[k + 1] = n->shape[k];
         if (n->op->work_size) {
-            size_t w = n->op->work_size(n, batch);
+            size_t w = n->op->work_size(n, shard_max);
             if (w > work) work = w;
         }
-        if (i == 0 || n->op->min_inputs == 0) continue; /* input nodes alias the caller's data */
+        if (i == 0) continue; /* the input node aliases the caller's data */
         if (need > n->cap) {
             st_aligned_free(n->out.data);
             n->out.data = st_aligned_alloc(sizeof(float) * need);
@@ -264,15 +296,20 @@ static st_status ensure_activations(st_net *net, int batch) {
             if (!n->out.data) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for activations", n->name);
         }
     }
-    if (work > net->work_cap) {
+    work = (work + 15) & ~(size_t)15; /* keep each shard's workspace 64-byte aligned */
+    if (work * nshards > net->work_cap) {
         st_aligned_free(net->work);
-        net->work = st_aligned_alloc(sizeof(float) * work);
-        net->work_cap = net->work ? work : 0;
-        if (!net->work) return st_fail(ST_ERR_NOMEM, "out of memory for %zu floats of workspace", work);
+        net->work = st_aligned_alloc(sizeof(float) * (work > 0 ? work * nshards : 16));
+        net->work_cap = net->work ? work * nshards : 0;
+        if (!net->work) return st_fail(ST_ERR_NOMEM, "out of memory for %zu floats of workspace", work * nshards);
     }
+    net->work_stride = work;
+    net->nshards = nshards;
     net->batch = batch;
     return ST_OK;
 }
+
+static int shards_in_parallel(const st_net *net) { return net->nshards > 1 && st_get_threads() > 1; }
 
 st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out) {
     if (out) *out = NULL;
@@ -286,7 +323,7 @@ st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_te
      * number of values per sample is accepted too (MNIST-1D rows for a (1, 40) input) */
     if (ok) {
         int same = x->ndim == in->ndim + 1 && !memcmp(x->shape + 1, in->shape, sizeof(int) * in->ndim);
-        ok = same || per == st_node_numel(in);
+        ok = same || per == in->numel;
     }
     if (!ok) {
         int full[ST_MAX_DIMS];
@@ -300,8 +337,12 @@ st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_te
     if (rc) return rc;
     if ((rc = ensure_activations(net, x->shape[0]))) return rc;
     in->out.data = x->data;
-    in->alias_input = 1;
-    for (int i = 1; i < net->nnodes; i++) net->nodes[i].op->forward(net, &net->nodes[i], train);
+    int par = shards_in_parallel(net);
+#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS) if(par)
+    for (int s = 0; s < net->nshards; s++) {
+        st_exec e = shard_exec(net, s, train);
+        for (int i = 1; i < net->nnodes; i++) net->nodes[i].op->forward(&e, &net->nodes[i]);
+    }
     net->fwd_done = 1;
     net->loss_done = 0;
     if (out) *out = &net->nodes[net->output].out;
@@ -311,7 +352,7 @@ st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_te
 static st_status ensure_grads(st_net *net) {
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
-        size_t need = st_node_numel(n) * (size_t)net->batch;
+        size_t need = n->numel * (size_t)net->batch;
         if (need > n->grad_cap) {
             st_aligned_free(n->grad.data);
             n->grad.data = st_aligned_alloc(sizeof(float) * need);
@@ -319,6 +360,11 @@ static st_status ensure_grads(st_net *net) {
             if (!n->grad.data) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for gradients", n->name);
         }
     }
+    for (int s = 1; s < net->nshards; s++)
+        if (!net->shard_grad[s]) {
+            net->shard_grad[s] = st_aligned_alloc(sizeof(float) * (net->arena_floats ? net->arena_floats : 1));
+            if (!net->shard_grad[s]) return st_fail(ST_ERR_NOMEM, "out of memory for gradients");
+        }
     return ST_OK;
 }
 
@@ -340,7 +386,7 @@ st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st
                 return st_fail(ST_ERR_ARG, "label %d of sample %d is out of range 0..%d", labels[i], i, c - 1);
         L = st_cross_entropy(o->out.data, labels, net->batch, c, o->grad.data);
     } else {
-        if (!target || st_tensor_numel(target) != st_node_numel(o) * (size_t)net->batch)
+        if (!target || st_tensor_numel(target) != o->numel * (size_t)net->batch)
             return st_fail(ST_ERR_SHAPE, "mse target %s does not match the output %s", target ? st_shape_str(target->ndim, target->shape, s1, sizeof s1) : "(none)",
                            st_shape_str(o->out.ndim, o->out.shape, s2, sizeof s2));
         L = st_mse(o->out.data, target->data, st_tensor_numel(target), o->grad.data);
@@ -361,13 +407,24 @@ st_status st_net_backward(st_net *net, int want_input_grad) {
             if (net->nodes[n->inputs[j]].needs_grad) n->needs_grad = 1;
     }
     net->nodes[net->output].needs_grad = 1;
-    for (int i = 0; i < net->output; i++) {
-        st_node *n = &net->nodes[i];
-        if (n->needs_grad) memset(n->grad.data, 0, sizeof(float) * st_node_numel(n) * net->batch);
+    int par = shards_in_parallel(net);
+#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS) if(par)
+    for (int s = 0; s < net->nshards; s++) {
+        st_exec e = shard_exec(net, s, 1);
+        if (s > 0) memset(e.pgrad, 0, sizeof(float) * net->arena_floats);
+        for (int i = 0; i < net->output; i++) {
+            st_node *n = &net->nodes[i];
+            if (n->needs_grad) memset(G(&e, n), 0, sizeof(float) * n->numel * e.batch);
+        }
+        for (int i = net->output; i >= 1; i--) {
+            st_node *n = &net->nodes[i];
+            if (n->needs_grad) n->op->backward(&e, n);
+        }
     }
-    for (int i = net->output; i >= 1; i--) {
-        st_node *n = &net->nodes[i];
-        if (n->needs_grad) n->op->backward(net, n);
+    /* add the shards' parameter gradients in a fixed order */
+    for (int s = 1; s < net->nshards; s++) {
+        const float *g = net->shard_grad[s];
+        for (size_t i = 0; i < net->arena_floats; i++) net->grad_arena[i] += g[i];
     }
     net->want_input_grad = want_input_grad;
     return ST_OK;

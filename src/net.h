@@ -7,6 +7,7 @@
 #define ST_MAX_INPUTS 8
 #define ST_MAX_ARGS 24
 #define ST_MAX_PARAMS_PER_NODE 4
+#define ST_MAX_SHARDS 2
 
 /* ---------------------------------------------------------------- model-file arguments */
 typedef enum { ST_V_INT, ST_V_FLOAT, ST_V_STR, ST_V_TUPLE, ST_V_BOOL, ST_V_NONE } st_vkind;
@@ -56,6 +57,7 @@ struct st_node {
     const st_op *op;
     int ninputs, inputs[ST_MAX_INPUTS]; /* node indices */
     int ndim, shape[ST_MAX_DIMS];       /* per-sample output shape (no batch dim) */
+    size_t numel;                       /* floats per sample */
     int nparams, params[ST_MAX_PARAMS_PER_NODE];
     union {
         st_conv_conf conv;
@@ -67,7 +69,6 @@ struct st_node {
     size_t cap, grad_cap;               /* floats allocated */
     int rf[2], jump[2], rf_valid;       /* receptive field in input positions (H, W), set by configure */
     int needs_grad;                     /* the gradient of this node's output is used */
-    int alias_input;                    /* out.data belongs to the caller (input node) */
 };
 
 typedef struct {
@@ -87,11 +88,34 @@ struct st_net {
     size_t arena_floats;                /* 0 while not yet allocated */
     int batch;                          /* batch size of the last forward */
     int output;                         /* index of the output node (the last one) */
-    float *work;
-    size_t work_cap;
+    int nshards;                        /* batch slices run side by side (see net.c) */
+    float *shard_grad[ST_MAX_SHARDS];   /* parameter-gradient arenas of shards 1.. */
+    float *work;                        /* nshards workspaces of work_stride floats */
+    size_t work_cap, work_stride;
     int fwd_done, loss_done;
     int want_input_grad;
 };
+
+/* What one forward or backward pass over a slice of the batch sees: a shard of the
+ * batch (samples [offset, offset + batch)), its own workspace and its own parameter-
+ * gradient arena, so that shards can run on different threads without sharing writes. */
+typedef struct {
+    st_net *net;
+    int batch, offset;
+    int train;
+    float *work;
+    float *pgrad; /* parameter gradients of this shard (the net's arena for shard 0) */
+} st_exec;
+
+/* A node's output / gradient for the shard, its inputs, its parameters. */
+static inline float *X(const st_exec *e, const st_node *n) { return n->out.data + (size_t)e->offset * n->numel; }
+static inline float *G(const st_exec *e, const st_node *n) { return n->grad.data + (size_t)e->offset * n->numel; }
+static inline st_node *IN(const st_exec *e, const st_node *n, int i) { return &e->net->nodes[n->inputs[i]]; }
+static inline float *W(const st_exec *e, const st_node *n, int i) { return e->net->params[n->params[i]].value.data; }
+static inline float *GW(const st_exec *e, const st_node *n, int i) {
+    const st_param *p = &e->net->params[n->params[i]];
+    return e->pgrad + (p->grad.data - e->net->grad_arena);
+}
 
 struct st_op {
     const char *name;
@@ -101,9 +125,9 @@ struct st_op {
     st_status (*configure)(st_net *net, st_node *n, st_args *a);
     /* Writes the arguments back as model-file text (without inputs). */
     void (*print)(const st_node *n, char *buf, size_t len);
-    void (*forward)(st_net *net, st_node *n, int train);
+    void (*forward)(const st_exec *e, st_node *n);
     /* Accumulates into the gradients of inputs that need one and into parameter grads. */
-    void (*backward)(st_net *net, st_node *n);
+    void (*backward)(const st_exec *e, st_node *n);
     /* Work floats needed for batch size `batch` (NULL: none). */
     size_t (*work_size)(const st_node *n, int batch);
     /* Multiply-accumulates per sample. */
