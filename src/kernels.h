@@ -1,0 +1,24 @@
+/* kernels.h - the fast convolution paths behind st_conv_forward/backward (conv.c):
+ * which path a geometry takes, and the direct, batch-vectorised one (conv_direct.c).
+ * The signatures and contracts are those of internal.h: forward writes `out`,
+ * backward accumulates into din (if not NULL), dw and db (if not NULL). */
+#ifndef ST_KERNELS_H
+#define ST_KERNELS_H
+
+#include "internal.h"
+
+/* 1 if the direct path can run (g, n) at all (its limit on taps per output; conv.c
+ * decides whether it should). */
+int st_direct_possible(const st_conv_geom *g, int n);
+/* Floats of workspace the direct path needs for (g, n). */
+size_t st_direct_work_size(const st_conv_geom *g, int n);
+void st_direct_forward(float *out, const float *in, const float *w, const float *b, int n,
+                       const st_conv_geom *g, float *work);
+void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int n, const st_conv_geom *g, float *work);
+
+/* Path choice for tests: 1 = direct whenever possible, 0 = never (im2col + GEMM),
+ * -1 = by the rule (the default). Process-wide, not thread-safe: tests only. */
+void st_conv_force_path(int direct);
+
+#endif

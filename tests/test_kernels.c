@@ -1,0 +1,300 @@
+/* test_kernels.c - the fast kernels against the plain definitions, on random shapes.
+ *
+ * 1. Convolution: 300 random geometries (1D and 2D; kernel 1-5, stride 1-3, dilation
+ *    1-3, padding 0-2, 'same' and 'valid'; groups 1, 2, 3, depthwise and depthwise x2;
+ *    batch 1-130; bias on and off), each run through every path there is: the direct
+ *    batch-vectorised one (forced), im2col + GEMM (forced) and the default choice.
+ *    Forward, backward with and without din and db, accumulation into non-zero
+ *    gradients, a workspace that starts as NaN and is not 64-byte aligned.
+ *    Tolerance 1e-5 * (1 + max |reference|), the reference being st_conv_*_ref.
+ * 2. The MNIST-1D CNN's three layers at batch 100 and a few other sizes (the shapes the
+ *    direct path is tuned for), the same checks.
+ * 3. Thread-count independence: forward and backward with 1, 2 and 3 threads give
+ *    bit-identical results, for both paths.
+ * 4. GEMM: random small and medium shapes, all four transpose combinations, beta 0 and
+ *    1, row strides larger than the matrix, against st_sgemm_ref; also bit-identical
+ *    results for 1 and 2 threads. Linear forward/backward against the double versions.
+ * Everything is seeded: the same run on every machine.
+ */
+#include "internal.h"
+#include "kernels.h"
+#include "test.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL 1e-5
+
+/* ---------------------------------------------------------------- helpers */
+static uint64_t rng_state = 0x243f6a8885a308d3ULL;
+static uint64_t rnd64(void) { /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static int rint_in(int lo, int hi) { return lo + (int)(rnd64() % (uint64_t)(hi - lo + 1)); }
+static float runif(void) { return (float)((double)(rnd64() >> 11) * 0x1p-53 * 2 - 1); }
+
+static float *alloc_f(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    return p;
+}
+static float *rand_f(size_t n) {
+    float *p = alloc_f(n);
+    for (size_t i = 0; i < n; i++) p[i] = runif();
+    return p;
+}
+static float *copy_f(const float *a, size_t n) {
+    float *p = alloc_f(n);
+    memcpy(p, a, n * sizeof(float));
+    return p;
+}
+static void fill_nan(float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+}
+static int close_enough(const float *got, const float *ref, size_t n, double *err, double *tol) {
+    *err = test_maxdiff(got, ref, n);
+    *tol = TOL * (1 + test_maxabs(ref, n));
+    return *err <= *tol;
+}
+
+/* ---------------------------------------------------------------- convolution */
+typedef struct {
+    st_conv_geom g;
+    int n, bias;
+    char desc[200];
+} conv_case;
+
+static const char *path_name(int path) { return path == 1 ? "direct" : path == 0 ? "im2col" : "default"; }
+
+/* Runs forward and backward on one path and compares with the reference results. */
+static void check_conv_path(const conv_case *c, int path, const float *x, const float *w, const float *b,
+                            const float *gy, const float *y_ref, const float *dx_ref, const float *dw_ref,
+                            const float *db_ref, const float *dx0, const float *dw0, const float *db0) {
+    const st_conv_geom *g = &c->g;
+    int n = c->n;
+    size_t nx = (size_t)n * g->cin * g->ih * g->iw, ny = (size_t)n * g->cout * g->oh * g->ow;
+    size_t nw = (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
+    st_conv_force_path(path);
+    size_t wsz = st_conv_work_size(g, n);
+    float *work_block = alloc_f(wsz + 1), *work = work_block + 1; /* not 64-byte aligned */
+    float *y = alloc_f(ny), *dx = copy_f(dx0, nx), *dw = copy_f(dw0, nw), *db = copy_f(db0, g->cout);
+    double err, tol;
+
+    fill_nan(work, wsz); fill_nan(y, ny);
+    st_conv_forward(y, x, w, c->bias ? b : NULL, n, g, work);
+    CHECK(close_enough(y, y_ref, ny, &err, &tol), "%s [%s]: forward: error %.3g > %.3g", c->desc, path_name(path), err, tol);
+
+    /* accumulates into non-zero gradients */
+    fill_nan(work, wsz);
+    st_conv_backward(dx, dw, c->bias ? db : NULL, gy, x, w, n, g, work);
+    CHECK(close_enough(dx, dx_ref, nx, &err, &tol), "%s [%s]: backward dx: error %.3g > %.3g", c->desc, path_name(path), err, tol);
+    CHECK(close_enough(dw, dw_ref, nw, &err, &tol), "%s [%s]: backward dw: error %.3g > %.3g", c->desc, path_name(path), err, tol);
+    if (c->bias)
+        CHECK(close_enough(db, db_ref, g->cout, &err, &tol), "%s [%s]: backward db: error %.3g > %.3g", c->desc, path_name(path), err, tol);
+
+    /* din = NULL and db = NULL: the weight gradient alone, and nothing else touched */
+    memcpy(dw, dw0, nw * sizeof(float));
+    fill_nan(work, wsz);
+    st_conv_backward(NULL, dw, NULL, gy, x, w, n, g, work);
+    CHECK(close_enough(dw, dw_ref, nw, &err, &tol), "%s [%s]: dw with din = db = NULL: error %.3g > %.3g", c->desc, path_name(path), err, tol);
+
+    st_conv_force_path(-1);
+    free(work_block); free(y); free(dx); free(dw); free(db);
+}
+
+/* Forward and backward with 1, 2 and 3 threads must agree bit for bit. */
+static void check_conv_threads(const conv_case *c, int path, const float *x, const float *w, const float *b,
+                               const float *gy) {
+    const st_conv_geom *g = &c->g;
+    int n = c->n;
+    size_t nx = (size_t)n * g->cin * g->ih * g->iw, ny = (size_t)n * g->cout * g->oh * g->ow;
+    size_t nw = (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
+    st_conv_force_path(path);
+    size_t wsz = st_conv_work_size(g, n);
+    float *work = alloc_f(wsz);
+    float *y[3], *dx[3], *dw[3], *db[3];
+    for (int t = 0; t < 3; t++) {
+        st_set_threads(t + 1);
+        y[t] = alloc_f(ny);
+        dx[t] = calloc(nx, sizeof(float)); dw[t] = calloc(nw, sizeof(float)); db[t] = calloc(g->cout, sizeof(float));
+        st_conv_forward(y[t], x, w, c->bias ? b : NULL, n, g, work);
+        st_conv_backward(dx[t], dw[t], c->bias ? db[t] : NULL, gy, x, w, n, g, work);
+    }
+    st_set_threads(1);
+    for (int t = 1; t < 3; t++) {
+        int same = !memcmp(y[0], y[t], ny * sizeof(float)) && !memcmp(dx[0], dx[t], nx * sizeof(float)) &&
+                   !memcmp(dw[0], dw[t], nw * sizeof(float)) && !memcmp(db[0], db[t], g->cout * sizeof(float));
+        CHECK(same, "%s [%s]: %d threads differ from 1 thread", c->desc, path_name(path), t + 1);
+    }
+    for (int t = 0; t < 3; t++) { free(y[t]); free(dx[t]); free(dw[t]); free(db[t]); }
+    free(work);
+    st_conv_force_path(-1);
+}
+
+static void run_conv_case(conv_case *c, int threads_too) {
+    const st_conv_geom *g = &c->g;
+    int n = c->n;
+    size_t nx = (size_t)n * g->cin * g->ih * g->iw, ny = (size_t)n * g->cout * g->oh * g->ow;
+    size_t nw = (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
+    float *x = rand_f(nx), *w = rand_f(nw), *b = rand_f(g->cout), *gy = rand_f(ny);
+    float *dx0 = rand_f(nx), *dw0 = rand_f(nw), *db0 = rand_f(g->cout);
+    float *y_ref = alloc_f(ny), *dx_ref = copy_f(dx0, nx), *dw_ref = copy_f(dw0, nw), *db_ref = copy_f(db0, g->cout);
+    st_conv_forward_ref(y_ref, x, w, c->bias ? b : NULL, n, g);
+    st_conv_backward_ref(dx_ref, dw_ref, c->bias ? db_ref : NULL, gy, x, w, n, g);
+    for (int path = -1; path <= 1; path++) {
+        if (path == 1 && !st_direct_possible(g, n)) continue;
+        check_conv_path(c, path, x, w, b, gy, y_ref, dx_ref, dw_ref, db_ref, dx0, dw0, db0);
+        if (threads_too && path >= 0) check_conv_threads(c, path, x, w, b, gy);
+    }
+    free(x); free(w); free(b); free(gy); free(dx0); free(dw0); free(db0);
+    free(y_ref); free(dx_ref); free(dw_ref); free(db_ref);
+}
+
+static int make_case(conv_case *c, int dim, int n, int cin, int cout, int groups, const int k[2], const int s[2],
+                     const int d[2], int pad_mode, const int pad[2], int ih, int iw, int bias) {
+    if (st_conv_geom_init(&c->g, cin, cout, groups, k, s, d, pad_mode, pad, ih, iw) != ST_OK) return 0;
+    c->n = n;
+    c->bias = bias;
+    const char *pm = pad_mode == ST_PAD_SAME ? "same" : pad_mode == ST_PAD_VALID ? "valid" : "explicit";
+    snprintf(c->desc, sizeof c->desc, "%dD n=%d cin=%d cout=%d groups=%d in=%dx%d k=%dx%d s=%dx%d d=%dx%d pad=%s(%d,%d) bias=%d",
+             dim, n, cin, cout, groups, ih, iw, k[0], k[1], s[0], s[1], d[0], d[1], pm, pad[0], pad[1], bias);
+    return 1;
+}
+
+static void random_convs(int count) {
+    int done = 0, direct = 0;
+    while (done < count) {
+        int dim = rint_in(1, 2);
+        int n = rnd64() % 3 ? rint_in(1, 130) : rint_in(1, 20);
+        int gsel = rint_in(0, 5), groups, cin, cout;
+        int base = rint_in(1, 6);
+        switch (gsel) {
+        case 0: groups = 2; cin = 2 * base; cout = 2 * rint_in(1, 6); break;
+        case 1: groups = 3; cin = 3 * rint_in(1, 3); cout = 3 * rint_in(1, 4); break;
+        case 2: groups = base; cin = base; cout = base; break;          /* depthwise */
+        case 3: groups = base; cin = base; cout = 2 * base; break;      /* depthwise x2 */
+        default: groups = 1; cin = rint_in(1, 20); cout = rint_in(1, 20); break;
+        }
+        int k[2], s[2], d[2], pad[2];
+        int pad_mode = rint_in(0, 4); /* explicit more often */
+        pad_mode = pad_mode == 3 ? ST_PAD_SAME : pad_mode == 4 ? ST_PAD_VALID : ST_PAD_EXPLICIT;
+        for (int a = 0; a < 2; a++) {
+            k[a] = rint_in(1, 5);
+            s[a] = pad_mode == ST_PAD_SAME ? 1 : rint_in(1, 3);
+            d[a] = rint_in(1, 3);
+            pad[a] = rint_in(0, 2);
+        }
+        int ih = rint_in(1, 12), iw = dim == 1 ? rint_in(1, 48) : rint_in(1, 12);
+        if (dim == 1) { k[0] = s[0] = d[0] = 1; pad[0] = 0; ih = 1; }
+        conv_case c;
+        if (!make_case(&c, dim, n, cin, cout, groups, k, s, d, pad_mode, pad, ih, iw, rint_in(0, 1))) continue;
+        direct += st_direct_possible(&c.g, n);
+        run_conv_case(&c, done % 10 == 0);
+        done++;
+    }
+    printf("conv: %d random geometries (%d through the direct path too)\n", done, direct);
+}
+
+/* The MNIST-1D CNN's layers (conv1d k3 s2 valid: 1 -> 15 -> 15 -> 15 channels,
+ * 40 -> 19 -> 9 -> 4 positions) at the batch sizes training and evaluation use. */
+static void mnist1d_convs(void) {
+    int batches[] = {100, 1, 16, 17, 64, 127, 200};
+    int cins[3] = {1, 15, 15}, iws[3] = {40, 19, 9};
+    int k[2] = {1, 3}, s[2] = {1, 2}, d[2] = {1, 1}, pad[2] = {0, 0};
+    for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++)
+        for (int l = 0; l < 3; l++) {
+            conv_case c;
+            if (!make_case(&c, 1, batches[bi], cins[l], 15, 1, k, s, d, ST_PAD_VALID, pad, 1, iws[l], 1)) continue;
+            run_conv_case(&c, 1);
+        }
+}
+
+/* ---------------------------------------------------------------- GEMM and linear */
+static void check_gemm(int tA, int tB, int M, int N, int K, int extra, float beta, int threads_too) {
+    int lda = (tA ? M : K) + extra, ldb = (tB ? K : N) + extra, ldc = N + extra;
+    size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb, nc = (size_t)M * ldc;
+    float *A = rand_f(na), *B = rand_f(nb), *C0 = rand_f(nc);
+    float *C = copy_f(C0, nc), *R = copy_f(C0, nc);
+    st_sgemm(tA, tB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    st_sgemm_ref(tA, tB, M, N, K, A, lda, B, ldb, beta, R, ldc);
+    double err, tol;
+    CHECK(close_enough(C, R, nc, &err, &tol), "sgemm tA=%d tB=%d M=%d N=%d K=%d ld+%d beta=%g: error %.3g > %.3g",
+          tA, tB, M, N, K, extra, beta, err, tol);
+    if (threads_too) {
+        float *C2 = copy_f(C0, nc);
+        st_set_threads(2);
+        st_sgemm(tA, tB, M, N, K, A, lda, B, ldb, beta, C2, ldc);
+        st_set_threads(1);
+        CHECK(!memcmp(C, C2, nc * sizeof(float)), "sgemm tA=%d tB=%d M=%d N=%d K=%d: 2 threads differ from 1", tA, tB, M, N, K);
+        free(C2);
+    }
+    free(A); free(B); free(C0); free(C); free(R);
+}
+
+static void gemms(void) {
+    /* the shapes the MNIST-1D models use (linear layers, batch 100), then random ones */
+    int fixed[][3] = {{100, 10, 60}, {100, 60, 10}, {10, 60, 100}, {100, 285, 40}, {100, 135, 285},
+                      {100, 40, 285}, {285, 40, 100}, {100, 10, 135}, {1, 1, 1}, {7, 33, 1}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        for (int t = 0; t < 4; t++)
+            check_gemm(t & 1, t >> 1, fixed[i][0], fixed[i][1], fixed[i][2], 0, 0.0f, 1);
+    int count = 0;
+    for (; count < 300; count++) {
+        int big = count % 10 == 0;
+        int M = rint_in(1, big ? 300 : 40), N = rint_in(1, big ? 300 : 70), K = rint_in(1, big ? 400 : 70);
+        check_gemm(rint_in(0, 1), rint_in(0, 1), M, N, K, rint_in(0, 1) ? 0 : rint_in(1, 5),
+                   rint_in(0, 1) ? 1.0f : 0.0f, count % 5 == 0);
+    }
+    printf("gemm: %d random shapes\n", count);
+}
+
+static void linears(void) {
+    int shapes[][3] = {{100, 60, 10}, {100, 40, 285}, {100, 285, 135}, {1, 5, 3}, {33, 17, 9}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int n = shapes[i][0], in = shapes[i][1], out = shapes[i][2];
+        float *x = rand_f((size_t)n * in), *w = rand_f((size_t)out * in), *b = rand_f(out), *gy = rand_f((size_t)n * out);
+        float *y = alloc_f((size_t)n * out), *dx = calloc((size_t)n * in, sizeof(float));
+        float *dw = calloc((size_t)out * in, sizeof(float)), *db = calloc(out, sizeof(float));
+        double *xd = malloc(sizeof(double) * n * in), *wd = malloc(sizeof(double) * out * in), *bd = malloc(sizeof(double) * out);
+        double *gyd = malloc(sizeof(double) * n * out), *yd = malloc(sizeof(double) * n * out);
+        double *dxd = calloc((size_t)n * in, sizeof(double)), *dwd = calloc((size_t)out * in, sizeof(double));
+        double *dbd = calloc(out, sizeof(double));
+        for (int j = 0; j < n * in; j++) xd[j] = x[j];
+        for (int j = 0; j < out * in; j++) wd[j] = w[j];
+        for (int j = 0; j < out; j++) bd[j] = b[j];
+        for (int j = 0; j < n * out; j++) gyd[j] = gy[j];
+        st_linear_forward(y, x, w, b, n, in, out);
+        st_linear_backward(dx, dw, db, gy, x, w, n, in, out);
+        st_linear_forward_f64(yd, xd, wd, bd, n, in, out);
+        st_linear_backward_f64(dxd, dwd, dbd, gyd, xd, wd, n, in, out);
+        float *r = alloc_f((size_t)(n > out ? n : out) * (in > out ? in : out));
+        double err, tol;
+#define CMP(got, refd, cnt, what)                                                           \
+        do {                                                                                \
+            for (size_t q = 0; q < (size_t)(cnt); q++) r[q] = (float)(refd)[q];             \
+            CHECK(close_enough(got, r, cnt, &err, &tol), "linear n=%d in=%d out=%d: %s: error %.3g > %.3g", \
+                  n, in, out, what, err, tol);                                              \
+        } while (0)
+        CMP(y, yd, (size_t)n * out, "forward");
+        CMP(dx, dxd, (size_t)n * in, "dx");
+        CMP(dw, dwd, (size_t)out * in, "dw");
+        CMP(db, dbd, (size_t)out, "db");
+#undef CMP
+        free(x); free(w); free(b); free(gy); free(y); free(dx); free(dw); free(db); free(r);
+        free(xd); free(wd); free(bd); free(gyd); free(yd); free(dxd); free(dwd); free(dbd);
+    }
+}
+
+int main(void) {
+    st_set_threads(1);
+    mnist1d_convs();
+    random_convs(300);
+    gemms();
+    linears();
+    st_set_threads(0);
+    return test_done("test_kernels");
+}
