@@ -202,6 +202,10 @@ st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st
  * If want_input_grad, the input's gradient is kept and st_net_input_grad returns it. */
 st_status st_net_backward(st_net *net, int want_input_grad);
 const st_tensor *st_net_input_grad(const st_net *net);
+/* forward (training mode) + loss + backward in one call: the same gradients as the three
+ * calls, with the threads meeting once instead of three times (faster for small nets). */
+st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32_t *labels,
+                      const st_tensor *target, float *loss_out, int want_input_grad);
 void st_net_zero_grad(st_net *net);
 /* Number of threads for all kernels (OpenMP); 0 means all cores. */
 void st_set_threads(int n);

@@ -96,37 +96,50 @@ ACT_PAIR(st_act_forward, st_act_backward, float, expf, tanhf)
 ACT_PAIR(st_act_forward_f64, st_act_backward_f64, double, exp, tanh)
 
 /* ---------------------------------------------------------------- losses */
-#define CE(NAME, T, EXP)                                                                \
-double NAME(const T *logits, const int32_t *labels, int n, int c, T *dlogits) {         \
+/* Cross-entropy over a slice of the batch: returns the SUM of the n losses and writes
+ * dlogits = (softmax - onehot) * scale (scale = 1/batch for the mean loss), so that
+ * slices of one batch can be done separately. One exp per logit: e_j = exp(z_j - max)
+ * is kept in dlogits and reused for softmax_j = e_j / sum. Sums in double. */
+#define CE(NAME_SUM, NAME, T, EXP)                                                      \
+double NAME_SUM(const T *logits, const int32_t *labels, int n, int c, T *dlogits,       \
+                double scale) {                                                         \
     double total = 0;                                                                   \
     for (int i = 0; i < n; i++) {                                                       \
         const T *z = logits + (size_t)i * c;                                            \
+        T *e = dlogits ? dlogits + (size_t)i * c : NULL;                                \
         T m = z[0];                                                                     \
         for (int j = 1; j < c; j++) if (z[j] > m) m = z[j];                             \
         double sum = 0;                                                                 \
-        for (int j = 0; j < c; j++) sum += exp((double)z[j] - m);                       \
-        double lse = m + log(sum);                                                      \
-        total += lse - z[labels[i]];                                                    \
-        if (dlogits) {                                                                  \
-            T *d = dlogits + (size_t)i * c;                                             \
-            for (int j = 0; j < c; j++)                                                 \
-                d[j] = (T)((exp((double)z[j] - lse) - (j == labels[i])) / n);           \
+        if (e) for (int j = 0; j < c; j++) { e[j] = EXP(z[j] - m); sum += e[j]; }       \
+        else for (int j = 0; j < c; j++) sum += EXP(z[j] - m);                          \
+        total += (double)m + log(sum) - z[labels[i]];                                   \
+        if (e) {                                                                        \
+            double k = scale / sum;                                                     \
+            for (int j = 0; j < c; j++) e[j] = (T)(e[j] * k);                           \
+            e[labels[i]] -= (T)scale;                                                   \
         }                                                                               \
     }                                                                                   \
-    return total / n;                                                                   \
+    return total;                                                                       \
+}                                                                                       \
+double NAME(const T *logits, const int32_t *labels, int n, int c, T *dlogits) {         \
+    return n > 0 ? NAME_SUM(logits, labels, n, c, dlogits, 1.0 / n) / n : 0;            \
 }
-CE(st_cross_entropy, float, expf)
-CE(st_cross_entropy_f64, double, exp)
+CE(st_cross_entropy_sum, st_cross_entropy, float, expf)
+CE(st_cross_entropy_sum_f64, st_cross_entropy_f64, double, exp)
 
-#define MSE(NAME, T)                                                                    \
-double NAME(const T *y, const T *t, size_t size, T *dy) {                               \
+/* Squared error over a slice: returns the sum of (y - t)^2, dy = 2 (y - t) * scale. */
+#define MSE(NAME_SUM, NAME, T)                                                          \
+double NAME_SUM(const T *y, const T *t, size_t size, T *dy, double scale) {             \
     double total = 0;                                                                   \
     for (size_t i = 0; i < size; i++) {                                                 \
         double d = (double)y[i] - t[i];                                                 \
         total += d * d;                                                                 \
-        if (dy) dy[i] = (T)(2 * d / size);                                              \
+        if (dy) dy[i] = (T)(2 * d * scale);                                             \
     }                                                                                   \
-    return size ? total / size : 0;                                                     \
+    return total;                                                                       \
+}                                                                                       \
+double NAME(const T *y, const T *t, size_t size, T *dy) {                               \
+    return size ? NAME_SUM(y, t, size, dy, 1.0 / size) / size : 0;                      \
 }
-MSE(st_mse, float)
-MSE(st_mse_f64, double)
+MSE(st_mse_sum, st_mse, float)
+MSE(st_mse_sum_f64, st_mse_f64, double)

@@ -108,9 +108,14 @@ void st_act_backward_f64(st_act a, double slope, double *dx, const double *dy, c
  * Writes dlogits = (softmax - onehot)/n if dlogits != NULL. Returns the loss. */
 double st_cross_entropy(const float *logits, const int32_t *labels, int n, int c, float *dlogits);
 double st_cross_entropy_f64(const double *logits, const int32_t *labels, int n, int c, double *dlogits);
+/* The same over a slice of a batch: returns the sum of the losses, gradients times scale. */
+double st_cross_entropy_sum(const float *logits, const int32_t *labels, int n, int c, float *dlogits, double scale);
+double st_cross_entropy_sum_f64(const double *logits, const int32_t *labels, int n, int c, double *dlogits, double scale);
 /* Mean squared error over all `size` elements; dy = 2 (y - t) / size. */
 double st_mse(const float *y, const float *t, size_t size, float *dy);
 double st_mse_f64(const double *y, const double *t, size_t size, double *dy);
+double st_mse_sum(const float *y, const float *t, size_t size, float *dy, double scale);
+double st_mse_sum_f64(const double *y, const double *t, size_t size, double *dy, double scale);
 
 /* The optimiser's view of a network: its flat value and gradient arenas. */
 st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n);

@@ -311,8 +311,29 @@ static st_status ensure_activations(st_net *net, int batch) {
 
 static int shards_in_parallel(const st_net *net) { return net->nshards > 1 && st_get_threads() > 1; }
 
-st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out) {
-    if (out) *out = NULL;
+static void forward_shard(st_net *net, int s, int train) {
+    st_exec e = shard_exec(net, s, train);
+    for (int i = 1; i < net->nnodes; i++) net->nodes[i].op->forward(&e, &net->nodes[i]);
+}
+
+/* Zeroes this shard's activation gradients (and its private parameter-gradient arena),
+ * then runs the graph backwards; every backward accumulates. */
+static void backward_shard(st_net *net, int s) {
+    st_exec e = shard_exec(net, s, 1);
+    if (s > 0) memset(e.pgrad, 0, sizeof(float) * net->arena_floats);
+    for (int i = 0; i < net->output; i++) {
+        st_node *n = &net->nodes[i];
+        if (n->needs_grad) memset(G(&e, n), 0, sizeof(float) * n->numel * e.batch);
+    }
+    for (int i = net->output; i >= 1; i--) {
+        st_node *n = &net->nodes[i];
+        if (n->needs_grad) n->op->backward(&e, n);
+    }
+}
+
+/* Checks x against the input node, sizes everything for its batch, points the input
+ * node at x's data. */
+static st_status prepare_forward(st_net *net, const st_tensor *x) {
     if (net->nnodes == 0) return st_fail(ST_ERR_STATE, "the network has no nodes");
     st_node *in = &net->nodes[0];
     char want[128], got[128];
@@ -337,14 +358,22 @@ st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_te
     if (rc) return rc;
     if ((rc = ensure_activations(net, x->shape[0]))) return rc;
     in->out.data = x->data;
-    int par = shards_in_parallel(net);
-#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS) if(par)
-    for (int s = 0; s < net->nshards; s++) {
-        st_exec e = shard_exec(net, s, train);
-        for (int i = 1; i < net->nnodes; i++) net->nodes[i].op->forward(&e, &net->nodes[i]);
+    net->fwd_done = net->loss_done = 0;
+    return ST_OK;
+}
+
+st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out) {
+    if (out) *out = NULL;
+    st_status rc = prepare_forward(net, x);
+    if (rc) return rc;
+    /* (a serial loop when serial: even an inactive OpenMP region costs a futex call) */
+    if (shards_in_parallel(net)) {
+#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS)
+        for (int s = 0; s < net->nshards; s++) forward_shard(net, s, train);
+    } else {
+        for (int s = 0; s < net->nshards; s++) forward_shard(net, s, train);
     }
     net->fwd_done = 1;
-    net->loss_done = 0;
     if (out) *out = &net->nodes[net->output].out;
     return ST_OK;
 }
@@ -368,38 +397,55 @@ static st_status ensure_grads(st_net *net) {
     return ST_OK;
 }
 
-st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, float *loss_out) {
-    if (!net->fwd_done) return st_fail(ST_ERR_STATE, "loss before forward");
+/* Checks the targets against the output node. */
+static st_status check_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target) {
     st_node *o = &net->nodes[net->output];
-    st_status rc = ensure_grads(net);
-    if (rc) return rc;
-    double L;
     char s1[128], s2[128];
     if (loss == ST_LOSS_CE) {
         if (o->ndim != 1)
             return st_fail(ST_ERR_SHAPE, "cross-entropy needs (N, classes) logits, but '%s' gives %s per sample", o->name,
                            st_shape_str(o->ndim, o->shape, s1, sizeof s1));
         if (!labels) return st_fail(ST_ERR_ARG, "cross-entropy needs class labels");
-        int c = o->shape[0];
         for (int i = 0; i < net->batch; i++)
-            if (labels[i] < 0 || labels[i] >= c)
-                return st_fail(ST_ERR_ARG, "label %d of sample %d is out of range 0..%d", labels[i], i, c - 1);
-        L = st_cross_entropy(o->out.data, labels, net->batch, c, o->grad.data);
-    } else {
-        if (!target || st_tensor_numel(target) != o->numel * (size_t)net->batch)
-            return st_fail(ST_ERR_SHAPE, "mse target %s does not match the output %s", target ? st_shape_str(target->ndim, target->shape, s1, sizeof s1) : "(none)",
-                           st_shape_str(o->out.ndim, o->out.shape, s2, sizeof s2));
-        L = st_mse(o->out.data, target->data, st_tensor_numel(target), o->grad.data);
+            if (labels[i] < 0 || labels[i] >= o->shape[0])
+                return st_fail(ST_ERR_ARG, "label %d of sample %d is out of range 0..%d", labels[i], i, o->shape[0] - 1);
+    } else if (!target || st_tensor_numel(target) != o->numel * (size_t)net->batch) {
+        return st_fail(ST_ERR_SHAPE, "mse target %s does not match the output %s",
+                       target ? st_shape_str(target->ndim, target->shape, s1, sizeof s1) : "(none)",
+                       st_shape_str(o->out.ndim, o->out.shape, s2, sizeof s2));
     }
+    return ST_OK;
+}
+
+/* The loss of samples [first, first + count) summed, and their output gradients scaled
+ * so that the whole batch gives the mean. */
+static double loss_slice(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, int first, int count) {
+    st_node *o = &net->nodes[net->output];
+    size_t at = (size_t)first * o->numel;
+    if (loss == ST_LOSS_CE)
+        return st_cross_entropy_sum(o->out.data + at, labels + first, count, o->shape[0], o->grad.data + at,
+                                    1.0 / net->batch);
+    return st_mse_sum(o->out.data + at, target->data + at, (size_t)count * o->numel, o->grad.data + at,
+                      1.0 / ((double)net->batch * o->numel));
+}
+
+static double loss_divisor(const st_net *net, st_loss loss) {
+    return loss == ST_LOSS_CE ? net->batch : (double)net->batch * net->nodes[net->output].numel;
+}
+
+st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, float *loss_out) {
+    if (!net->fwd_done) return st_fail(ST_ERR_STATE, "loss before forward");
+    st_status rc = ensure_grads(net);
+    if (rc || (rc = check_loss(net, loss, labels, target))) return rc;
+    double L = loss_slice(net, loss, labels, target, 0, net->batch) / loss_divisor(net, loss);
     if (loss_out) *loss_out = (float)L;
     net->loss_done = 1;
     if (!isfinite(L)) return st_fail(ST_ERR_NUMERIC, "the loss is %g", L);
     return ST_OK;
 }
 
-st_status st_net_backward(st_net *net, int want_input_grad) {
-    if (!net->loss_done) return st_fail(ST_ERR_STATE, "backward needs a forward and a loss first");
-    /* which nodes need a gradient: those with parameters and everything downstream */
+/* Which nodes need a gradient: those with parameters and everything downstream. */
+static void mark_needs_grad(st_net *net, int want_input_grad) {
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
         n->needs_grad = i == 0 ? want_input_grad : n->nparams > 0;
@@ -407,26 +453,59 @@ st_status st_net_backward(st_net *net, int want_input_grad) {
             if (net->nodes[n->inputs[j]].needs_grad) n->needs_grad = 1;
     }
     net->nodes[net->output].needs_grad = 1;
-    int par = shards_in_parallel(net);
-#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS) if(par)
-    for (int s = 0; s < net->nshards; s++) {
-        st_exec e = shard_exec(net, s, 1);
-        if (s > 0) memset(e.pgrad, 0, sizeof(float) * net->arena_floats);
-        for (int i = 0; i < net->output; i++) {
-            st_node *n = &net->nodes[i];
-            if (n->needs_grad) memset(G(&e, n), 0, sizeof(float) * n->numel * e.batch);
-        }
-        for (int i = net->output; i >= 1; i--) {
-            st_node *n = &net->nodes[i];
-            if (n->needs_grad) n->op->backward(&e, n);
-        }
-    }
-    /* add the shards' parameter gradients in a fixed order */
+    net->want_input_grad = want_input_grad;
+}
+
+/* Adds the shards' parameter gradients in a fixed order. */
+static void reduce_shards(st_net *net) {
     for (int s = 1; s < net->nshards; s++) {
         const float *g = net->shard_grad[s];
         for (size_t i = 0; i < net->arena_floats; i++) net->grad_arena[i] += g[i];
     }
-    net->want_input_grad = want_input_grad;
+}
+
+st_status st_net_backward(st_net *net, int want_input_grad) {
+    if (!net->loss_done) return st_fail(ST_ERR_STATE, "backward needs a forward and a loss first");
+    mark_needs_grad(net, want_input_grad);
+    if (shards_in_parallel(net)) {
+#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS)
+        for (int s = 0; s < net->nshards; s++) backward_shard(net, s);
+    } else {
+        for (int s = 0; s < net->nshards; s++) backward_shard(net, s);
+    }
+    reduce_shards(net);
+    return ST_OK;
+}
+
+/* One training step's passes fused: each shard runs forward, its slice of the loss and
+ * backward without waiting for the others, so the threads meet once per step. */
+static double step_shard(st_net *net, int s, st_loss loss, const int32_t *labels, const st_tensor *target) {
+    forward_shard(net, s, 1);
+    int first = shard_begin(net->batch, net->nshards, s);
+    double part = loss_slice(net, loss, labels, target, first, shard_begin(net->batch, net->nshards, s + 1) - first);
+    backward_shard(net, s);
+    return part;
+}
+
+st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32_t *labels, const st_tensor *target,
+                      float *loss_out, int want_input_grad) {
+    st_status rc = prepare_forward(net, x);
+    if (rc || (rc = ensure_grads(net)) || (rc = check_loss(net, loss, labels, target))) return rc;
+    mark_needs_grad(net, want_input_grad);
+    double part[ST_MAX_SHARDS] = {0};
+    if (shards_in_parallel(net)) {
+#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS)
+        for (int s = 0; s < net->nshards; s++) part[s] = step_shard(net, s, loss, labels, target);
+    } else {
+        for (int s = 0; s < net->nshards; s++) part[s] = step_shard(net, s, loss, labels, target);
+    }
+    reduce_shards(net);
+    double total = 0;
+    for (int s = 0; s < net->nshards; s++) total += part[s];
+    double L = total / loss_divisor(net, loss);
+    if (loss_out) *loss_out = (float)L;
+    net->fwd_done = net->loss_done = 1;
+    if (!isfinite(L)) return st_fail(ST_ERR_NUMERIC, "the loss is %g", L);
     return ST_OK;
 }
 

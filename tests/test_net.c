@@ -312,6 +312,38 @@ static void check_determinism(void) {
     st_set_threads(0);
 }
 
+/* st_net_step (fused) gives the gradients of forward + loss + backward */
+static void check_fused_step(void) {
+    st_net *a, *b;
+    st_net_from_zoo("mnist1d-cnn", &a);
+    st_net_from_zoo("mnist1d-cnn", &b);
+    st_net_init(a, ST_INIT_HE, 8);
+    st_net_init(b, ST_INIT_HE, 8);
+    st_tensor *x = st_tensor_new(3, (int[]){100, 1, 40});
+    st_rng r;
+    st_rng_seed(&r, 2);
+    fill(x, &r, -2, 2);
+    int32_t y[100];
+    for (int i = 0; i < 100; i++) y[i] = (int32_t)st_rng_below(&r, 10);
+    float La, Lb;
+    st_net_zero_grad(a);
+    st_net_forward(a, x, 1, NULL);
+    st_net_loss(a, ST_LOSS_CE, y, NULL, &La);
+    st_net_backward(a, 1);
+    st_net_zero_grad(b);
+    CHECK(st_net_step(b, x, ST_LOSS_CE, y, NULL, &Lb, 1) == ST_OK, "st_net_step: %s", st_errmsg());
+    CHECK(fabsf(La - Lb) <= 1e-6f * fabsf(La), "fused loss %.9g vs %.9g", Lb, La);
+    int same = 1;
+    for (int i = 0; i < st_net_num_params(a); i++)
+        same &= !memcmp(st_net_param_grad(a, i)->data, st_net_param_grad(b, i)->data,
+                        sizeof(float) * st_tensor_numel(st_net_param_grad(a, i)));
+    CHECK(same, "fused step: parameter gradients identical to the three calls");
+    CHECK(!memcmp(st_net_input_grad(a)->data, st_net_input_grad(b)->data, sizeof(float) * 4000), "fused step: same input gradient");
+    st_tensor_free(x);
+    st_net_free(a);
+    st_net_free(b);
+}
+
 static void check_errors(void) {
     st_net *net;
     st_status rc = st_net_parse("x = input(shape=(1, 40))\nc = conv1d(out_channels=4, kernel_size=3, padding='same', stride=2)\n", "m.net", &net);
@@ -361,6 +393,7 @@ int main(void) {
     check_sgd("mnist1d-mlp");
     check_weights_and_text();
     check_determinism();
+    check_fused_step();
     check_errors();
     return test_done("test_net");
 }

@@ -182,10 +182,8 @@ int train_run(st_net *net, const dataset *d, const train_opts *o, train_curve *c
             pos += b;
             if (pos == d->n_train) { st_rng_shuffle(&rng, perm, d->n_train); pos = 0; }
             st_net_zero_grad(net);
-            st_status s = st_net_forward(net, xb, 1, NULL);
-            if (!s) s = st_net_loss(net, ST_LOSS_CE, yb, NULL, &loss);
+            st_status s = st_net_step(net, xb, ST_LOSS_CE, yb, NULL, &loss, 0);
             if (s == ST_ERR_NUMERIC) { rc = cli_error("step %ld: the loss became %g; stopping", step, loss); goto done; }
-            if (!s) s = st_net_backward(net, 0);
             if (s) { rc = cli_fail(); goto done; }
             st_sgd_step(opt);
         }
