@@ -68,6 +68,8 @@ double st_mt_uniform(st_mt19937 *r) {
     return ((double)a * 67108864.0 + (double)b) / 9007199254740992.0;
 }
 
+/* The same polar method as st_rng_normal in util.c, kept separate on purpose: this file
+ * is compiled without fused multiply-adds so that it rounds exactly as NumPy does. */
 double st_mt_gauss(st_mt19937 *r) {
     if (r->has_gauss) {
         r->has_gauss = 0;
