@@ -2,7 +2,8 @@
 """Writes PyTorch reference outputs and gradients for whole built-in models.
 
 For each of mnist1d-cnn and mnist1d-mlp (built here in PyTorch with the same
-state_dict names as stride's zoo), with PyTorch's default random weights:
+state_dict names as stride's zoo) and the model files convt1d.net and convt2d.net in
+tests/fixtures/models, with PyTorch's default random weights:
   tests/fixtures/models/NAME.weights.safetensors   the weights (state_dict names)
   tests/fixtures/models/NAME.x.npy                 an input batch
   tests/fixtures/models/NAME.labels.npy            int64 class targets (ce)
@@ -62,13 +63,38 @@ class Mlp(nn.Module):
         return self.fc4(x)
 
 
+class Convt1d(nn.Module):
+    """tests/fixtures/models/convt1d.net"""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose1d(2, 3, 4, stride=2, padding=1, output_padding=1)
+        self.down = nn.Conv1d(3, 2, 3, stride=2)
+        self.fc = nn.Linear(18, 4)
+
+    def forward(self, x):
+        return self.fc(self.down(torch.tanh(self.up(x))).flatten(1))
+
+
+class Convt2d(nn.Module):
+    """tests/fixtures/models/convt2d.net"""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(2, 4, (3, 2), stride=(2, 3), padding=(1, 0), dilation=(2, 1), groups=2)
+        self.fc = nn.Linear(4 * 11 * 17, 3)
+
+    def forward(self, x):
+        return self.fc(F.leaky_relu(self.up(x), 0.1).flatten(1))
+
+
 def f32(t):
     return t.detach().contiguous().numpy().astype("<f4")
 
 
-def one(name, model, x, out_dir):
+def one(name, model, x, out_dir, classes=10):
     n = x.shape[0]
-    labels = torch.randint(0, 10, (n,), dtype=torch.int64)
+    labels = torch.randint(0, classes, (n,), dtype=torch.int64)
     model.eval()
     with torch.no_grad():
         out = model(x)
@@ -116,6 +142,8 @@ def main():
     torch.manual_seed(2050)
     one("mnist1d-cnn", Cnn(), torch.randn(7, 1, 40), out_dir)
     one("mnist1d-mlp", Mlp(), torch.randn(7, 40), out_dir)
+    one("convt1d", Convt1d(), torch.randn(3, 2, 9), out_dir, classes=4)
+    one("convt2d", Convt2d(), torch.randn(3, 2, 5, 6), out_dir, classes=3)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,103 @@ static int64_t conv_macs(const st_node *n) {
     return (int64_t)c->out_channels * c->geom.oh * c->geom.ow * (c->in_channels / c->groups) * c->k[0] * c->k[1];
 }
 
+/* ---------------------------------------------------------------- conv_transpose1d / 2d
+ * The adjoint of a convolution (conv_transpose.c): upsampling by the stride. */
+static st_status convt_configure(st_net *net, st_node *n, st_args *a, int dims) {
+    st_convt_conf *c = &n->u.convt;
+    st_node *in = st_net_input_node(net, n, 0);
+    char sb[128];
+    if (in->ndim != dims + 1)
+        return st_fail(ST_ERR_SHAPE, "conv_transpose%dd expects input of shape %s per sample, but '%s' gives %s",
+                       dims, dims == 1 ? "(C, L)" : "(C, H, W)", in->name, shape_of(in, sb, sizeof sb));
+    memset(c, 0, sizeof *c);
+    c->dims = dims;
+    c->in_channels = in->shape[0];
+    c->out_channels = -1;
+    c->groups = 1;
+    c->bias = 1;
+    c->k[0] = c->k[1] = -1;
+    c->s[0] = c->s[1] = c->d[0] = c->d[1] = 1;
+    st_status rc;
+    int given_in = -1;
+    if ((rc = st_arg_int(a, "in_channels", &given_in))) return rc;
+    if (given_in != -1 && given_in != c->in_channels)
+        return st_fail(ST_ERR_SHAPE, "in_channels=%d but '%s' has %d channels", given_in, in->name, c->in_channels);
+    if ((rc = st_arg_int(a, "out_channels", &c->out_channels))) return rc;
+    if (c->out_channels == -1) return st_fail(ST_ERR_PARSE, "conv_transpose%dd needs out_channels", dims);
+    int o = dims == 1 ? 1 : 0, nd = dims;
+    if (dims == 1) c->k[0] = 1;
+    if ((rc = st_arg_ints(a, "kernel_size", nd, c->k + o))) return rc;
+    if (c->k[1] == -1) return st_fail(ST_ERR_PARSE, "conv_transpose%dd needs kernel_size", dims);
+    if ((rc = st_arg_ints(a, "stride", nd, c->s + o)) || (rc = st_arg_ints(a, "dilation", nd, c->d + o)) ||
+        (rc = st_arg_ints(a, "padding", nd, c->pad + o)) || (rc = st_arg_ints(a, "output_padding", nd, c->out_pad + o)) ||
+        (rc = st_arg_int(a, "groups", &c->groups)) || (rc = st_arg_bool(a, "bias", &c->bias)))
+        return rc;
+    int ih = dims == 1 ? 1 : in->shape[1], iw = dims == 1 ? in->shape[1] : in->shape[2];
+    rc = st_convt_geom_init(&c->geom, c->in_channels, c->out_channels, c->groups, c->k, c->s, c->d, c->pad,
+                            c->out_pad, ih, iw);
+    if (rc) return rc;
+    n->ndim = dims + 1;
+    n->shape[0] = c->out_channels;
+    if (dims == 1) n->shape[1] = c->geom.ow;
+    else { n->shape[1] = c->geom.oh; n->shape[2] = c->geom.ow; }
+    /* PyTorch's fan_in for a transposed weight (C_in, C_out/groups, k) is (C_out/groups)*k */
+    int opg = c->out_channels / c->groups;
+    int fan_in = opg * c->k[0] * c->k[1];
+    int wshape[4] = {c->in_channels, opg, c->k[0], c->k[1]};
+    if (dims == 1) wshape[2] = c->k[1];
+    if (st_net_add_param(net, n, "weight", dims + 2, wshape, fan_in, 0) < 0) return ST_ERR_NOMEM;
+    if (c->bias && st_net_add_param(net, n, "bias", 1, &c->out_channels, fan_in, 1) < 0) return ST_ERR_NOMEM;
+    /* Receptive field: an output sees ceil(((k-1)d+1)/s) neighbouring inputs, and
+     * neighbouring outputs are jump/s input positions apart. Where jump/s is not a whole
+     * number of input positions, the field is not summarised (shown as "-"). */
+    rf_copy(net, n);
+    for (int ax = 0; ax < 2; ax++) {
+        int span = ((c->k[ax] - 1) * c->d[ax] + 1 + c->s[ax] - 1) / c->s[ax];
+        n->rf[ax] += (span - 1) * n->jump[ax];
+        if (n->jump[ax] % c->s[ax]) n->rf_valid = 0;
+        else n->jump[ax] /= c->s[ax];
+    }
+    return ST_OK;
+}
+
+static st_status convt1d_configure(st_net *net, st_node *n, st_args *a) { return convt_configure(net, n, a, 1); }
+static st_status convt2d_configure(st_net *net, st_node *n, st_args *a) { return convt_configure(net, n, a, 2); }
+
+static void convt_print(const st_node *n, char *buf, size_t len) {
+    const st_convt_conf *c = &n->u.convt;
+    int one[2] = {1, 1}, zero[2] = {0, 0};
+    snprintf(buf, len, "out_channels=%d", c->out_channels);
+    print_ints(buf, len, "kernel_size", c->k, c->dims);
+    if (memcmp(c->s, one, sizeof one)) print_ints(buf, len, "stride", c->s, c->dims);
+    if (memcmp(c->pad, zero, sizeof zero)) print_ints(buf, len, "padding", c->pad, c->dims);
+    if (memcmp(c->out_pad, zero, sizeof zero)) print_ints(buf, len, "output_padding", c->out_pad, c->dims);
+    if (memcmp(c->d, one, sizeof one)) print_ints(buf, len, "dilation", c->d, c->dims);
+    size_t at = strlen(buf);
+    if (c->groups != 1) snprintf(buf + at, len - at, ", groups=%d", c->groups);
+    at = strlen(buf);
+    if (!c->bias) snprintf(buf + at, len - at, ", bias=False");
+}
+
+static void convt_forward(const st_exec *e, st_node *n) {
+    const st_convt_conf *c = &n->u.convt;
+    st_convt_forward(X(e, n), X(e, IN(e, n, 0)), W(e, n, 0), c->bias ? W(e, n, 1) : NULL, e->batch, &c->geom, e->work);
+}
+
+static void convt_backward(const st_exec *e, st_node *n) {
+    const st_convt_conf *c = &n->u.convt;
+    st_node *in = IN(e, n, 0);
+    st_convt_backward(in->needs_grad ? G(e, in) : NULL, GW(e, n, 0), c->bias ? GW(e, n, 1) : NULL, G(e, n), X(e, in),
+                      W(e, n, 0), e->batch, &c->geom, e->work);
+}
+
+static size_t convt_work(const st_node *n, int batch) { return st_convt_work_size(&n->u.convt.geom, batch); }
+
+static int64_t convt_macs(const st_node *n) {
+    const st_convt_conf *c = &n->u.convt;
+    return (int64_t)c->in_channels * c->geom.ih * c->geom.iw * (c->out_channels / c->groups) * c->k[0] * c->k[1];
+}
+
 /* ---------------------------------------------------------------- linear */
 static st_status linear_configure(st_net *net, st_node *n, st_args *a) {
     st_linear_conf *c = &n->u.linear;
@@ -398,6 +495,8 @@ static const st_op ops[] = {
     {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL},
     {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
     {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
+    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs},
+    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs},
     {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs},
     {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL},
     {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL},
@@ -415,5 +514,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    return "input, conv1d, conv2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
+    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
 }

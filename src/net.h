@@ -3,6 +3,7 @@
 #define ST_NET_H
 
 #include "internal.h"
+#include "conv_transpose.h"
 
 #define ST_MAX_INPUTS 8
 #define ST_MAX_ARGS 24
@@ -48,6 +49,13 @@ typedef struct {
     st_conv_geom geom;
 } st_conv_conf;
 
+typedef struct {
+    int dims;                       /* 1 or 2 */
+    int in_channels, out_channels, groups, bias;
+    int k[2], s[2], d[2], pad[2], out_pad[2];
+    st_convt_geom geom;
+} st_convt_conf;
+
 typedef struct { int in_features, out_features, bias; } st_linear_conf;
 typedef struct { st_act act; float slope; } st_act_conf;
 typedef struct { int dim; } st_concat_conf;
@@ -61,6 +69,7 @@ struct st_node {
     int nparams, params[ST_MAX_PARAMS_PER_NODE];
     union {
         st_conv_conf conv;
+        st_convt_conf convt;
         st_linear_conf linear;
         st_act_conf act;
         st_concat_conf concat;

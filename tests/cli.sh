@@ -22,17 +22,18 @@ expect_fail() {
 }
 
 # ---------------------------------------------------------------- parity with PyTorch
-for m in mnist1d-cnn mnist1d-mlp; do
+for m in mnist1d-cnn mnist1d-mlp convt1d convt2d; do
     W=$FX/$m.weights.safetensors
-    expect_ok "$m run" $S run $m --weights $W --input $FX/$m.x.npy --output $T/out.npy
+    model=$m; [ -f $FX/$m.net ] && model=$FX/$m.net   # model files next to their fixtures
+    expect_ok "$m run" $S run $model --weights $W --input $FX/$m.x.npy --output $T/out.npy
     expect_ok "$m run matches PyTorch" $CMP $T/out.npy $FX/$m.out.npy
-    expect_ok "$m grad ce" $S grad $m --weights $W --input $FX/$m.x.npy --target $FX/$m.labels.npy --loss ce --output $T/g.safetensors
+    expect_ok "$m grad ce" $S grad $model --weights $W --input $FX/$m.x.npy --target $FX/$m.labels.npy --loss ce --output $T/g.safetensors
     expect_ok "$m grad ce matches PyTorch" $CMP $T/g.safetensors $FX/$m.ce.safetensors
-    expect_ok "$m grad mse" $S grad $m --weights $W --input $FX/$m.x.npy --target $FX/$m.target.npy --loss mse --output $T/g.safetensors
+    expect_ok "$m grad mse" $S grad $model --weights $W --input $FX/$m.x.npy --target $FX/$m.target.npy --loss mse --output $T/g.safetensors
     expect_ok "$m grad mse matches PyTorch" $CMP $T/g.safetensors $FX/$m.mse.safetensors
     # the same through 1 and 2 threads: identical numbers
-    $S run $m --weights $W --input $FX/$m.x.npy --output $T/o1.npy --threads 1 2>"$T/err"
-    $S run $m --weights $W --input $FX/$m.x.npy --output $T/o2.npy --threads 2 2>"$T/err"
+    $S run $model --weights $W --input $FX/$m.x.npy --output $T/o1.npy --threads 1 2>"$T/err"
+    $S run $model --weights $W --input $FX/$m.x.npy --output $T/o2.npy --threads 2 2>"$T/err"
     expect_ok "$m run is the same with 1 and 2 threads" cmp $T/o1.npy $T/o2.npy
 done
 

@@ -180,7 +180,8 @@ static void check_sgd(const char *model) {
     if (!x || !labels) return;
     for (int k = 0; k < 3; k++) {
         st_net *net;
-        st_net_from_zoo(model, &net);
+        snprintf(path, sizeof path, FX "%s.net", model); /* a model file next to its fixtures, or the zoo */
+        if (st_net_open(st_zoo_text(model) ? model : path, &net)) { CHECK(0, "open %s: %s", model, st_errmsg()); continue; }
         snprintf(path, sizeof path, FX "%s.weights.safetensors", model);
         CHECK(st_net_load_weights(net, path) == ST_OK, "load %s: %s", path, st_errmsg());
         st_sgd *opt;
@@ -391,6 +392,8 @@ int main(void) {
     check_graph_gradients();
     check_sgd("mnist1d-cnn");
     check_sgd("mnist1d-mlp");
+    check_sgd("convt1d");
+    check_sgd("convt2d");
     check_weights_and_text();
     check_determinism();
     check_fused_step();

@@ -1,0 +1,276 @@
+/* pool.c - max, average and adaptive-average pooling, 1D and 2D, forward and backward,
+ * following PyTorch (models.md B3) number for number.
+ *
+ * Every (n, c) plane is pooled on its own; a 1D pool is the 2D one with H = 1. Along one
+ * axis (the other is the same), with kernel k, stride s, padding p, dilation d:
+ *
+ *   output size  o = floor((in + 2p - d(k-1) - 1 + (ceil_mode ? s-1 : 0)) / s) + 1,
+ *                and in ceil mode o -= 1 if (o-1)s >= in + p (the last window must start
+ *                inside the input or the left padding).
+ *   window of output i: positions i*s - p + j*d, j = 0..k-1.
+ *
+ * Max pooling: padding acts as -infinity. out = the largest value of the window's real
+ *   cells, scanned row by row; the value replaces the current maximum only if strictly
+ *   greater, or if it is a NaN (so ties keep the first maximum and a NaN propagates; with
+ *   several NaNs the last one is kept, as in PyTorch's CPU kernel). index = y*iw + x of
+ *   that cell in the unpadded plane (a window of -inf values gives its first real cell).
+ *   A window without real cells (possible only with dilation, e.g. input 1, kernel 2,
+ *   dilation 2, padding 1) gives -inf and index -1; PyTorch returns a position outside
+ *   the window there, which its backward would then use. Backward skips index -1.
+ *   Backward: din[index] += dout (windows that pick the same cell add up).
+ *
+ * Average pooling (no dilation): start = i*s - p, end = min(start + k, in + p),
+ *   pool_size = (hend - hstart)(wend - wstart) counted on the padded extent, then start and
+ *   end are clipped to [0, in). out = sum of the clipped window / divisor with
+ *     divisor = divisor_override                       if given (non-zero),
+ *             = pool_size                              if count_include_pad,
+ *             = (clipped height) * (clipped width)      otherwise.
+ *   (So padding zeros count when count_include_pad, but a ceil-mode window running past
+ *   the padded border does not.) An empty clipped window gives 0.
+ *   Backward: every cell of the clipped window gets dout / divisor.
+ *
+ * Adaptive average pooling: start = floor(i*in/out), end = ceil((i+1)*in/out),
+ *   out = mean over [start, end) in both axes. Backward spreads dout / count likewise.
+ *
+ * Speed: the inner loops walk one input row contiguously; planes are split across OpenMP
+ * threads when planes*oh*ow > 100000. Each plane is computed by one thread in a fixed
+ * order, so results do not depend on the thread count. The double versions are the same
+ * code (one macro instantiated twice).
+ */
+#include "pool.h"
+
+#include <math.h>
+#include <string.h>
+
+#define POOL_PAR_MIN 100000LL
+
+/* ---------------------------------------------------------------- geometry */
+static int floor_div(int a, int b) { /* b > 0 */
+    int q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+static int pool_out_size(int in, int k, int s, int p, int d, int ceil_mode) {
+    int o = floor_div(in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0), s) + 1;
+    if (ceil_mode && (long long)(o - 1) * s >= (long long)in + p) o--;
+    return o;
+}
+
+st_status st_pool_geom_init(st_pool_geom *g, int ih, int iw, const int k[2], const int s[2],
+                            const int p[2], const int d[2], int ceil_mode,
+                            int count_include_pad, int divisor_override) {
+    memset(g, 0, sizeof *g);
+    int kk[2], ss[2], pp[2], dd[2];
+    for (int a = 0; a < 2; a++) {
+        kk[a] = k[a];
+        ss[a] = (s && s[a]) ? s[a] : k[a];
+        pp[a] = p ? p[a] : 0;
+        dd[a] = d ? d[a] : 1;
+        if (kk[a] <= 0) return st_fail(ST_ERR_ARG, "pooling: kernel size should be greater than zero (got %d)", kk[a]);
+        if (ss[a] <= 0) return st_fail(ST_ERR_ARG, "pooling: stride should be greater than zero (got %d)", ss[a]);
+        if (dd[a] <= 0) return st_fail(ST_ERR_ARG, "pooling: dilation should be greater than zero (got %d)", dd[a]);
+        if (pp[a] < 0) return st_fail(ST_ERR_ARG, "pooling: pad must be non-negative (got %d)", pp[a]);
+        int eff = (kk[a] - 1) * dd[a] + 1;
+        if (pp[a] > eff / 2)
+            return st_fail(ST_ERR_ARG, "pooling: pad should be at most half of effective kernel size, "
+                           "but got pad=%d, kernel_size=%d and dilation=%d", pp[a], kk[a], dd[a]);
+    }
+    if (divisor_override < 0) return st_fail(ST_ERR_ARG, "pooling: divisor must be positive (got %d)", divisor_override);
+    if (ih <= 0 || iw <= 0) return st_fail(ST_ERR_SHAPE, "pooling: input size must be positive (got %dx%d)", ih, iw);
+    g->ih = ih; g->iw = iw;
+    g->kh = kk[0]; g->kw = kk[1]; g->sh = ss[0]; g->sw = ss[1];
+    g->ph = pp[0]; g->pw = pp[1]; g->dh = dd[0]; g->dw = dd[1];
+    g->ceil_mode = ceil_mode ? 1 : 0;
+    g->count_include_pad = count_include_pad ? 1 : 0;
+    g->divisor_override = divisor_override;
+    g->oh = pool_out_size(ih, g->kh, g->sh, g->ph, g->dh, g->ceil_mode);
+    g->ow = pool_out_size(iw, g->kw, g->sw, g->pw, g->dw, g->ceil_mode);
+    if (g->oh < 1 || g->ow < 1)
+        return st_fail(ST_ERR_SHAPE, "pooling: given input size %dx%d, calculated output size %dx%d: output size is too small",
+                       ih, iw, g->oh, g->ow);
+    return ST_OK;
+}
+
+st_status st_pool_geom_adaptive(st_pool_geom *g, int ih, int iw, int oh, int ow) {
+    memset(g, 0, sizeof *g);
+    if (ih <= 0 || iw <= 0) return st_fail(ST_ERR_SHAPE, "adaptive pooling: input size must be positive (got %dx%d)", ih, iw);
+    if (oh <= 0 || ow <= 0) return st_fail(ST_ERR_ARG, "adaptive pooling: output size must be positive (got %dx%d)", oh, ow);
+    g->ih = ih; g->iw = iw; g->oh = oh; g->ow = ow;
+    g->kh = g->kw = g->sh = g->sw = g->dh = g->dw = 1;
+    return ST_OK;
+}
+
+/* ---------------------------------------------------------------- window helpers */
+/* Max pooling along one axis: first real position, end (exclusive) of the window. */
+static inline void max_range(int o, int s, int p, int k, int d, int in, int *start, int *end) {
+    int a = o * s - p;
+    int b = a + (k - 1) * d + 1;
+    if (b > in) b = in;
+    while (a < 0) a += d;
+    *start = a; *end = b;
+}
+
+/* Average pooling along one axis: clipped [start, end) and the padded extent. */
+static inline void avg_range(int o, int s, int p, int k, int in, int *start, int *end, int *ext) {
+    int a = o * s - p;
+    int b = a + k;
+    if (b > in + p) b = in + p;
+    *ext = b - a;
+    if (a < 0) a = 0;
+    if (b > in) b = in;
+    *start = a; *end = b;
+}
+
+static inline int avg_divisor(const st_pool_geom *g, int y0, int y1, int x0, int x1, int exth, int extw) {
+    if (g->divisor_override) return g->divisor_override;
+    if (g->count_include_pad) return exth * extw;
+    return (y1 - y0) * (x1 - x0);
+}
+
+/* Adaptive pooling: [floor(i*in/out), ceil((i+1)*in/out)). */
+static inline void adaptive_range(int i, int in, int out, int *start, int *end) {
+    *start = (int)(((long long)i * in) / out);
+    *end = (int)(((long long)(i + 1) * in + out - 1) / out);
+}
+
+/* ---------------------------------------------------------------- kernels */
+#define POOL_KERNELS(SFX, T)                                                                   \
+void st_maxpool_forward##SFX(T *out, int32_t *indices, const T *in, int planes,                \
+                             const st_pool_geom *g) {                                          \
+    const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
+    const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
+    _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
+    for (int c = 0; c < planes; c++) {                                                         \
+        const T *ip = in + c * isz;                                                            \
+        T *op = out + c * osz;                                                                 \
+        int32_t *xp = indices ? indices + c * osz : NULL;                                      \
+        for (int oy = 0; oy < oh; oy++) {                                                      \
+            int y0, y1;                                                                        \
+            max_range(oy, g->sh, g->ph, g->kh, g->dh, ih, &y0, &y1);                           \
+            for (int ox = 0; ox < ow; ox++) {                                                  \
+                int x0, x1;                                                                    \
+                max_range(ox, g->sw, g->pw, g->kw, g->dw, iw, &x0, &x1);                       \
+                T best = -(T)INFINITY;                                                         \
+                int bi = (y0 < y1 && x0 < x1) ? y0 * iw + x0 : -1;                             \
+                for (int y = y0; y < y1; y += g->dh) {                                         \
+                    const T *row = ip + (size_t)y * iw;                                        \
+                    for (int x = x0; x < x1; x += g->dw) {                                     \
+                        T v = row[x];                                                          \
+                        if (v > best || isnan(v)) { best = v; bi = y * iw + x; }              \
+                    }                                                                          \
+                }                                                                              \
+                op[oy * ow + ox] = best;                                                       \
+                if (xp) xp[oy * ow + ox] = bi;                                                 \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+void st_maxpool_backward##SFX(T *din, const T *dout, const int32_t *indices, int planes,      \
+                              const st_pool_geom *g) {                                         \
+    const size_t isz = (size_t)g->ih * g->iw, osz = (size_t)g->oh * g->ow;                     \
+    _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
+    for (int c = 0; c < planes; c++) {                                                         \
+        T *dp = din + c * isz;                                                                 \
+        const T *gp = dout + c * osz;                                                          \
+        const int32_t *xp = indices + c * osz;                                                 \
+        for (size_t o = 0; o < osz; o++) {                                                     \
+            int32_t i = xp[o];                                                                 \
+            if (i >= 0 && (size_t)i < isz) dp[i] += gp[o];                                     \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+void st_avgpool_forward##SFX(T *out, const T *in, int planes, const st_pool_geom *g) {         \
+    const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
+    const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
+    _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
+    for (int c = 0; c < planes; c++) {                                                         \
+        const T *ip = in + c * isz;                                                            \
+        T *op = out + c * osz;                                                                 \
+        for (int oy = 0; oy < oh; oy++) {                                                      \
+            int y0, y1, eh;                                                                    \
+            avg_range(oy, g->sh, g->ph, g->kh, ih, &y0, &y1, &eh);                             \
+            for (int ox = 0; ox < ow; ox++) {                                                  \
+                int x0, x1, ew;                                                                \
+                avg_range(ox, g->sw, g->pw, g->kw, iw, &x0, &x1, &ew);                         \
+                if (y0 >= y1 || x0 >= x1) { op[oy * ow + ox] = 0; continue; }                  \
+                T sum = 0;                                                                     \
+                for (int y = y0; y < y1; y++) {                                                \
+                    const T *row = ip + (size_t)y * iw;                                        \
+                    for (int x = x0; x < x1; x++) sum += row[x];                               \
+                }                                                                              \
+                op[oy * ow + ox] = sum / (T)avg_divisor(g, y0, y1, x0, x1, eh, ew);            \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+void st_avgpool_backward##SFX(T *din, const T *dout, int planes, const st_pool_geom *g) {      \
+    const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
+    const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
+    _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
+    for (int c = 0; c < planes; c++) {                                                         \
+        T *dp = din + c * isz;                                                                 \
+        const T *gp = dout + c * osz;                                                          \
+        for (int oy = 0; oy < oh; oy++) {                                                      \
+            int y0, y1, eh;                                                                    \
+            avg_range(oy, g->sh, g->ph, g->kh, ih, &y0, &y1, &eh);                             \
+            for (int ox = 0; ox < ow; ox++) {                                                  \
+                int x0, x1, ew;                                                                \
+                avg_range(ox, g->sw, g->pw, g->kw, iw, &x0, &x1, &ew);                         \
+                if (y0 >= y1 || x0 >= x1) continue;                                            \
+                T v = gp[oy * ow + ox] / (T)avg_divisor(g, y0, y1, x0, x1, eh, ew);            \
+                for (int y = y0; y < y1; y++) {                                                \
+                    T *row = dp + (size_t)y * iw;                                              \
+                    for (int x = x0; x < x1; x++) row[x] += v;                                 \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+void st_adaptive_avgpool_forward##SFX(T *out, const T *in, int planes, const st_pool_geom *g) { \
+    const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
+    const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
+    _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
+    for (int c = 0; c < planes; c++) {                                                         \
+        const T *ip = in + c * isz;                                                            \
+        T *op = out + c * osz;                                                                 \
+        for (int oy = 0; oy < oh; oy++) {                                                      \
+            int y0, y1;                                                                        \
+            adaptive_range(oy, ih, oh, &y0, &y1);                                              \
+            for (int ox = 0; ox < ow; ox++) {                                                  \
+                int x0, x1;                                                                    \
+                adaptive_range(ox, iw, ow, &x0, &x1);                                          \
+                T sum = 0;                                                                     \
+                for (int y = y0; y < y1; y++) {                                                \
+                    const T *row = ip + (size_t)y * iw;                                        \
+                    for (int x = x0; x < x1; x++) sum += row[x];                               \
+                }                                                                              \
+                op[oy * ow + ox] = sum / (T)((y1 - y0) * (x1 - x0));                           \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+void st_adaptive_avgpool_backward##SFX(T *din, const T *dout, int planes, const st_pool_geom *g) { \
+    const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
+    const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
+    _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
+    for (int c = 0; c < planes; c++) {                                                         \
+        T *dp = din + c * isz;                                                                 \
+        const T *gp = dout + c * osz;                                                          \
+        for (int oy = 0; oy < oh; oy++) {                                                      \
+            int y0, y1;                                                                        \
+            adaptive_range(oy, ih, oh, &y0, &y1);                                              \
+            for (int ox = 0; ox < ow; ox++) {                                                  \
+                int x0, x1;                                                                    \
+                adaptive_range(ox, iw, ow, &x0, &x1);                                          \
+                T v = gp[oy * ow + ox] / (T)((y1 - y0) * (x1 - x0));                           \
+                for (int y = y0; y < y1; y++) {                                                \
+                    T *row = dp + (size_t)y * iw;                                              \
+                    for (int x = x0; x < x1; x++) row[x] += v;                                 \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}
+
+POOL_KERNELS(, float)
+POOL_KERNELS(_f64, double)
