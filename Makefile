@@ -79,7 +79,7 @@ bench: all
 fixtures:
 	$(PYTHON) scripts/gen_fixtures.py tests/fixtures
 	$(PYTHON) scripts/gen_convt_fixtures.py tests/fixtures/conv_transpose.safetensors
-	$(PYTHON) scripts/gen_pool_fixtures.py tests/fixtures/pool.safetensors
+	$(PYTHON) scripts/gen_pool_fixtures.py tests/fixtures
 	$(PYTHON) scripts/gen_model_fixtures.py tests/fixtures/models
 
 debug:

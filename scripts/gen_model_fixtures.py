@@ -2,8 +2,8 @@
 """Writes PyTorch reference outputs and gradients for whole built-in models.
 
 For each of mnist1d-cnn and mnist1d-mlp (built here in PyTorch with the same
-state_dict names as stride's zoo) and the model files convt1d.net and convt2d.net in
-tests/fixtures/models, with PyTorch's default random weights:
+state_dict names as stride's zoo) and the model files NAME.net in tests/fixtures/models
+(convt1d, convt2d, lenet5, pool1d), with PyTorch's default random weights:
   tests/fixtures/models/NAME.weights.safetensors   the weights (state_dict names)
   tests/fixtures/models/NAME.x.npy                 an input batch
   tests/fixtures/models/NAME.labels.npy            int64 class targets (ce)
@@ -88,6 +88,38 @@ class Convt2d(nn.Module):
         return self.fc(F.leaky_relu(self.up(x), 0.1).flatten(1))
 
 
+class Lenet5(nn.Module):
+    """tests/fixtures/models/lenet5.net (61,706 parameters)"""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(400, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.fc3(F.relu(self.fc2(x)))
+
+
+class Pool1d(nn.Module):
+    """tests/fixtures/models/pool1d.net"""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = F.max_pool1d(self.c(x), 3, stride=2, padding=1, ceil_mode=True)
+        x = F.avg_pool1d(x, 2, padding=1, count_include_pad=False)
+        return self.fc(F.adaptive_avg_pool1d(x, 3).flatten(1))
+
+
 def f32(t):
     return t.detach().contiguous().numpy().astype("<f4")
 
@@ -144,6 +176,8 @@ def main():
     one("mnist1d-mlp", Mlp(), torch.randn(7, 40), out_dir)
     one("convt1d", Convt1d(), torch.randn(3, 2, 9), out_dir, classes=4)
     one("convt2d", Convt2d(), torch.randn(3, 2, 5, 6), out_dir, classes=3)
+    one("lenet5", Lenet5(), torch.randn(3, 1, 28, 28), out_dir)
+    one("pool1d", Pool1d(), torch.randn(4, 3, 17), out_dir, classes=5)
 
 
 if __name__ == "__main__":

@@ -282,6 +282,117 @@ static int64_t convt_macs(const st_node *n) {
     return (int64_t)c->in_channels * c->geom.ih * c->geom.iw * (c->out_channels / c->groups) * c->k[0] * c->k[1];
 }
 
+/* ---------------------------------------------------------------- pooling
+ * max_pool, avg_pool and adaptive_avg_pool, 1D and 2D (kernels in pool.c). Channels and
+ * batch are folded into planes: pooling never mixes channels. */
+static st_status pool_configure(st_net *net, st_node *n, st_args *a, int dims, st_pool_kind kind) {
+    st_pool_conf *c = &n->u.pool;
+    st_node *in = st_net_input_node(net, n, 0);
+    char sb[128];
+    static const char *names[] = {"max_pool", "avg_pool", "adaptive_avg_pool"};
+    if (in->ndim != dims + 1)
+        return st_fail(ST_ERR_SHAPE, "%s%dd expects input of shape %s per sample, but '%s' gives %s", names[kind], dims,
+                       dims == 1 ? "(C, L)" : "(C, H, W)", in->name, shape_of(in, sb, sizeof sb));
+    memset(c, 0, sizeof *c);
+    c->dims = dims;
+    c->kind = kind;
+    c->k[0] = c->k[1] = c->d[0] = c->d[1] = c->s[0] = 1;
+    c->count_include_pad = 1;
+    int o = dims == 1 ? 1 : 0;
+    int ih = dims == 1 ? 1 : in->shape[1], iw = dims == 1 ? in->shape[1] : in->shape[2];
+    st_status rc;
+    if (kind == ST_POOL_ADAPTIVE_AVG) {
+        c->out[0] = 1;
+        c->out[1] = -1;
+        if ((rc = st_arg_ints(a, "output_size", dims, c->out + o))) return rc;
+        if (c->out[1] == -1) return st_fail(ST_ERR_PARSE, "adaptive_avg_pool%dd needs output_size", dims);
+        if ((rc = st_pool_geom_adaptive(&c->geom, ih, iw, c->out[0], c->out[1]))) return rc;
+    } else {
+        c->k[1] = -1;
+        c->s[o] = c->s[1] = 0; /* 0: stride = kernel_size */
+        if ((rc = st_arg_ints(a, "kernel_size", dims, c->k + o))) return rc;
+        if (c->k[1] == -1) return st_fail(ST_ERR_PARSE, "%s%dd needs kernel_size", names[kind], dims);
+        if ((rc = st_arg_ints(a, "stride", dims, c->s + o)) || (rc = st_arg_ints(a, "padding", dims, c->p + o)) ||
+            (rc = st_arg_bool(a, "ceil_mode", &c->ceil_mode)))
+            return rc;
+        if (kind == ST_POOL_MAX && (rc = st_arg_ints(a, "dilation", dims, c->d + o))) return rc;
+        if (kind == ST_POOL_AVG && ((rc = st_arg_bool(a, "count_include_pad", &c->count_include_pad)) ||
+                                    (rc = st_arg_int(a, "divisor_override", &c->divisor_override))))
+            return rc;
+        if (dims == 1) c->s[0] = 1;
+        if ((rc = st_pool_geom_init(&c->geom, ih, iw, c->k, c->s, c->p, c->d, c->ceil_mode, c->count_include_pad,
+                                    c->divisor_override)))
+            return rc;
+        for (int ax = 0; ax < 2; ax++) if (c->s[ax] == 0) c->s[ax] = c->k[ax];
+    }
+    n->ndim = dims + 1;
+    n->shape[0] = in->shape[0];
+    if (dims == 1) n->shape[1] = c->geom.ow;
+    else { n->shape[1] = c->geom.oh; n->shape[2] = c->geom.ow; }
+    /* receptive field as for a convolution; an adaptive pool is one only when the sizes divide */
+    rf_copy(net, n);
+    int in_sz[2] = {ih, iw};
+    for (int ax = 0; ax < 2; ax++) {
+        int k = c->k[ax], s = c->s[ax], d = c->d[ax];
+        if (kind == ST_POOL_ADAPTIVE_AVG) {
+            int out = ax == 0 ? c->geom.oh : c->geom.ow;
+            if (in_sz[ax] % out) { n->rf_valid = 0; continue; }
+            k = s = in_sz[ax] / out;
+        }
+        n->rf[ax] += (k - 1) * d * n->jump[ax];
+        n->jump[ax] *= s;
+    }
+    return ST_OK;
+}
+
+static st_status maxpool1d_configure(st_net *net, st_node *n, st_args *a) { return pool_configure(net, n, a, 1, ST_POOL_MAX); }
+static st_status maxpool2d_configure(st_net *net, st_node *n, st_args *a) { return pool_configure(net, n, a, 2, ST_POOL_MAX); }
+static st_status avgpool1d_configure(st_net *net, st_node *n, st_args *a) { return pool_configure(net, n, a, 1, ST_POOL_AVG); }
+static st_status avgpool2d_configure(st_net *net, st_node *n, st_args *a) { return pool_configure(net, n, a, 2, ST_POOL_AVG); }
+static st_status adaptive1d_configure(st_net *net, st_node *n, st_args *a) { return pool_configure(net, n, a, 1, ST_POOL_ADAPTIVE_AVG); }
+static st_status adaptive2d_configure(st_net *net, st_node *n, st_args *a) { return pool_configure(net, n, a, 2, ST_POOL_ADAPTIVE_AVG); }
+
+static void pool_print(const st_node *n, char *buf, size_t len) {
+    const st_pool_conf *c = &n->u.pool;
+    int one[2] = {1, 1}, zero[2] = {0, 0};
+    buf[0] = 0;
+    if (c->kind == ST_POOL_ADAPTIVE_AVG) {
+        print_ints(buf, len, "output_size", c->out, c->dims);
+    } else {
+        print_ints(buf, len, "kernel_size", c->k, c->dims);
+        if (memcmp(c->s, c->k, sizeof c->s) && !(c->dims == 1 && c->s[1] == c->k[1]))
+            print_ints(buf, len, "stride", c->s, c->dims);
+        if (memcmp(c->p, zero, sizeof zero)) print_ints(buf, len, "padding", c->p, c->dims);
+        if (memcmp(c->d, one, sizeof one)) print_ints(buf, len, "dilation", c->d, c->dims);
+        size_t at = strlen(buf);
+        if (c->ceil_mode) snprintf(buf + at, len - at, ", ceil_mode=True");
+        at = strlen(buf);
+        if (c->kind == ST_POOL_AVG && !c->count_include_pad) snprintf(buf + at, len - at, ", count_include_pad=False");
+        at = strlen(buf);
+        if (c->divisor_override) snprintf(buf + at, len - at, ", divisor_override=%d", c->divisor_override);
+    }
+    if (buf[0] == ',') memmove(buf, buf + 2, strlen(buf + 2) + 1); /* print_ints starts with ", " */
+}
+
+static void pool_forward(const st_exec *e, st_node *n) {
+    const st_pool_conf *c = &n->u.pool;
+    int planes = e->batch * n->shape[0];
+    const float *x = X(e, IN(e, n, 0));
+    if (c->kind == ST_POOL_MAX) st_maxpool_forward(X(e, n), IDX(e, n), x, planes, &c->geom);
+    else if (c->kind == ST_POOL_AVG) st_avgpool_forward(X(e, n), x, planes, &c->geom);
+    else st_adaptive_avgpool_forward(X(e, n), x, planes, &c->geom);
+}
+
+static void pool_backward(const st_exec *e, st_node *n) {
+    const st_pool_conf *c = &n->u.pool;
+    st_node *in = IN(e, n, 0);
+    if (!in->needs_grad) return;
+    int planes = e->batch * n->shape[0];
+    if (c->kind == ST_POOL_MAX) st_maxpool_backward(G(e, in), G(e, n), IDX(e, n), planes, &c->geom);
+    else if (c->kind == ST_POOL_AVG) st_avgpool_backward(G(e, in), G(e, n), planes, &c->geom);
+    else st_adaptive_avgpool_backward(G(e, in), G(e, n), planes, &c->geom);
+}
+
 /* ---------------------------------------------------------------- linear */
 static st_status linear_configure(st_net *net, st_node *n, st_args *a) {
     st_linear_conf *c = &n->u.linear;
@@ -492,19 +603,25 @@ static void empty_print(const st_node *n, char *buf, size_t len) { (void)n; (voi
 
 /* ---------------------------------------------------------------- the table */
 static const st_op ops[] = {
-    {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL},
-    {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
-    {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs},
-    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs},
-    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs},
-    {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs},
-    {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL},
-    {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL},
-    {"leaky_relu", 1, 1, "negative_slope", leaky_configure, act_print, act_forward, act_backward, NULL, NULL},
-    {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL},
-    {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL},
-    {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL},
-    {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL},
+    {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL, 0},
+    {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0},
+    {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0},
+    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0},
+    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0},
+    {"max_pool1d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1},
+    {"max_pool2d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1},
+    {"avg_pool1d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
+    {"avg_pool2d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
+    {"adaptive_avg_pool1d", 1, 1, "output_size", adaptive1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
+    {"adaptive_avg_pool2d", 1, 1, "output_size", adaptive2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
+    {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs, 0},
+    {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL, 0},
+    {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
+    {"leaky_relu", 1, 1, "negative_slope", leaky_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
+    {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
+    {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
+    {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0},
+    {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0},
 };
 
 const st_op *st_find_op(const char *name) {
@@ -514,5 +631,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
+    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
 }

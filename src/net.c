@@ -25,6 +25,9 @@ static void free_activations(st_net *net) {
         st_node *n = &net->nodes[i];
         if (i > 0) st_aligned_free(n->out.data);
         st_aligned_free(n->grad.data);
+        free(n->idx);
+        n->idx = NULL;
+        n->idx_cap = 0;
         n->out.data = n->grad.data = NULL;
         n->cap = n->grad_cap = 0;
     }
@@ -289,6 +292,12 @@ static st_status ensure_activations(st_net *net, int batch) {
             if (w > work) work = w;
         }
         if (i == 0) continue; /* the input node aliases the caller's data */
+        if (n->op->keeps_indices && need > n->idx_cap) {
+            free(n->idx);
+            n->idx = malloc(sizeof(int32_t) * need);
+            n->idx_cap = n->idx ? need : 0;
+            if (!n->idx) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for pooling indices", n->name);
+        }
         if (need > n->cap) {
             st_aligned_free(n->out.data);
             n->out.data = st_aligned_alloc(sizeof(float) * need);

@@ -4,6 +4,7 @@
 
 #include "internal.h"
 #include "conv_transpose.h"
+#include "pool.h"
 
 #define ST_MAX_INPUTS 8
 #define ST_MAX_ARGS 24
@@ -56,6 +57,15 @@ typedef struct {
     st_convt_geom geom;
 } st_convt_conf;
 
+typedef enum { ST_POOL_MAX, ST_POOL_AVG, ST_POOL_ADAPTIVE_AVG } st_pool_kind;
+typedef struct {
+    int dims;                       /* 1 or 2 */
+    st_pool_kind kind;
+    int k[2], s[2], p[2], d[2], out[2];
+    int ceil_mode, count_include_pad, divisor_override;
+    st_pool_geom geom;
+} st_pool_conf;
+
 typedef struct { int in_features, out_features, bias; } st_linear_conf;
 typedef struct { st_act act; float slope; } st_act_conf;
 typedef struct { int dim; } st_concat_conf;
@@ -70,11 +80,14 @@ struct st_node {
     union {
         st_conv_conf conv;
         st_convt_conf convt;
+        st_pool_conf pool;
         st_linear_conf linear;
         st_act_conf act;
         st_concat_conf concat;
     } u;
     st_tensor out, grad;                /* with the batch dimension in front */
+    int32_t *idx;                       /* max pooling: argmax per output element */
+    size_t idx_cap;
     size_t cap, grad_cap;               /* floats allocated */
     int rf[2], jump[2], rf_valid;       /* receptive field in input positions (H, W), set by configure */
     int needs_grad;                     /* the gradient of this node's output is used */
@@ -119,6 +132,7 @@ typedef struct {
 /* A node's output / gradient for the shard, its inputs, its parameters. */
 static inline float *X(const st_exec *e, const st_node *n) { return n->out.data + (size_t)e->offset * n->numel; }
 static inline float *G(const st_exec *e, const st_node *n) { return n->grad.data + (size_t)e->offset * n->numel; }
+static inline int32_t *IDX(const st_exec *e, const st_node *n) { return n->idx + (size_t)e->offset * n->numel; }
 static inline st_node *IN(const st_exec *e, const st_node *n, int i) { return &e->net->nodes[n->inputs[i]]; }
 static inline float *W(const st_exec *e, const st_node *n, int i) { return e->net->params[n->params[i]].value.data; }
 static inline float *GW(const st_exec *e, const st_node *n, int i) {
@@ -141,6 +155,7 @@ struct st_op {
     size_t (*work_size)(const st_node *n, int batch);
     /* Multiply-accumulates per sample. */
     int64_t (*macs)(const st_node *n);
+    int keeps_indices;                  /* forward records an int32 index per output element */
 };
 
 const st_op *st_find_op(const char *name);

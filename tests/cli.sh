@@ -22,7 +22,7 @@ expect_fail() {
 }
 
 # ---------------------------------------------------------------- parity with PyTorch
-for m in mnist1d-cnn mnist1d-mlp convt1d convt2d; do
+for m in mnist1d-cnn mnist1d-mlp convt1d convt2d lenet5 pool1d; do
     W=$FX/$m.weights.safetensors
     model=$m; [ -f $FX/$m.net ] && model=$FX/$m.net   # model files next to their fixtures
     expect_ok "$m run" $S run $model --weights $W --input $FX/$m.x.npy --output $T/out.npy
@@ -51,6 +51,8 @@ expect_ok "model file gives PyTorch's output" $CMP $T/out.npy $FX/mnist1d-cnn.ou
 sed 's/out_channels=15/out_channels=8/g' $T/my.net >$T/edited.net
 $S summary $T/edited.net >$T/s 2>$T/err
 if grep -q "total parameters: 762$" $T/s; then ok "edited model file (8 channels) has 762 parameters"; else bad "edited model file (8 channels) has 762 parameters"; fi
+$S summary $FX/lenet5.net >$T/s 2>$T/err
+if grep -q "total parameters: 61,706$" $T/s && grep -q "^pool2 .*16x16 (jump 4,4)" $T/s; then ok "lenet5.net: 61,706 parameters, pool2 sees 16x16"; else bad "lenet5.net: 61,706 parameters, pool2 sees 16x16"; fi
 
 # ---------------------------------------------------------------- data
 expect_ok "data mnist1d" $S data mnist1d --out $T/d

@@ -389,11 +389,21 @@ int main(void) {
                            "s = add(c2, c3)\n"
                            "c4 = conv2d(out_channels=1, kernel_size=1)\n",
                            2);
+    /* pooling changes the field like a convolution (average pooling: every input counts) */
+    check_receptive_fields("x = input(shape=(1, 40, 41))\n"
+                           "c1 = conv2d(out_channels=2, kernel_size=3)\n"
+                           "p1 = avg_pool2d(kernel_size=2)\n"
+                           "c2 = conv2d(out_channels=2, kernel_size=(3, 2), dilation=2)\n"
+                           "p2 = avg_pool2d(kernel_size=3, stride=2, padding=1)\n"
+                           "c3 = conv2d(out_channels=1, kernel_size=2)\n",
+                           2);
     check_graph_gradients();
     check_sgd("mnist1d-cnn");
     check_sgd("mnist1d-mlp");
     check_sgd("convt1d");
     check_sgd("convt2d");
+    check_sgd("lenet5");
+    check_sgd("pool1d");
     check_weights_and_text();
     check_determinism();
     check_fused_step();

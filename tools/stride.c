@@ -126,7 +126,7 @@ static int cmd_summary(int argc, char **argv) {
     st_net *net;
     if (st_net_open(pos[0], &net)) return cli_fail();
     printf("%s\n", pos[0]);
-    printf("%-12s %-10s %-16s %10s %14s %14s\n", "node", "op", "output", "params", "receptive field", "MACs");
+    printf("%-12s %-20s %-18s %10s %18s %14s\n", "node", "op", "output", "params", "receptive field", "MACs");
     int64_t total_p = 0, total_m = 0, total_act = 0;
     for (int i = 0; i < st_net_num_nodes(net); i++) {
         st_node_info in;
@@ -140,7 +140,7 @@ static int cmd_summary(int argc, char **argv) {
             if (in.ndim == 3) snprintf(rf, sizeof rf, "%d (jump %d)", in.rf[1], in.jump[1]);
             else snprintf(rf, sizeof rf, "%dx%d (jump %d,%d)", in.rf[0], in.rf[1], in.jump[0], in.jump[1]);
         }
-        printf("%-12s %-10s %-16s %10s %14s %14s\n", in.name, in.op, shape, p, rf, m);
+        printf("%-12s %-20s %-18s %10s %18s %14s\n", in.name, in.op, shape, p, rf, m);
         total_p += in.params;
         total_m += in.macs * batch;
         int64_t act = 1;
