@@ -458,7 +458,7 @@ static st_status flatten_configure(st_net *net, st_node *n, st_args *a) {
     if (rc) return rc;
     if (start != 1) return st_fail(ST_ERR_ARG, "flatten supports start_dim=1 only (got %d)", start);
     n->ndim = 1;
-    n->shape[0] = (int)st_node_numel(in);
+    n->shape[0] = (int)in->numel;
     n->rf_valid = 0;
     return ST_OK;
 }

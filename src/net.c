@@ -54,8 +54,6 @@ size_t st_node_numel(const st_node *n) {
 }
 
 st_node *st_net_input_node(st_net *net, st_node *n, int i) { return &net->nodes[n->inputs[i]]; }
-float *st_param_data(st_net *net, st_node *n, int i) { return net->params[n->params[i]].value.data; }
-float *st_param_gradp(st_net *net, st_node *n, int i) { return net->params[n->params[i]].grad.data; }
 
 /* ---------------------------------------------------------------- parameters */
 int st_net_add_param(st_net *net, st_node *n, const char *suffix, int ndim, const int *shape, int fan_in, int is_bias) {

@@ -165,8 +165,6 @@ const char *st_op_names(void); /* comma-separated list for error messages */
 int st_net_add_param(st_net *net, st_node *n, const char *suffix, int ndim, const int *shape,
                      int fan_in, int is_bias);
 st_node *st_net_input_node(st_net *net, st_node *n, int i);
-float *st_param_data(st_net *net, st_node *n, int i);
-float *st_param_gradp(st_net *net, st_node *n, int i);
 size_t st_node_numel(const st_node *n); /* per sample */
 
 /* Model-file line parser: "name = op(args)". Empty/comment lines give *is_empty = 1. */
