@@ -68,36 +68,44 @@ static void nop_forward(const st_exec *e, st_node *n) { (void)e; (void)n; }
 static void nop_backward(const st_exec *e, st_node *n) { (void)e; (void)n; }
 
 /* ---------------------------------------------------------------- conv1d / conv2d */
+/* The arguments convolutions and transposed convolutions share, with PyTorch's
+ * defaults; index 0 of k/s/d is the height (1 for 1D). */
+static st_status read_conv_args(st_args *a, const st_node *in, const char *op, int dims, int *in_channels,
+                                int *out_channels, int k[2], int s[2], int d[2], int *groups, int *bias) {
+    char sb[128];
+    if (in->ndim != dims + 1)
+        return st_fail(ST_ERR_SHAPE, "%s expects input of shape %s per sample, but '%s' gives %s", op,
+                       dims == 1 ? "(C, L)" : "(C, H, W)", in->name, shape_of(in, sb, sizeof sb));
+    *in_channels = in->shape[0];
+    *out_channels = -1;
+    *groups = *bias = 1;
+    k[0] = 1;
+    k[1] = -1;
+    s[0] = s[1] = d[0] = d[1] = 1;
+    int o = dims == 1 ? 1 : 0, given_in = -1;
+    st_status rc;
+    if ((rc = st_arg_int(a, "in_channels", &given_in))) return rc;
+    if (given_in != -1 && given_in != *in_channels)
+        return st_fail(ST_ERR_SHAPE, "in_channels=%d but '%s' has %d channels", given_in, in->name, *in_channels);
+    if ((rc = st_arg_int(a, "out_channels", out_channels))) return rc;
+    if (*out_channels == -1) return st_fail(ST_ERR_PARSE, "%s needs out_channels", op);
+    if ((rc = st_arg_ints(a, "kernel_size", dims, k + o))) return rc;
+    if (k[1] == -1) return st_fail(ST_ERR_PARSE, "%s needs kernel_size", op);
+    if ((rc = st_arg_ints(a, "stride", dims, s + o)) || (rc = st_arg_ints(a, "dilation", dims, d + o)) ||
+        (rc = st_arg_int(a, "groups", groups)) || (rc = st_arg_bool(a, "bias", bias)))
+        return rc;
+    return ST_OK;
+}
+
 static st_status conv_configure(st_net *net, st_node *n, st_args *a, int dims) {
     st_conv_conf *c = &n->u.conv;
     st_node *in = st_net_input_node(net, n, 0);
     char sb[128];
-    if (in->ndim != dims + 1)
-        return st_fail(ST_ERR_SHAPE, "conv%dd expects input of shape %s per sample, but '%s' gives %s",
-                       dims, dims == 1 ? "(C, L)" : "(C, H, W)", in->name, shape_of(in, sb, sizeof sb));
     memset(c, 0, sizeof *c);
     c->dims = dims;
-    c->in_channels = in->shape[0];
-    c->out_channels = -1;
-    c->groups = 1;
-    c->bias = 1;
-    c->k[0] = c->k[1] = -1;
-    c->s[0] = c->s[1] = c->d[0] = c->d[1] = 1;
-    st_status rc;
-    int given_in = -1;
-    if ((rc = st_arg_int(a, "in_channels", &given_in))) return rc;
-    if (given_in != -1 && given_in != c->in_channels)
-        return st_fail(ST_ERR_SHAPE, "in_channels=%d but '%s' has %d channels", given_in, in->name, c->in_channels);
-    if ((rc = st_arg_int(a, "out_channels", &c->out_channels))) return rc;
-    if (c->out_channels == -1) return st_fail(ST_ERR_PARSE, "conv%dd needs out_channels", dims);
-    int *k = dims == 1 ? &c->k[1] : c->k, *s = dims == 1 ? &c->s[1] : c->s, *d = dims == 1 ? &c->d[1] : c->d;
-    if (dims == 1) c->k[0] = 1;
-    if ((rc = st_arg_ints(a, "kernel_size", dims, k))) return rc;
-    if (c->k[1] == -1) return st_fail(ST_ERR_PARSE, "conv%dd needs kernel_size", dims);
-    if ((rc = st_arg_ints(a, "stride", dims, s))) return rc;
-    if ((rc = st_arg_ints(a, "dilation", dims, d))) return rc;
-    if ((rc = st_arg_int(a, "groups", &c->groups))) return rc;
-    if ((rc = st_arg_bool(a, "bias", &c->bias))) return rc;
+    st_status rc = read_conv_args(a, in, dims == 1 ? "conv1d" : "conv2d", dims, &c->in_channels, &c->out_channels,
+                                  c->k, c->s, c->d, &c->groups, &c->bias);
+    if (rc) return rc;
     c->pad_mode = ST_PAD_EXPLICIT;
     if (st_arg_has(a, "padding")) {
         char mode[32] = "";
@@ -190,32 +198,13 @@ static int64_t conv_macs(const st_node *n) {
 static st_status convt_configure(st_net *net, st_node *n, st_args *a, int dims) {
     st_convt_conf *c = &n->u.convt;
     st_node *in = st_net_input_node(net, n, 0);
-    char sb[128];
-    if (in->ndim != dims + 1)
-        return st_fail(ST_ERR_SHAPE, "conv_transpose%dd expects input of shape %s per sample, but '%s' gives %s",
-                       dims, dims == 1 ? "(C, L)" : "(C, H, W)", in->name, shape_of(in, sb, sizeof sb));
     memset(c, 0, sizeof *c);
     c->dims = dims;
-    c->in_channels = in->shape[0];
-    c->out_channels = -1;
-    c->groups = 1;
-    c->bias = 1;
-    c->k[0] = c->k[1] = -1;
-    c->s[0] = c->s[1] = c->d[0] = c->d[1] = 1;
-    st_status rc;
-    int given_in = -1;
-    if ((rc = st_arg_int(a, "in_channels", &given_in))) return rc;
-    if (given_in != -1 && given_in != c->in_channels)
-        return st_fail(ST_ERR_SHAPE, "in_channels=%d but '%s' has %d channels", given_in, in->name, c->in_channels);
-    if ((rc = st_arg_int(a, "out_channels", &c->out_channels))) return rc;
-    if (c->out_channels == -1) return st_fail(ST_ERR_PARSE, "conv_transpose%dd needs out_channels", dims);
-    int o = dims == 1 ? 1 : 0, nd = dims;
-    if (dims == 1) c->k[0] = 1;
-    if ((rc = st_arg_ints(a, "kernel_size", nd, c->k + o))) return rc;
-    if (c->k[1] == -1) return st_fail(ST_ERR_PARSE, "conv_transpose%dd needs kernel_size", dims);
-    if ((rc = st_arg_ints(a, "stride", nd, c->s + o)) || (rc = st_arg_ints(a, "dilation", nd, c->d + o)) ||
-        (rc = st_arg_ints(a, "padding", nd, c->pad + o)) || (rc = st_arg_ints(a, "output_padding", nd, c->out_pad + o)) ||
-        (rc = st_arg_int(a, "groups", &c->groups)) || (rc = st_arg_bool(a, "bias", &c->bias)))
+    st_status rc = read_conv_args(a, in, dims == 1 ? "conv_transpose1d" : "conv_transpose2d", dims, &c->in_channels,
+                                  &c->out_channels, c->k, c->s, c->d, &c->groups, &c->bias);
+    int o = dims == 1 ? 1 : 0;
+    if (rc || (rc = st_arg_ints(a, "padding", dims, c->pad + o)) ||
+        (rc = st_arg_ints(a, "output_padding", dims, c->out_pad + o)))
         return rc;
     int ih = dims == 1 ? 1 : in->shape[1], iw = dims == 1 ? in->shape[1] : in->shape[2];
     rc = st_convt_geom_init(&c->geom, c->in_channels, c->out_channels, c->groups, c->k, c->s, c->d, c->pad,
