@@ -81,6 +81,7 @@ fixtures:
 	$(PYTHON) scripts/gen_convt_fixtures.py tests/fixtures/conv_transpose.safetensors
 	$(PYTHON) scripts/gen_pool_fixtures.py tests/fixtures
 	$(PYTHON) scripts/gen_bn_fixtures.py tests/fixtures
+	$(PYTHON) scripts/gen_resample_fixtures.py tests/fixtures
 	$(PYTHON) scripts/gen_model_fixtures.py tests/fixtures/models
 
 debug:
