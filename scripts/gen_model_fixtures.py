@@ -3,7 +3,7 @@
 
 For each of mnist1d-cnn and mnist1d-mlp (built here in PyTorch with the same
 state_dict names as stride's zoo) and the model files NAME.net in tests/fixtures/models
-(convt1d, convt2d, lenet5, pool1d), with PyTorch's default random weights:
+(convt1d, convt2d, lenet5, pool1d, deconv2d, deconv1d), with PyTorch's default random weights:
   tests/fixtures/models/NAME.weights.safetensors   the weights (state_dict names)
   tests/fixtures/models/NAME.x.npy                 an input batch
   tests/fixtures/models/NAME.labels.npy            int64 class targets (ce)
@@ -120,6 +120,40 @@ class Pool1d(nn.Module):
         return self.fc(F.adaptive_avg_pool1d(x, 3).flatten(1))
 
 
+class Deconv2d(nn.Module):
+    """tests/fixtures/models/deconv2d.net"""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.lrn = nn.LocalResponseNorm(3, alpha=0.001, beta=0.75, k=2.0)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv3 = nn.Conv2d(4, 3, 3, padding=1)
+        self.fc = nn.Linear(189, 5)
+
+    def forward(self, x):
+        p, idx = F.max_pool2d(F.relu(self.conv1(x)), 2, return_indices=True)
+        u = F.max_unpool2d(self.conv2(self.lrn(p)), idx, 2, output_size=(12, 10))
+        u = F.interpolate(u, scale_factor=2, mode="bilinear", align_corners=False)
+        u = F.interpolate(self.conv3(u), size=(7, 9), mode="nearest")
+        return self.fc(u.flatten(1))
+
+
+class Deconv1d(nn.Module):
+    """tests/fixtures/models/deconv1d.net"""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(2, 3, 3, padding=1)
+        self.fc = nn.Linear(48, 4)
+
+    def forward(self, x):
+        p, idx = F.max_pool1d(self.c(x), 3, stride=2, return_indices=True)
+        u = F.max_unpool1d(p, idx, 3, stride=2, output_size=(11,))
+        u = F.interpolate(u, scale_factor=1.5, mode="linear", align_corners=True)
+        return self.fc(u.flatten(1))
+
+
 def f32(t):
     return t.detach().contiguous().numpy().astype("<f4")
 
@@ -178,6 +212,8 @@ def main():
     one("convt2d", Convt2d(), torch.randn(3, 2, 5, 6), out_dir, classes=3)
     one("lenet5", Lenet5(), torch.randn(3, 1, 28, 28), out_dir)
     one("pool1d", Pool1d(), torch.randn(4, 3, 17), out_dir, classes=5)
+    one("deconv2d", Deconv2d(), torch.randn(3, 2, 12, 10), out_dir, classes=5)
+    one("deconv1d", Deconv1d(), torch.randn(3, 2, 11), out_dir, classes=4)
 
 
 if __name__ == "__main__":

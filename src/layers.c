@@ -382,6 +382,204 @@ static void pool_backward(const st_exec *e, st_node *n) {
     else st_adaptive_avgpool_backward(G(e, in), G(e, n), planes, &c->geom);
 }
 
+/* ---------------------------------------------------------------- upsample
+ * nn.Upsample: by `size` or `scale_factor`, mode 'nearest', 'linear' (1D) or 'bilinear'
+ * (2D), align_corners for the interpolating modes (resample.c). */
+static st_status upsample_configure(st_net *net, st_node *n, st_args *a) {
+    st_upsample_conf *c = &n->u.up;
+    st_node *in = st_net_input_node(net, n, 0);
+    char sb[128], mode[32] = "nearest";
+    if (in->ndim != 2 && in->ndim != 3)
+        return st_fail(ST_ERR_SHAPE, "upsample expects (C, L) or (C, H, W) per sample, but '%s' gives %s", in->name,
+                       shape_of(in, sb, sizeof sb));
+    memset(c, 0, sizeof *c);
+    c->dims = in->ndim - 1;
+    int o = c->dims == 1 ? 1 : 0, ih = c->dims == 1 ? 1 : in->shape[1], iw = in->shape[in->ndim - 1];
+    int insz[2] = {ih, iw};
+    st_status rc;
+    if ((rc = st_arg_str(a, "mode", mode, sizeof mode)) || (rc = st_arg_bool(a, "align_corners", &c->align_corners)))
+        return rc;
+    c->nearest = !strcmp(mode, "nearest");
+    if (!c->nearest && strcmp(mode, c->dims == 1 ? "linear" : "bilinear"))
+        return st_fail(ST_ERR_ARG, "upsample: mode '%s' is not 'nearest' or '%s' for %dD input", mode,
+                       c->dims == 1 ? "linear" : "bilinear", c->dims);
+    if (c->nearest && st_arg_has(a, "align_corners"))
+        return st_fail(ST_ERR_ARG, "upsample: align_corners only goes with the interpolating modes");
+    c->out[0] = ih;
+    c->out[1] = -1;
+    int has_size = st_arg_has(a, "size"), has_scale = st_arg_has(a, "scale_factor");
+    if (has_size == has_scale) return st_fail(ST_ERR_ARG, "upsample needs either size or scale_factor");
+    if (has_size && (rc = st_arg_ints(a, "size", c->dims, c->out + o))) return rc;
+    if (has_scale) {
+        float f = 0;
+        if ((rc = st_arg_float(a, "scale_factor", &f))) return rc;
+        if (!(f > 0)) return st_fail(ST_ERR_ARG, "upsample: scale_factor must be positive");
+        for (int ax = o; ax < 2; ax++) {
+            c->scale_factor[ax] = f;
+            if ((rc = st_upsample_out_size(insz[ax], f, &c->out[ax]))) return rc;
+        }
+    }
+    for (int ax = 0; ax < 2; ax++) {
+        if (c->out[ax] <= 0) return st_fail(ST_ERR_ARG, "upsample: the output size must be positive");
+        c->scale[ax] = st_upsample_scale(insz[ax], c->out[ax], c->scale_factor[ax], c->nearest ? 0 : c->align_corners);
+    }
+    n->ndim = in->ndim;
+    n->shape[0] = in->shape[0];
+    if (c->dims == 1) n->shape[1] = c->out[1];
+    else { n->shape[1] = c->out[0]; n->shape[2] = c->out[1]; }
+    /* an integer upsampling factor divides the jump; interpolation reads one more input */
+    rf_copy(net, n);
+    for (int ax = o; ax < 2; ax++) {
+        if (!c->nearest) n->rf[ax] += n->jump[ax];
+        if (c->out[ax] % insz[ax] || n->jump[ax] % (c->out[ax] / insz[ax])) n->rf_valid = 0;
+        else n->jump[ax] /= c->out[ax] / insz[ax];
+    }
+    return ST_OK;
+}
+
+static void upsample_print(const st_node *n, char *buf, size_t len) {
+    const st_upsample_conf *c = &n->u.up;
+    buf[0] = 0;
+    int o = c->dims == 1 ? 1 : 0;
+    if (c->scale_factor[o] > 0) snprintf(buf, len, "scale_factor=%g", c->scale_factor[o]);
+    else { print_ints(buf, len, "size", c->out, c->dims); memmove(buf, buf + 2, strlen(buf + 2) + 1); }
+    size_t at = strlen(buf);
+    snprintf(buf + at, len - at, ", mode='%s'%s", c->nearest ? "nearest" : c->dims == 1 ? "linear" : "bilinear",
+             !c->nearest && c->align_corners ? ", align_corners=True" : "");
+}
+
+static void upsample_geometry(const st_node *n, const st_node *in, int *ih, int *iw) {
+    *ih = n->u.up.dims == 1 ? 1 : in->shape[1];
+    *iw = in->shape[in->ndim - 1];
+}
+
+static void upsample_forward(const st_exec *e, st_node *n) {
+    const st_upsample_conf *c = &n->u.up;
+    st_node *in = IN(e, n, 0);
+    int ih, iw, planes = e->batch * n->shape[0];
+    upsample_geometry(n, in, &ih, &iw);
+    if (c->nearest) st_upsample_nearest_forward(X(e, n), X(e, in), planes, ih, iw, c->out[0], c->out[1], c->scale[0], c->scale[1]);
+    else st_upsample_bilinear_forward(X(e, n), X(e, in), planes, ih, iw, c->out[0], c->out[1], c->scale[0], c->scale[1], c->align_corners);
+}
+
+static void upsample_backward(const st_exec *e, st_node *n) {
+    const st_upsample_conf *c = &n->u.up;
+    st_node *in = IN(e, n, 0);
+    if (!in->needs_grad) return;
+    int ih, iw, planes = e->batch * n->shape[0];
+    upsample_geometry(n, in, &ih, &iw);
+    if (c->nearest) st_upsample_nearest_backward(G(e, in), G(e, n), planes, ih, iw, c->out[0], c->out[1], c->scale[0], c->scale[1]);
+    else st_upsample_bilinear_backward(G(e, in), G(e, n), planes, ih, iw, c->out[0], c->out[1], c->scale[0], c->scale[1], c->align_corners);
+}
+
+/* ---------------------------------------------------------------- max_unpool
+ * `u = max_unpool2d(x, pool)`: x's values go back to where max pooling node `pool` found
+ * its maxima (the DeconvNet "switches"). kernel_size, stride and padding default to the
+ * pooling node's; output_size defaults to the pooling node's input size. */
+static st_status unpool_configure(st_net *net, st_node *n, st_args *a, int dims) {
+    st_unpool_conf *c = &n->u.unpool;
+    st_node *x = st_net_input_node(net, n, 0), *pool = st_net_input_node(net, n, 1);
+    char s1[128], s2[128];
+    if (pool->op->name[0] != 'm' || strncmp(pool->op->name, "max_pool", 8) || pool->u.pool.dims != dims)
+        return st_fail(ST_ERR_ARG, "max_unpool%dd: '%s' is a %s node, not a max_pool%dd node whose indices it could use",
+                       dims, pool->name, pool->op->name, dims);
+    if (x->ndim != pool->ndim || memcmp(x->shape, pool->shape, sizeof(int) * x->ndim))
+        return st_fail(ST_ERR_SHAPE, "max_unpool%dd: '%s' %s does not have the shape of pooling node '%s' %s", dims,
+                       x->name, shape_of(x, s1, sizeof s1), pool->name, shape_of(pool, s2, sizeof s2));
+    const st_pool_conf *pc = &pool->u.pool;
+    memset(c, 0, sizeof *c);
+    c->dims = dims;
+    memcpy(c->k, pc->k, sizeof c->k);
+    memcpy(c->s, pc->s, sizeof c->s);
+    memcpy(c->p, pc->p, sizeof c->p);
+    st_node *pin = st_net_input_node(net, pool, 0);
+    c->out[0] = dims == 1 ? 1 : pin->shape[1];
+    c->out[1] = pin->shape[pin->ndim - 1];
+    int o = dims == 1 ? 1 : 0, req[2] = {0, 0};
+    st_status rc;
+    if ((rc = st_arg_ints(a, "kernel_size", dims, c->k + o)) || (rc = st_arg_ints(a, "stride", dims, c->s + o)) ||
+        (rc = st_arg_ints(a, "padding", dims, c->p + o)) || (rc = st_arg_ints(a, "output_size", dims, req + o)))
+        return rc;
+    int given = st_arg_has(a, "kernel_size") || st_arg_has(a, "stride") || st_arg_has(a, "padding") || req[o];
+    int insz[2] = {dims == 1 ? 1 : x->shape[1], x->shape[x->ndim - 1]};
+    for (int ax = o; given && ax < 2; ax++)
+        if ((rc = st_max_unpool_out_size(insz[ax], c->k[ax], c->s[ax], c->p[ax], req[ax], &c->out[ax]))) return rc;
+    n->ndim = x->ndim;
+    n->shape[0] = x->shape[0];
+    if (dims == 1) n->shape[1] = c->out[1];
+    else { n->shape[1] = c->out[0]; n->shape[2] = c->out[1]; }
+    rf_copy(net, n);
+    for (int ax = o; ax < 2; ax++) {
+        if (n->jump[ax] % c->s[ax]) n->rf_valid = 0;
+        else n->jump[ax] /= c->s[ax];
+    }
+    return ST_OK;
+}
+static st_status unpool1d_configure(st_net *net, st_node *n, st_args *a) { return unpool_configure(net, n, a, 1); }
+static st_status unpool2d_configure(st_net *net, st_node *n, st_args *a) { return unpool_configure(net, n, a, 2); }
+
+static void unpool_print(const st_node *n, char *buf, size_t len) {
+    const st_unpool_conf *c = &n->u.unpool;
+    buf[0] = 0;
+    print_ints(buf, len, "output_size", c->out, c->dims);
+    memmove(buf, buf + 2, strlen(buf + 2) + 1);
+}
+
+static void unpool_forward(const st_exec *e, st_node *n) {
+    const st_unpool_conf *c = &n->u.unpool;
+    st_node *x = IN(e, n, 0), *pool = IN(e, n, 1);
+    int ih = c->dims == 1 ? 1 : x->shape[1], iw = x->shape[x->ndim - 1];
+    /* the indices come from our own pooling node, so they are always in range */
+    st_max_unpool_forward(X(e, n), X(e, x), IDX(e, pool), e->batch * x->shape[0], ih, iw, c->out[0], c->out[1]);
+}
+
+static void unpool_backward(const st_exec *e, st_node *n) {
+    const st_unpool_conf *c = &n->u.unpool;
+    st_node *x = IN(e, n, 0), *pool = IN(e, n, 1);
+    if (!x->needs_grad) return;
+    int ih = c->dims == 1 ? 1 : x->shape[1], iw = x->shape[x->ndim - 1];
+    st_max_unpool_backward(G(e, x), G(e, n), IDX(e, pool), e->batch * x->shape[0], ih, iw, c->out[0], c->out[1]);
+}
+
+/* ---------------------------------------------------------------- local_response_norm
+ * nn.LocalResponseNorm across channels (PyTorch's alpha/size convention). */
+static st_status lrn_configure(st_net *net, st_node *n, st_args *a) {
+    st_lrn_conf *c = &n->u.lrn;
+    st_node *in = st_net_input_node(net, n, 0);
+    c->size = -1;
+    c->alpha = 1e-4f;
+    c->beta = 0.75f;
+    c->k = 1.0f;
+    st_status rc;
+    if ((rc = st_arg_int(a, "size", &c->size)) || (rc = st_arg_float(a, "alpha", &c->alpha)) ||
+        (rc = st_arg_float(a, "beta", &c->beta)) || (rc = st_arg_float(a, "k", &c->k)))
+        return rc;
+    if (c->size <= 0) return st_fail(ST_ERR_PARSE, "local_response_norm needs size > 0");
+    if (in->ndim < 2) return st_fail(ST_ERR_SHAPE, "local_response_norm needs channels and positions, but '%s' is flat", in->name);
+    copy_shape(n, in);
+    rf_copy(net, n);
+    return ST_OK;
+}
+
+static void lrn_print(const st_node *n, char *buf, size_t len) {
+    const st_lrn_conf *c = &n->u.lrn;
+    snprintf(buf, len, "size=%d, alpha=%g, beta=%g, k=%g", c->size, c->alpha, c->beta, c->k);
+}
+
+static void lrn_forward(const st_exec *e, st_node *n) {
+    const st_lrn_conf *c = &n->u.lrn;
+    st_lrn_forward(X(e, n), NULL, X(e, IN(e, n, 0)), e->batch, n->shape[0], (int)(n->numel / n->shape[0]), c->size,
+                   c->alpha, c->beta, c->k);
+}
+
+static void lrn_backward(const st_exec *e, st_node *n) {
+    const st_lrn_conf *c = &n->u.lrn;
+    st_node *in = IN(e, n, 0);
+    if (!in->needs_grad) return;
+    st_lrn_backward(G(e, in), G(e, n), X(e, in), NULL, e->batch, n->shape[0], (int)(n->numel / n->shape[0]), c->size,
+                    c->alpha, c->beta, c->k);
+}
+
 /* ---------------------------------------------------------------- linear */
 static st_status linear_configure(st_net *net, st_node *n, st_args *a) {
     st_linear_conf *c = &n->u.linear;
@@ -603,6 +801,10 @@ static const st_op ops[] = {
     {"avg_pool2d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
     {"adaptive_avg_pool1d", 1, 1, "output_size", adaptive1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
     {"adaptive_avg_pool2d", 1, 1, "output_size", adaptive2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
+    {"upsample", 1, 1, "size scale_factor mode align_corners", upsample_configure, upsample_print, upsample_forward, upsample_backward, NULL, NULL, 0},
+    {"max_unpool1d", 2, 2, "kernel_size stride padding output_size", unpool1d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0},
+    {"max_unpool2d", 2, 2, "kernel_size stride padding output_size", unpool2d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0},
+    {"local_response_norm", 1, 1, "size alpha beta k", lrn_configure, lrn_print, lrn_forward, lrn_backward, NULL, NULL, 0},
     {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs, 0},
     {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL, 0},
     {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
@@ -620,5 +822,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
+    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
 }

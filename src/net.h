@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "conv_transpose.h"
 #include "pool.h"
+#include "resample.h"
 
 #define ST_MAX_INPUTS 8
 #define ST_MAX_ARGS 24
@@ -66,6 +67,16 @@ typedef struct {
     st_pool_geom geom;
 } st_pool_conf;
 
+typedef struct {
+    int dims, nearest, align_corners;
+    double scale_factor[2];         /* 0 when the size was given */
+    int out[2];
+    float scale[2];                 /* source per destination, PyTorch's rule */
+} st_upsample_conf;
+
+typedef struct { int dims, k[2], s[2], p[2], out[2]; } st_unpool_conf;
+typedef struct { int size; float alpha, beta, k; } st_lrn_conf;
+
 typedef struct { int in_features, out_features, bias; } st_linear_conf;
 typedef struct { st_act act; float slope; } st_act_conf;
 typedef struct { int dim; } st_concat_conf;
@@ -81,6 +92,9 @@ struct st_node {
         st_conv_conf conv;
         st_convt_conf convt;
         st_pool_conf pool;
+        st_upsample_conf up;
+        st_unpool_conf unpool;
+        st_lrn_conf lrn;
         st_linear_conf linear;
         st_act_conf act;
         st_concat_conf concat;

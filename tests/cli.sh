@@ -22,7 +22,7 @@ expect_fail() {
 }
 
 # ---------------------------------------------------------------- parity with PyTorch
-for m in mnist1d-cnn mnist1d-mlp convt1d convt2d lenet5 pool1d; do
+for m in mnist1d-cnn mnist1d-mlp convt1d convt2d lenet5 pool1d deconv2d deconv1d; do
     W=$FX/$m.weights.safetensors
     model=$m; [ -f $FX/$m.net ] && model=$FX/$m.net   # model files next to their fixtures
     expect_ok "$m run" $S run $model --weights $W --input $FX/$m.x.npy --output $T/out.npy
@@ -83,6 +83,8 @@ printf 'x = input(shape=(1, 4))\nc = conv1d(out_channels=4, kernel_size=9)\n' >$
 expect_fail "kernel larger than the input" "big.net line 2.*larger than the padded input" $S summary $T/big.net
 printf 'x = input(shape=(1, 40))\nc = conv1d(y, out_channels=4, kernel_size=3)\n' >$T/undef.net
 expect_fail "undefined input node" "undef.net line 2.*'y' is not defined" $S summary $T/undef.net
+printf 'x = input(shape=(1, 8, 8))\nc = conv2d(out_channels=2, kernel_size=3, padding=1)\np = avg_pool2d(kernel_size=2)\nu = max_unpool2d(p, c)\n' >$T/unpool.net
+expect_fail "unpooling from a node that is not max pooling" "unpool.net line 4.*'c' is a conv2d node, not a max_pool2d" $S summary $T/unpool.net
 printf 'x = input(shape=(1, 40)\n' >$T/syntax.net
 expect_fail "syntax error" "syntax.net line 1" $S summary $T/syntax.net
 expect_fail "missing model file" "no-such.net.*neither a built-in model" $S summary no-such.net

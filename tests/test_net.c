@@ -404,6 +404,8 @@ int main(void) {
     check_sgd("convt2d");
     check_sgd("lenet5");
     check_sgd("pool1d");
+    check_sgd("deconv2d");
+    check_sgd("deconv1d");
     check_weights_and_text();
     check_determinism();
     check_fused_step();
