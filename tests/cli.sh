@@ -35,6 +35,10 @@ for m in mnist1d-cnn mnist1d-mlp convt1d convt2d lenet5 pool1d deconv2d deconv1d
     $S run $model --weights $W --input $FX/$m.x.npy --output $T/o1.npy --threads 1 2>"$T/err"
     $S run $model --weights $W --input $FX/$m.x.npy --output $T/o2.npy --threads 2 2>"$T/err"
     expect_ok "$m run is the same with 1 and 2 threads" cmp $T/o1.npy $T/o2.npy
+    # printed back as a model file, the network is the same network
+    $S model $model >$T/rt.net 2>"$T/err"
+    expect_ok "$m model file round trip runs" $S run $T/rt.net --weights $W --input $FX/$m.x.npy --output $T/o3.npy
+    expect_ok "$m model file round trip gives PyTorch's output" $CMP $T/o3.npy $FX/$m.out.npy
 done
 
 # ---------------------------------------------------------------- summary and model files
