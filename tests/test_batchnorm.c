@@ -15,7 +15,7 @@
  *    p = 0 and p = 1.
  */
 #include "batchnorm.h"
-#include "test.h"
+#include "fixture.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,20 +27,11 @@
 #define BN_FIXTURE "tests/fixtures/batchnorm.safetensors"
 
 /* ---------------------------------------------------------------- helpers */
-static void *xmalloc(size_t bytes) {
+/* Like fixture.h's xmalloc, but the memory is zeroed. */
+static void *xzalloc(size_t bytes) {
     void *p = calloc(1, bytes ? bytes : 1);
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
     return p;
-}
-static void cmp(const float *got, const float *ref, size_t n, const char *desc, const char *what) {
-    double err = test_maxdiff(got, ref, n), tol = TOL * (1 + test_maxabs(ref, n));
-    CHECK(err <= tol, "%s: %s: max abs error %.3g > tolerance %.3g", desc, what, err, tol);
-}
-static void cmp_f64(const double *got, const float *ref, size_t n, const char *desc, const char *what) {
-    float *g = xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) g[i] = (float)got[i];
-    cmp(g, ref, n, desc, what);
-    free(g);
 }
 /* Against PyTorch's float64 module: max |ours - torch| <= 1e-9 * (1 + max |torch|). */
 static void cmp64(const double *got, const double *ref, size_t n, const char *desc, const char *what) {
@@ -53,60 +44,23 @@ static void cmp64(const double *got, const double *ref, size_t n, const char *de
     double tol = 1e-9 * (1 + mx);
     CHECK(err <= tol, "%s: %s: max abs error %.3g > tolerance %.3g", desc, what, err, tol);
 }
-static double *to_f64(const float *a, size_t n) {
-    if (!a) return NULL;
-    double *d = xmalloc(n * sizeof(double));
-    for (size_t i = 0; i < n; i++) d[i] = a[i];
-    return d;
-}
 static float *fill(size_t n, float v) {
-    float *a = xmalloc(n * sizeof(float));
+    float *a = xzalloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) a[i] = v;
     return a;
 }
 static double *fill_f64(size_t n, double v) {
-    double *a = xmalloc(n * sizeof(double));
+    double *a = xzalloc(n * sizeof(double));
     for (size_t i = 0; i < n; i++) a[i] = v;
     return a;
 }
 static float *dup(const float *a, size_t n) {
-    float *d = xmalloc(n * sizeof(float));
+    float *d = xzalloc(n * sizeof(float));
     memcpy(d, a, n * sizeof(float));
     return d;
 }
 static void sub_one(float *a, size_t n) { for (size_t i = 0; i < n; i++) a[i] -= 1.0f; }
 
-static const char *jfind(const char *js, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    return p ? p + strlen(pat) : NULL;
-}
-static int jint(const char *js, const char *key, int *out) {
-    const char *p = jfind(js, key);
-    if (!p) return 0;
-    char *end;
-    long v = strtol(p, &end, 10);
-    if (end == p) return 0;
-    *out = (int)v;
-    return 1;
-}
-static int jdouble(const char *js, const char *key, double *out) {
-    const char *p = jfind(js, key);
-    if (!p) return 0;
-    char *end;
-    *out = strtod(p, &end);
-    return end != p;
-}
-static int jstr(const char *js, const char *key, char *out, size_t len) {
-    const char *p = jfind(js, key);
-    if (!p || *p != '"') return 0;
-    const char *e = strchr(p + 1, '"');
-    if (!e || (size_t)(e - p - 1) >= len) return 0;
-    memcpy(out, p + 1, (size_t)(e - p - 1));
-    out[e - p - 1] = 0;
-    return 1;
-}
 static const float *get_f32(const st_tensors *ts, int i, const char *name, size_t want) {
     char key[48];
     snprintf(key, sizeof key, "%d.%s", i, name);
@@ -134,7 +88,7 @@ static void fixture_case(const st_tensors *ts, int i, int *ntrain, int *neval) {
     double momd, epsd;
     int ok = jstr(js, "mode", mode, sizeof mode) && jint(js, "dim", &dim) && jint(js, "n", &n) &&
              jint(js, "c", &c) && jint(js, "s", &s) && jint(js, "affine", &affine) &&
-             jint(js, "track", &track) && jdouble(js, "momentum", &momd) && jdouble(js, "eps", &epsd) &&
+             jint(js, "track", &track) && jnum(js, "momentum", &momd) && jnum(js, "eps", &epsd) &&
              jint(js, "nbt1", &nbt1) && jint(js, "nbt2", &nbt2);
     CHECK(ok, "case %d: bad metadata %s", i, js);
     if (!ok) return;
@@ -447,7 +401,7 @@ static void test_threads(void) {
 /* ---------------------------------------------------------------- 5. dropout */
 static void test_dropout(void) {
     const size_t N = 100000;
-    uint8_t *mask = xmalloc(N), *mask2 = xmalloc(N);
+    uint8_t *mask = xzalloc(N), *mask2 = xzalloc(N);
     float *x = fill(N, 0), *y = fill(N, 0), *gy = fill(N, 0), *dx = fill(N, 0);
     st_rng rng, rng2;
     st_rng_seed(&rng, 7);

@@ -13,7 +13,7 @@
  * rejection of invalid arguments.
  */
 #include "internal.h"
-#include "test.h"
+#include "fixture.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,74 +23,6 @@
 #define DENSE_FIXTURE "tests/fixtures/dense.safetensors"
 
 /* ---------------------------------------------------------------- small helpers */
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-
-static void fill_nan(float *p, size_t n) {
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-}
-
-/* One CHECK: max |got - ref| <= TOL * (1 + max |ref|). */
-static void cmp(const float *got, const float *ref, size_t n, const char *desc, const char *what) {
-    double err = test_maxdiff(got, ref, n), tol = TOL * (1 + test_maxabs(ref, n));
-    CHECK(err <= tol, "%s: %s: max abs error %.3g > tolerance %.3g", desc, what, err, tol);
-}
-
-static void cmp_f64(const double *got, const float *ref, size_t n, const char *desc, const char *what) {
-    float *g = xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) g[i] = (float)got[i];
-    cmp(g, ref, n, desc, what);
-    free(g);
-}
-
-static double *to_f64(const float *a, size_t n) {
-    double *d = xmalloc(n * sizeof(double));
-    for (size_t i = 0; i < n; i++) d[i] = a[i];
-    return d;
-}
-
-/* Finds "key": in a compact JSON object; returns the text after the colon or NULL. */
-static const char *jfind(const char *js, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    return p ? p + strlen(pat) : NULL;
-}
-static int jint(const char *js, const char *key, int *out) {
-    const char *p = jfind(js, key);
-    if (!p) return 0;
-    char *end;
-    long v = strtol(p, &end, 10);
-    if (end == p) return 0;
-    *out = (int)v;
-    return 1;
-}
-static int jnum(const char *js, const char *key, double *out) {
-    const char *p = jfind(js, key);
-    if (!p) return 0;
-    char *end;
-    *out = strtod(p, &end);
-    return end != p;
-}
-/* "key":[a,b] */
-static int jpair(const char *js, const char *key, int out[2]) {
-    const char *p = jfind(js, key);
-    return p && sscanf(p, "[%d,%d]", &out[0], &out[1]) == 2;
-}
-/* "key":"text" -> buf */
-static int jstr(const char *js, const char *key, char *buf, size_t len) {
-    const char *p = jfind(js, key);
-    if (!p || *p != '"') return 0;
-    const char *q = strchr(p + 1, '"');
-    if (!q || (size_t)(q - p - 1) >= len) return 0;
-    memcpy(buf, p + 1, (size_t)(q - p - 1));
-    buf[q - p - 1] = 0;
-    return 1;
-}
-
 /* The float32 tensor "<case>.<name>", or NULL (and a failed CHECK) if absent or not F32. */
 static const float *getf(const st_tensors *ts, int c, const char *name, size_t *numel,
                          const char *desc) {

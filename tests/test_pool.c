@@ -12,7 +12,7 @@
  * 6. Geometry validation and error messages.
  */
 #include "pool.h"
-#include "test.h"
+#include "fixture.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +24,6 @@
 #define POOL_FIXTURE "tests/fixtures/pool.safetensors"
 
 /* ---------------------------------------------------------------- helpers */
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-
 /* NaN-aware max error: a NaN on one side only, or different infinities, count as INFINITY. */
 static double nan_maxdiff(const float *a, const float *b, size_t n) {
     double m = 0;
@@ -48,33 +42,20 @@ static double finite_maxabs(const float *a, size_t n) {
         if (isfinite(a[i]) && fabs((double)a[i]) > m) m = fabs((double)a[i]);
     return m;
 }
-static void cmp(const float *got, const float *ref, size_t n, const char *desc, const char *what) {
+/* NaN-aware variants of fixture.h's cmp and cmp_f64. */
+static void cmp_nan(const float *got, const float *ref, size_t n, const char *desc, const char *what) {
     double err = nan_maxdiff(got, ref, n), tol = TOL * (1 + finite_maxabs(ref, n));
     CHECK(err <= tol, "%s: %s: max abs error %.3g > tolerance %.3g", desc, what, err, tol);
 }
-static void cmp_f64(const double *got, const float *ref, size_t n, const char *desc, const char *what) {
+static void cmp_f64_nan(const double *got, const float *ref, size_t n, const char *desc, const char *what) {
     float *g = xmalloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) g[i] = (float)got[i];
-    cmp(g, ref, n, desc, what);
+    cmp_nan(g, ref, n, desc, what);
     free(g);
 }
 
-static const char *jfind(const char *js, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    return p ? p + strlen(pat) : NULL;
-}
-static int jint(const char *js, const char *key, int *out) {
-    const char *p = jfind(js, key);
-    if (!p) return 0;
-    char *end;
-    long v = strtol(p, &end, 10);
-    if (end == p) return 0;
-    *out = (int)v;
-    return 1;
-}
-static int jpair(const char *js, const char *key, int out[2]) {
+/* "key":[a,b] with exactly two integers (fixture.h's jpair ignores what follows b). */
+static int jpair_strict(const char *js, const char *key, int out[2]) {
     const char *p = jfind(js, key);
     if (!p || *p != '[') return 0;
     char *end;
@@ -82,15 +63,6 @@ static int jpair(const char *js, const char *key, int out[2]) {
     if (*end != ',') return 0;
     out[1] = (int)strtol(end + 1, &end, 10);
     return *end == ']';
-}
-static int jstr(const char *js, const char *key, char *out, size_t len) {
-    const char *p = jfind(js, key);
-    if (!p || *p != '"') return 0;
-    const char *e = strchr(p + 1, '"');
-    if (!e || (size_t)(e - p - 1) >= len) return 0;
-    memcpy(out, p + 1, (size_t)(e - p - 1));
-    out[e - p - 1] = 0;
-    return 1;
 }
 
 static const float *get_f32(const st_tensors *ts, const char *name, size_t want) {
@@ -109,8 +81,8 @@ static void fixture_case(const st_tensors *ts, int i, int *nmax, int *navg, int 
     int dim, n, c, ih, iw, oh, ow, k[2], s[2], p[2], d[2], sdef, ceil, cip, div;
     int ok = jstr(js, "op", op, sizeof op) && jint(js, "dim", &dim) && jint(js, "n", &n) &&
              jint(js, "c", &c) && jint(js, "ih", &ih) && jint(js, "iw", &iw) && jint(js, "oh", &oh) &&
-             jint(js, "ow", &ow) && jpair(js, "k", k) && jpair(js, "s", s) && jpair(js, "p", p) &&
-             jpair(js, "d", d) && jint(js, "sdef", &sdef) && jint(js, "ceil", &ceil) &&
+             jint(js, "ow", &ow) && jpair_strict(js, "k", k) && jpair_strict(js, "s", s) && jpair_strict(js, "p", p) &&
+             jpair_strict(js, "d", d) && jint(js, "sdef", &sdef) && jint(js, "ceil", &ceil) &&
              jint(js, "cip", &cip) && jint(js, "div", &div);
     CHECK(ok, "case %d: bad metadata %s", i, js);
     if (!ok) return;
@@ -155,9 +127,9 @@ static void fixture_case(const st_tensors *ts, int i, int *nmax, int *navg, int 
         const st_array *ia = st_tensors_get(ts, name);
         CHECK(ia && ia->dtype == ST_I64 && (size_t)st_array_numel(ia) == osz, "%s: bad idx tensor", desc);
         st_maxpool_forward(out, idx, x, planes, &g);
-        cmp(out, y, osz, desc, "forward");
+        cmp_nan(out, y, osz, desc, "forward");
         st_maxpool_forward_f64(outd, idxd, xd, planes, &g);
-        cmp_f64(outd, y, osz, desc, "forward f64");
+        cmp_f64_nan(outd, y, osz, desc, "forward f64");
         if (ia && ia->dtype == ST_I64 && (size_t)st_array_numel(ia) == osz) {
             const int64_t *ref = ia->data;
             size_t bad = 0, bad64 = 0, first = 0;
@@ -172,18 +144,18 @@ static void fixture_case(const st_tensors *ts, int i, int *nmax, int *navg, int 
         /* indices may be NULL */
         float *out2 = xmalloc(osz * sizeof(float));
         st_maxpool_forward(out2, NULL, x, planes, &g);
-        cmp(out2, y, osz, desc, "forward without indices");
+        cmp_nan(out2, y, osz, desc, "forward without indices");
         free(out2);
         memset(din, 0, isz * sizeof(float));
         st_maxpool_backward(din, gy, idx, planes, &g);
-        cmp(din, gx, isz, desc, "backward");
+        cmp_nan(din, gx, isz, desc, "backward");
         for (size_t j = 0; j < isz; j++) din[j] = 1.f;
         st_maxpool_backward(din, gy, idx, planes, &g);
         for (size_t j = 0; j < isz; j++) din[j] -= 1.f;
-        cmp(din, gx, isz, desc, "backward accumulates");
+        cmp_nan(din, gx, isz, desc, "backward accumulates");
         memset(dind, 0, isz * sizeof(double));
         st_maxpool_backward_f64(dind, gyd, idxd, planes, &g);
-        cmp_f64(dind, gx, isz, desc, "backward f64");
+        cmp_f64_nan(dind, gx, isz, desc, "backward f64");
     } else {
         void (*fwd)(float *, const float *, int, const st_pool_geom *) =
             is_avg ? st_avgpool_forward : st_adaptive_avgpool_forward;
@@ -194,19 +166,19 @@ static void fixture_case(const st_tensors *ts, int i, int *nmax, int *navg, int 
         void (*bwd64)(double *, const double *, int, const st_pool_geom *) =
             is_avg ? st_avgpool_backward_f64 : st_adaptive_avgpool_backward_f64;
         fwd(out, x, planes, &g);
-        cmp(out, y, osz, desc, "forward");
+        cmp_nan(out, y, osz, desc, "forward");
         fwd64(outd, xd, planes, &g);
-        cmp_f64(outd, y, osz, desc, "forward f64");
+        cmp_f64_nan(outd, y, osz, desc, "forward f64");
         memset(din, 0, isz * sizeof(float));
         bwd(din, gy, planes, &g);
-        cmp(din, gx, isz, desc, "backward");
+        cmp_nan(din, gx, isz, desc, "backward");
         for (size_t j = 0; j < isz; j++) din[j] = 1.f;
         bwd(din, gy, planes, &g);
         for (size_t j = 0; j < isz; j++) din[j] -= 1.f;
-        cmp(din, gx, isz, desc, "backward accumulates");
+        cmp_nan(din, gx, isz, desc, "backward accumulates");
         memset(dind, 0, isz * sizeof(double));
         bwd64(dind, gyd, planes, &g);
-        cmp_f64(dind, gx, isz, desc, "backward f64");
+        cmp_f64_nan(dind, gx, isz, desc, "backward f64");
     }
     free(out); free(din); free(xd); free(gyd); free(outd); free(dind); free(idx); free(idxd);
 }
@@ -534,9 +506,9 @@ static void test_threads(void) {
     double *xd = xmalloc(isz * 8), *yd = xmalloc(osz * 8);
     for (size_t i = 0; i < isz; i++) xd[i] = x[i];
     st_avgpool_forward_f64(yd, xd, planes, &g);
-    cmp_f64(yd, res[1][2], osz, "threads", "avg vs f64");
+    cmp_f64_nan(yd, res[1][2], osz, "threads", "avg vs f64");
     st_maxpool_forward_f64(yd, NULL, xd, planes, &g);
-    cmp_f64(yd, res[1][0], osz, "threads", "max vs f64");
+    cmp_f64_nan(yd, res[1][0], osz, "threads", "max vs f64");
     free(xd); free(yd);
     for (int t = 0; t < 2; t++) { for (int f = 0; f < 6; f++) free(res[t][f]); free(ix[t]); }
     free(x); free(gy);

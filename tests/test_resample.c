@@ -12,7 +12,7 @@
  * 6. Results independent of the thread count on large cases (OpenMP path).
  */
 #include "resample.h"
-#include "test.h"
+#include "fixture.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,81 +24,23 @@
 #define RS_FIXTURE "tests/fixtures/resample.safetensors"
 
 /* ---------------------------------------------------------------- helpers */
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-static void *xcalloc(size_t n, size_t sz) {
-    void *p = calloc(n ? n : 1, sz);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-
-static void cmp(const float *got, const float *ref, size_t n, const char *desc, const char *what) {
-    double err = test_maxdiff(got, ref, n), tol = TOL * (1 + test_maxabs(ref, n));
-    CHECK(err <= tol, "%s: %s: max abs error %.3g > tolerance %.3g", desc, what, err, tol);
-}
-static void cmp_f64(const double *got, const float *ref, size_t n, const char *desc, const char *what) {
-    float *g = xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) g[i] = (float)got[i];
-    cmp(g, ref, n, desc, what);
-    free(g);
-}
-
-static const char *jfind(const char *js, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    return p ? p + strlen(pat) : NULL;
-}
-static int jnum(const char *js, const char *key, double *out) {
-    const char *p = jfind(js, key);
-    if (!p) return 0;
-    char *end;
-    *out = strtod(p, &end);
-    return end != p;
-}
-static int jint(const char *js, const char *key, int *out) {
+/* Integers read as numbers (strtod, then truncated), unlike fixture.h's jint and jpair. */
+static int jint_num(const char *js, const char *key, int *out) {
     double v;
     if (!jnum(js, key, &v)) return 0;
     *out = (int)v;
     return 1;
 }
-static int jdpair(const char *js, const char *key, double out[2]) {
-    const char *p = jfind(js, key);
-    if (!p || *p != '[') return 0;
-    char *end;
-    out[0] = strtod(p + 1, &end);
-    if (*end != ',') return 0;
-    out[1] = strtod(end + 1, &end);
-    return *end == ']';
-}
-static int jpair(const char *js, const char *key, int out[2]) {
+static int jpair_num(const char *js, const char *key, int out[2]) {
     double d[2];
     if (!jdpair(js, key, d)) return 0;
     out[0] = (int)d[0]; out[1] = (int)d[1];
     return 1;
 }
-static int jstr(const char *js, const char *key, char *out, size_t len) {
-    const char *p = jfind(js, key);
-    if (!p || *p != '"') return 0;
-    const char *e = strchr(p + 1, '"');
-    if (!e || (size_t)(e - p - 1) >= len) return 0;
-    memcpy(out, p + 1, (size_t)(e - p - 1));
-    out[e - p - 1] = 0;
-    return 1;
-}
-
 static const float *get_f32(const st_tensors *ts, const char *name, size_t want) {
     const st_array *a = st_tensors_get(ts, name);
     if (!a || a->dtype != ST_F32 || (size_t)st_array_numel(a) != want) return NULL;
     return a->data;
-}
-static double *to_f64(const float *a, size_t n) {
-    double *d = xmalloc(n * sizeof(double));
-    for (size_t i = 0; i < n; i++) d[i] = a[i];
-    return d;
 }
 
 /* ---------------------------------------------------------------- 1. fixtures */
@@ -113,12 +55,12 @@ static void fixture_case(const st_tensors *ts, int i, counts *cnt) {
     int dim = 0, n = 0, c = 0, ih = 0, iw = 0, oh = 0, ow = 0, ac = 0, k[2] = {0, 0}, s[2] = {0, 0};
     int p[2] = {0, 0}, osz = 0, size = 0, gxt = 0;
     double sf[2] = {0, 0}, alpha = 0, beta = 0, kk = 0;
-    int ok = jstr(js, "op", op, sizeof op) && jint(js, "dim", &dim) && jint(js, "n", &n) &&
-             jint(js, "c", &c) && jint(js, "ih", &ih) && jint(js, "iw", &iw) && jint(js, "oh", &oh) &&
-             jint(js, "ow", &ow) && jint(js, "ac", &ac) && jdpair(js, "sf", sf) && jpair(js, "k", k) &&
-             jpair(js, "s", s) && jpair(js, "p", p) && jint(js, "osz", &osz) && jint(js, "size", &size) &&
+    int ok = jstr(js, "op", op, sizeof op) && jint_num(js, "dim", &dim) && jint_num(js, "n", &n) &&
+             jint_num(js, "c", &c) && jint_num(js, "ih", &ih) && jint_num(js, "iw", &iw) && jint_num(js, "oh", &oh) &&
+             jint_num(js, "ow", &ow) && jint_num(js, "ac", &ac) && jdpair(js, "sf", sf) && jpair_num(js, "k", k) &&
+             jpair_num(js, "s", s) && jpair_num(js, "p", p) && jint_num(js, "osz", &osz) && jint_num(js, "size", &size) &&
              jnum(js, "alpha", &alpha) && jnum(js, "beta", &beta) && jnum(js, "kk", &kk) &&
-             jint(js, "gxt", &gxt);
+             jint_num(js, "gxt", &gxt);
     CHECK(ok, "case %d: bad metadata %s", i, js);
     if (!ok) return;
     snprintf(desc, sizeof desc, "case %d (%s%dd %dx%d->%dx%d)", i, op, dim, ih, iw, oh, ow);
