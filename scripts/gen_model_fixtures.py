@@ -3,7 +3,7 @@
 
 For each of mnist1d-cnn and mnist1d-mlp (built here in PyTorch with the same
 state_dict names as stride's zoo) and the model files NAME.net in tests/fixtures/models
-(convt1d, convt2d, lenet5, pool1d, deconv2d, deconv1d), with PyTorch's default random weights:
+(convt1d, convt2d, lenet5, pool1d, deconv2d, deconv1d, bn), with PyTorch's default random weights:
   tests/fixtures/models/NAME.weights.safetensors   the weights (state_dict names)
   tests/fixtures/models/NAME.x.npy                 an input batch
   tests/fixtures/models/NAME.labels.npy            int64 class targets (ce)
@@ -154,6 +154,28 @@ class Deconv1d(nn.Module):
         return self.fc(u.flatten(1))
 
 
+class Bn(nn.Module):
+    """tests/fixtures/models/bn.net"""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.bn2 = nn.BatchNorm1d(36, momentum=None, eps=1e-3)
+        self.fc = nn.Linear(36, 3)
+        # random affine parameters, and running statistics from three training batches
+        with torch.no_grad():
+            for bn in (self.bn1, self.bn2):
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.5, 0.5)
+        for _ in range(3):
+            self(torch.randn(5, 2, 6, 6) * 2 + 0.5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        return self.fc(self.bn2(x.flatten(1)))
+
+
 def f32(t):
     return t.detach().contiguous().numpy().astype("<f4")
 
@@ -167,12 +189,13 @@ def one(name, model, x, out_dir, classes=10):
     target = torch.randn_like(out)
     base = os.path.join(out_dir, name)
     write_safetensors(base + ".weights.safetensors",
-                      [(k, f32(v)) for k, v in model.state_dict().items()],
+                      [(k, v.numpy() if v.dtype == torch.int64 else f32(v)) for k, v in model.state_dict().items()],
                       {"torch": torch.__version__})
     np.save(base + ".x.npy", f32(x))
     np.save(base + ".labels.npy", labels.numpy())
     np.save(base + ".target.npy", f32(target))
     np.save(base + ".out.npy", f32(out))
+    start = {k: v.clone() for k, v in model.state_dict().items()}  # (buffers too)
     model.train()
     for loss_name in ("ce", "mse"):
         model.zero_grad()
@@ -185,7 +208,6 @@ def one(name, model, x, out_dir, classes=10):
         tensors.append(("input", f32(xi.grad)))
         write_safetensors(base + "." + loss_name + ".safetensors", tensors, {"torch": torch.__version__})
     # three SGD steps from these weights on this batch, for each optimiser setting
-    start = {k: v.clone() for k, v in model.state_dict().items()}
     for tag, kw in (("sgd", dict(lr=0.1)),
                     ("momentum", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
                     ("nesterov", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01))):
@@ -196,7 +218,7 @@ def one(name, model, x, out_dir, classes=10):
             F.cross_entropy(model(x), labels).backward()
             opt.step()
         write_safetensors(base + "." + tag + ".safetensors",
-                          [(k, f32(v)) for k, v in model.state_dict().items()],
+                          [(k, v.numpy() if v.dtype == torch.int64 else f32(v)) for k, v in model.state_dict().items()],
                           {"torch": torch.__version__, **{k: str(v) for k, v in kw.items()}})
     model.load_state_dict(start)
     print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, batch {n}")
@@ -214,6 +236,7 @@ def main():
     one("pool1d", Pool1d(), torch.randn(4, 3, 17), out_dir, classes=5)
     one("deconv2d", Deconv2d(), torch.randn(3, 2, 12, 10), out_dir, classes=5)
     one("deconv1d", Deconv1d(), torch.randn(3, 2, 11), out_dir, classes=4)
+    one("bn", Bn(), torch.randn(6, 2, 6, 6), out_dir, classes=3)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #include "net.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char *shape_of(const st_node *n, char *buf, size_t len) { return st_shape_str(n->ndim, n->shape, buf, len); }
@@ -580,6 +581,156 @@ static void lrn_backward(const st_exec *e, st_node *n) {
                     c->alpha, c->beta, c->k);
 }
 
+/* ---------------------------------------------------------------- batch_norm1d / 2d
+ * Training mode normalises with the batch's statistics (and updates the running ones,
+ * PyTorch's momentum rule); eval mode with the running statistics (batchnorm.c). The
+ * running statistics are buffers: saved with the weights under running_mean, running_var
+ * and num_batches_tracked, never optimised. */
+static st_status bn_configure(st_net *net, st_node *n, st_args *a, int dims) {
+    st_bn_conf *c = &n->u.bn;
+    st_node *in = st_net_input_node(net, n, 0);
+    char sb[128];
+    int ok = dims == 1 ? (in->ndim == 1 || in->ndim == 2) : in->ndim == 3;
+    if (!ok)
+        return st_fail(ST_ERR_SHAPE, "batch_norm%dd expects %s per sample, but '%s' gives %s", dims,
+                       dims == 1 ? "(C,) or (C, L)" : "(C, H, W)", in->name, shape_of(in, sb, sizeof sb));
+    memset(c, 0, sizeof *c);
+    c->num_features = in->shape[0];
+    c->eps = 1e-5f;
+    c->momentum = 0.1f;
+    c->affine = c->track = 1;
+    c->running_mean = c->running_var = -1;
+    int given = -1;
+    st_status rc;
+    if ((rc = st_arg_int(a, "num_features", &given)) || (rc = st_arg_float(a, "eps", &c->eps)) ||
+        (rc = st_arg_bool(a, "affine", &c->affine)) || (rc = st_arg_bool(a, "track_running_stats", &c->track)))
+        return rc;
+    for (int i = 0; i < a->nkw; i++)
+        if (!strcmp(a->key[i], "momentum") && a->val[i].kind == ST_V_NONE) { a->used[i] = 1; c->momentum = -1; }
+    if (c->momentum >= 0 && (rc = st_arg_float(a, "momentum", &c->momentum))) return rc;
+    if (given != -1 && given != c->num_features)
+        return st_fail(ST_ERR_SHAPE, "num_features=%d but '%s' has %d channels", given, in->name, c->num_features);
+    copy_shape(n, in);
+    rf_copy(net, n);
+    int C = c->num_features;
+    n->saved = malloc(sizeof(float) * 2 * (size_t)C);
+    if (!n->saved) return st_fail(ST_ERR_NOMEM, "out of memory");
+    if (c->affine) {
+        int w = st_net_add_param(net, n, "weight", 1, &C, 1, 0), b = st_net_add_param(net, n, "bias", 1, &C, 1, 1);
+        if (w < 0 || b < 0) return ST_ERR_NOMEM;
+        net->params[w].init_const = net->params[b].init_const = 1; /* gamma 1, beta 0 */
+        net->params[w].init_value = 1.0f;
+    }
+    if (c->track) {
+        c->running_mean = st_net_add_buffer(net, n, "running_mean", 1, &C, 0.0f, 0);
+        c->running_var = st_net_add_buffer(net, n, "running_var", 1, &C, 1.0f, 0);
+        if (c->running_mean < 0 || c->running_var < 0 || st_net_add_buffer(net, n, "num_batches_tracked", 0, NULL, 0, 1) < 0)
+            return ST_ERR_NOMEM;
+    }
+    return ST_OK;
+}
+static st_status bn1d_configure(st_net *net, st_node *n, st_args *a) { return bn_configure(net, n, a, 1); }
+static st_status bn2d_configure(st_net *net, st_node *n, st_args *a) { return bn_configure(net, n, a, 2); }
+
+static void bn_print(const st_node *n, char *buf, size_t len) {
+    const st_bn_conf *c = &n->u.bn;
+    buf[0] = 0;
+    size_t at = 0;
+    if (c->eps != 1e-5f) at += (size_t)snprintf(buf + at, len - at, ", eps=%g", c->eps);
+    if (c->momentum < 0) at += (size_t)snprintf(buf + at, len - at, ", momentum=None");
+    else if (c->momentum != 0.1f) at += (size_t)snprintf(buf + at, len - at, ", momentum=%g", c->momentum);
+    if (!c->affine) at += (size_t)snprintf(buf + at, len - at, ", affine=False");
+    if (!c->track) at += (size_t)snprintf(buf + at, len - at, ", track_running_stats=False");
+    if (buf[0]) memmove(buf, buf + 2, strlen(buf + 2) + 1);
+}
+
+static float *bn_buffer(const st_exec *e, int i) { return i < 0 ? NULL : e->net->buffers[i].value.data; }
+
+static void bn_forward(const st_exec *e, st_node *n) {
+    st_bn_conf *c = &n->u.bn;
+    int C = c->num_features, S = (int)(n->numel / C);
+    const float *g = c->affine ? W(e, n, 0) : NULL, *b = c->affine ? W(e, n, 1) : NULL;
+    float *x = X(e, IN(e, n, 0));
+    if (e->train || !c->track) /* untracked statistics: always the batch's, as PyTorch */
+        st_bn_forward_train(X(e, n), n->saved, n->saved + C, x, g, b, e->train ? bn_buffer(e, c->running_mean) : NULL,
+                            e->train ? bn_buffer(e, c->running_var) : NULL, e->batch, C, S, c->eps, c->momentum,
+                            &c->num_batches_tracked);
+    else
+        st_bn_forward_eval(X(e, n), x, g, b, bn_buffer(e, c->running_mean), bn_buffer(e, c->running_var), e->batch, C, S, c->eps);
+}
+
+static void bn_backward(const st_exec *e, st_node *n) {
+    st_bn_conf *c = &n->u.bn;
+    st_node *in = IN(e, n, 0);
+    int C = c->num_features, S = (int)(n->numel / C);
+    float *dx = in->needs_grad ? G(e, in) : NULL;
+    /* without affine parameters the gamma/beta gradients go to scratch and are dropped */
+    float scratch[2 * 64], *dg = c->affine ? GW(e, n, 0) : NULL, *db = c->affine ? GW(e, n, 1) : NULL;
+    float *heap = NULL;
+    if (!c->affine) {
+        heap = C > 64 ? calloc(2 * (size_t)C, sizeof(float)) : NULL;
+        dg = heap ? heap : scratch;
+        db = dg + C;
+    }
+    const float *g = c->affine ? W(e, n, 0) : NULL;
+    if (e->train || !c->track)
+        st_bn_backward(dx, dg, db, G(e, n), X(e, in), n->saved, n->saved + C, g, e->batch, C, S);
+    else
+        st_bn_backward_eval(dx, dg, db, G(e, n), X(e, in), g, bn_buffer(e, c->running_mean), bn_buffer(e, c->running_var),
+                            e->batch, C, S, c->eps);
+    free(heap);
+}
+
+/* ---------------------------------------------------------------- dropout / dropout2d
+ * Training mode keeps each element (dropout2d: each channel plane) with probability 1-p
+ * and scales it by 1/(1-p); the masks are drawn for the whole batch before the pass
+ * (net.c). Eval mode is the identity. */
+static st_status dropout_configure_common(st_net *net, st_node *n, st_args *a, int planes) {
+    st_node *in = st_net_input_node(net, n, 0);
+    n->u.drop.p = 0.5f;
+    n->u.drop.planes = planes;
+    st_status rc = st_arg_float(a, "p", &n->u.drop.p);
+    if (rc) return rc;
+    if (!(n->u.drop.p >= 0 && n->u.drop.p <= 1)) return st_fail(ST_ERR_ARG, "dropout probability has to be between 0 and 1, but got %g", n->u.drop.p);
+    if (planes && in->ndim < 2) return st_fail(ST_ERR_SHAPE, "dropout2d needs channels and positions, but '%s' is flat", in->name);
+    copy_shape(n, in);
+    rf_copy(net, n);
+    return ST_OK;
+}
+static st_status dropout_configure(st_net *net, st_node *n, st_args *a) { return dropout_configure_common(net, n, a, 0); }
+static st_status dropout2d_configure(st_net *net, st_node *n, st_args *a) { return dropout_configure_common(net, n, a, 1); }
+
+static void dropout_print(const st_node *n, char *buf, size_t len) {
+    if (n->u.drop.p != 0.5f) snprintf(buf, len, "p=%g", n->u.drop.p);
+    else buf[0] = 0;
+}
+
+static void dropout_forward(const st_exec *e, st_node *n) {
+    const st_dropout_conf *c = &n->u.drop;
+    const float *x = X(e, IN(e, n, 0));
+    if (!e->train) { memcpy(X(e, n), x, sizeof(float) * n->numel * e->batch); return; }
+    if (c->planes)
+        st_dropout2d_forward(X(e, n), x, n->mask + (size_t)e->offset * n->shape[0], e->batch, n->shape[0],
+                             (int)(n->numel / n->shape[0]), c->p);
+    else
+        st_dropout_forward(X(e, n), x, n->mask + (size_t)e->offset * n->numel, n->numel * e->batch, c->p);
+}
+
+static void dropout_backward(const st_exec *e, st_node *n) {
+    const st_dropout_conf *c = &n->u.drop;
+    st_node *in = IN(e, n, 0);
+    if (!in->needs_grad) return;
+    if (!e->train) {
+        for (size_t i = 0; i < n->numel * e->batch; i++) G(e, in)[i] += G(e, n)[i];
+        return;
+    }
+    if (c->planes)
+        st_dropout2d_backward(G(e, in), G(e, n), n->mask + (size_t)e->offset * n->shape[0], e->batch, n->shape[0],
+                              (int)(n->numel / n->shape[0]), c->p);
+    else
+        st_dropout_backward(G(e, in), G(e, n), n->mask + (size_t)e->offset * n->numel, n->numel * e->batch, c->p);
+}
+
 /* ---------------------------------------------------------------- linear */
 static st_status linear_configure(st_net *net, st_node *n, st_args *a) {
     st_linear_conf *c = &n->u.linear;
@@ -790,29 +941,33 @@ static void empty_print(const st_node *n, char *buf, size_t len) { (void)n; (voi
 
 /* ---------------------------------------------------------------- the table */
 static const st_op ops[] = {
-    {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL, 0},
-    {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0},
-    {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0},
-    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0},
-    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0},
-    {"max_pool1d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1},
-    {"max_pool2d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1},
-    {"avg_pool1d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
-    {"avg_pool2d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
-    {"adaptive_avg_pool1d", 1, 1, "output_size", adaptive1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
-    {"adaptive_avg_pool2d", 1, 1, "output_size", adaptive2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0},
-    {"upsample", 1, 1, "size scale_factor mode align_corners", upsample_configure, upsample_print, upsample_forward, upsample_backward, NULL, NULL, 0},
-    {"max_unpool1d", 2, 2, "kernel_size stride padding output_size", unpool1d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0},
-    {"max_unpool2d", 2, 2, "kernel_size stride padding output_size", unpool2d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0},
-    {"local_response_norm", 1, 1, "size alpha beta k", lrn_configure, lrn_print, lrn_forward, lrn_backward, NULL, NULL, 0},
-    {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs, 0},
-    {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL, 0},
-    {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
-    {"leaky_relu", 1, 1, "negative_slope", leaky_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
-    {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
-    {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL, 0},
-    {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0},
-    {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0},
+    {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL, 0, 0},
+    {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0, 0},
+    {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0, 0},
+    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0},
+    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0},
+    {"max_pool1d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1, 0},
+    {"max_pool2d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1, 0},
+    {"avg_pool1d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},
+    {"avg_pool2d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},
+    {"adaptive_avg_pool1d", 1, 1, "output_size", adaptive1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},
+    {"adaptive_avg_pool2d", 1, 1, "output_size", adaptive2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},
+    {"upsample", 1, 1, "size scale_factor mode align_corners", upsample_configure, upsample_print, upsample_forward, upsample_backward, NULL, NULL, 0, 0},
+    {"max_unpool1d", 2, 2, "kernel_size stride padding output_size", unpool1d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0, 0},
+    {"max_unpool2d", 2, 2, "kernel_size stride padding output_size", unpool2d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0, 0},
+    {"local_response_norm", 1, 1, "size alpha beta k", lrn_configure, lrn_print, lrn_forward, lrn_backward, NULL, NULL, 0, 0},
+    {"batch_norm1d", 1, 1, "num_features eps momentum affine track_running_stats", bn1d_configure, bn_print, bn_forward, bn_backward, NULL, NULL, 0, 1},
+    {"batch_norm2d", 1, 1, "num_features eps momentum affine track_running_stats", bn2d_configure, bn_print, bn_forward, bn_backward, NULL, NULL, 0, 1},
+    {"dropout", 1, 1, "p", dropout_configure, dropout_print, dropout_forward, dropout_backward, NULL, NULL, 0, 0},
+    {"dropout2d", 1, 1, "p", dropout2d_configure, dropout_print, dropout_forward, dropout_backward, NULL, NULL, 0, 0},
+    {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs, 0, 0},
+    {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL, 0, 0},
+    {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
+    {"leaky_relu", 1, 1, "negative_slope", leaky_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
+    {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
+    {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
+    {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0, 0},
+    {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0, 0},
 };
 
 const st_op *st_find_op(const char *name) {
@@ -822,5 +977,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
+    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
 }

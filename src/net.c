@@ -26,8 +26,10 @@ static void free_activations(st_net *net) {
         if (i > 0) st_aligned_free(n->out.data);
         st_aligned_free(n->grad.data);
         free(n->idx);
+        free(n->mask);
         n->idx = NULL;
-        n->idx_cap = 0;
+        n->mask = NULL;
+        n->idx_cap = n->mask_cap = 0;
         n->out.data = n->grad.data = NULL;
         n->cap = n->grad_cap = 0;
     }
@@ -36,8 +38,10 @@ static void free_activations(st_net *net) {
 void st_net_free(st_net *net) {
     if (!net) return;
     free_activations(net);
-    for (int i = 0; i < net->nnodes; i++) free(net->nodes[i].name);
+    for (int i = 0; i < net->nnodes; i++) { free(net->nodes[i].name); free(net->nodes[i].saved); }
     for (int i = 0; i < net->nparams; i++) free(net->params[i].name);
+    for (int i = 0; i < net->nbuffers; i++) { free(net->buffers[i].name); free(net->buffers[i].value.data); }
+    free(net->buffers);
     free(net->nodes);
     free(net->params);
     st_aligned_free(net->value_arena);
@@ -78,6 +82,34 @@ int st_net_add_param(st_net *net, st_node *n, const char *suffix, int ndim, cons
     for (int i = 0; i < ndim; i++) p->value.shape[i] = p->grad.shape[i] = shape[i];
     n->params[n->nparams++] = net->nparams;
     return net->nparams++;
+}
+
+int st_net_add_buffer(st_net *net, st_node *n, const char *suffix, int ndim, const int *shape, float init_value,
+                      int is_count) {
+    if (net->nbuffers == net->cap_buffers) {
+        int cap = net->cap_buffers ? 2 * net->cap_buffers : 16;
+        st_buffer *b = realloc(net->buffers, sizeof *b * cap);
+        if (!b) { st_fail(ST_ERR_NOMEM, "out of memory"); return -1; }
+        net->buffers = b;
+        net->cap_buffers = cap;
+    }
+    st_buffer *b = &net->buffers[net->nbuffers];
+    memset(b, 0, sizeof *b);
+    size_t len = strlen(n->name) + strlen(suffix) + 2, count = 1;
+    b->name = malloc(len);
+    if (!b->name) { st_fail(ST_ERR_NOMEM, "out of memory"); return -1; }
+    snprintf(b->name, len, "%s.%s", n->name, suffix);
+    b->node = (int)(n - net->nodes);
+    b->is_count = is_count;
+    b->init_value = init_value;
+    b->value.ndim = ndim;
+    for (int i = 0; i < ndim; i++) { b->value.shape[i] = shape[i]; count *= (size_t)shape[i]; }
+    if (!is_count) {
+        b->value.data = malloc(sizeof(float) * count);
+        if (!b->value.data) { free(b->name); st_fail(ST_ERR_NOMEM, "out of memory"); return -1; }
+        for (size_t i = 0; i < count; i++) b->value.data[i] = init_value;
+    }
+    return net->nbuffers++;
 }
 
 /* Allocates the arenas when parameters were added since the last call; values that
@@ -206,13 +238,17 @@ st_status st_net_add(st_net *net, const char *line) {
     }
     n->name = st_strdup(name);
     if (!n->name) return st_fail(ST_ERR_NOMEM, "out of memory");
-    int params_before = net->nparams;
+    int params_before = net->nparams, buffers_before = net->nbuffers;
     rc = op->configure(net, n, &args);
     for (int i = 0; !rc && i < args.nkw; i++)
         if (!args.used[i]) rc = st_fail(ST_ERR_PARSE, "unknown argument '%s' for %s", args.key[i], opname);
     if (rc) {
         for (int i = params_before; i < net->nparams; i++) free(net->params[i].name);
         net->nparams = params_before;
+        for (int i = buffers_before; i < net->nbuffers; i++) { free(net->buffers[i].name); free(net->buffers[i].value.data); }
+        net->nbuffers = buffers_before;
+        free(n->saved);
+        n->saved = NULL;
         free(n->name);
         return st_fail_prefix(rc, "node '%s' (%s): ", name, opname);
     }
@@ -233,7 +269,9 @@ st_status st_net_init(st_net *net, st_init how, uint64_t seed) {
         st_param *p = &net->params[i];
         size_t k = st_tensor_numel(&p->value);
         double fan = p->fan_in > 0 ? p->fan_in : 1;
-        if (how == ST_INIT_HE) {
+        if (p->init_const) {
+            for (size_t j = 0; j < k; j++) p->value.data[j] = p->init_value;
+        } else if (how == ST_INIT_HE) {
             /* Kaiming normal (fan_in, ReLU gain): N(0, 2/fan_in); biases zero */
             double std = sqrt(2.0 / fan);
             for (size_t j = 0; j < k; j++) p->value.data[j] = p->is_bias ? 0.0f : (float)(std * st_rng_normal(&rng));
@@ -243,6 +281,12 @@ st_status st_net_init(st_net *net, st_init how, uint64_t seed) {
             for (size_t j = 0; j < k; j++) p->value.data[j] = (float)((2 * st_rng_uniform(&rng) - 1) * bound);
         }
     }
+    for (int i = 0; i < net->nbuffers; i++) {
+        st_buffer *b = &net->buffers[i];
+        if (b->is_count) net->nodes[b->node].u.bn.num_batches_tracked = 0;
+        else for (size_t j = 0; j < st_tensor_numel(&b->value); j++) b->value.data[j] = b->init_value;
+    }
+    st_rng_seed(&net->rng, seed ^ 0x5DEECE66DULL); /* dropout masks: their own stream */
     return ST_OK;
 }
 
@@ -254,10 +298,12 @@ st_status st_net_init(st_net *net, st_init how, uint64_t seed) {
  * networks whose layers take microseconds. The number of shards depends only on the
  * batch and the network, never on the thread count, so results are identical for any
  * number of threads. Large networks use one shard and parallel kernels instead. */
-static int choose_shards(const st_net *net, int batch) {
+static int choose_shards(const st_net *net, int batch, int train) {
     int64_t macs = 0;
-    for (int i = 0; i < net->nnodes; i++)
+    for (int i = 0; i < net->nnodes; i++) {
+        if (train && net->nodes[i].op->couples_batch) return 1; /* batch norm needs the whole batch */
         if (net->nodes[i].op->macs) macs += net->nodes[i].op->macs(&net->nodes[i]);
+    }
     if (batch < 64 || macs > 1000000) return 1;
     return ST_MAX_SHARDS;
 }
@@ -275,8 +321,8 @@ static st_exec shard_exec(st_net *net, int s, int train) {
     return e;
 }
 
-static st_status ensure_activations(st_net *net, int batch) {
-    int nshards = choose_shards(net, batch);
+static st_status ensure_activations(st_net *net, int batch, int train) {
+    int nshards = choose_shards(net, batch, train);
     int shard_max = (batch + nshards - 1) / nshards;
     size_t work = 0;
     for (int i = 0; i < net->nnodes; i++) {
@@ -295,6 +341,12 @@ static st_status ensure_activations(st_net *net, int batch) {
             n->idx = malloc(sizeof(int32_t) * need);
             n->idx_cap = n->idx ? need : 0;
             if (!n->idx) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for pooling indices", n->name);
+        }
+        if (!strncmp(n->op->name, "dropout", 7) && need > n->mask_cap) {
+            free(n->mask);
+            n->mask = malloc(need);
+            n->mask_cap = n->mask ? need : 0;
+            if (!n->mask) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for the dropout mask", n->name);
         }
         if (need > n->cap) {
             st_aligned_free(n->out.data);
@@ -340,7 +392,7 @@ static void backward_shard(st_net *net, int s) {
 
 /* Checks x against the input node, sizes everything for its batch, points the input
  * node at x's data. */
-static st_status prepare_forward(st_net *net, const st_tensor *x) {
+static st_status prepare_forward(st_net *net, const st_tensor *x, int train) {
     if (net->nnodes == 0) return st_fail(ST_ERR_STATE, "the network has no nodes");
     st_node *in = &net->nodes[0];
     char want[128], got[128];
@@ -363,15 +415,30 @@ static st_status prepare_forward(st_net *net, const st_tensor *x) {
     }
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
-    if ((rc = ensure_activations(net, x->shape[0]))) return rc;
+    if ((rc = ensure_activations(net, x->shape[0], train))) return rc;
     in->out.data = x->data;
+    if (train) {
+        for (int i = 1; i < net->nnodes; i++) {
+            st_node *n = &net->nodes[i];
+            /* batch norm in training needs more than one value per channel (as PyTorch) */
+            if (n->op->couples_batch && (size_t)net->batch * (n->numel / n->shape[0]) < 2)
+                return st_fail(ST_ERR_SHAPE, "node '%s': Expected more than 1 value per channel when training, got input %s",
+                               n->name, st_shape_str(n->out.ndim, n->out.shape, want, sizeof want));
+            /* dropout masks for the whole batch, drawn before the shards run, so they do not
+             * depend on how the batch is split */
+            if (n->mask) {
+                size_t count = n->u.drop.planes ? (size_t)net->batch * n->shape[0] : n->numel * (size_t)net->batch;
+                st_dropout_mask(n->mask, count, n->u.drop.p, &net->rng);
+            }
+        }
+    }
     net->fwd_done = net->loss_done = 0;
     return ST_OK;
 }
 
 st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out) {
     if (out) *out = NULL;
-    st_status rc = prepare_forward(net, x);
+    st_status rc = prepare_forward(net, x, train);
     if (rc) return rc;
     /* (a serial loop when serial: even an inactive OpenMP region costs a futex call) */
     if (shards_in_parallel(net)) {
@@ -496,7 +563,7 @@ static double step_shard(st_net *net, int s, st_loss loss, const int32_t *labels
 
 st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32_t *labels, const st_tensor *target,
                       float *loss_out, int want_input_grad) {
-    st_status rc = prepare_forward(net, x);
+    st_status rc = prepare_forward(net, x, 1);
     if (rc || (rc = ensure_grads(net)) || (rc = check_loss(net, loss, labels, target))) return rc;
     mark_needs_grad(net, want_input_grad);
     double part[ST_MAX_SHARDS] = {0};
@@ -528,7 +595,42 @@ st_status st_net_get_weights(const st_net *net, st_tensors *out) {
         const st_param *p = &net->params[i];
         if ((rc = st_tensors_add_f32(out, p->name, p->value.ndim, p->value.shape, p->value.data))) return rc;
     }
+    for (int i = 0; i < net->nbuffers; i++) {
+        const st_buffer *b = &net->buffers[i];
+        if (b->is_count) {
+            /* PyTorch keeps num_batches_tracked as an int64 scalar */
+            int64_t count = net->nodes[b->node].u.bn.num_batches_tracked;
+            st_array a = {ST_I64, 0, {0}, &count};
+            rc = st_tensors_add(out, b->name, &a);
+        } else {
+            rc = st_tensors_add_f32(out, b->name, b->value.ndim, b->value.shape, b->value.data);
+        }
+        if (rc) return rc;
+    }
     return ST_OK;
+}
+
+/* Checks one named tensor of a weights file against what the model expects. */
+static void check_entry(const st_tensors *ts, const char *name, const st_tensor *want, int is_count, char *msg,
+                        size_t len, int *problems) {
+    const st_array *a = st_tensors_get(ts, name);
+    char s1[128], s2[128];
+    if (!a) {
+        snprintf(msg + strlen(msg), len - strlen(msg), "%smissing '%s'", (*problems)++ ? "; " : "", name);
+        return;
+    }
+    int same = a->ndim == want->ndim || (is_count && st_array_numel(a) == 1);
+    for (int k = 0; same && !is_count && k < a->ndim; k++) same = a->shape[k] == want->shape[k];
+    if (!same) {
+        int sh[ST_MAX_DIMS];
+        for (int k = 0; k < a->ndim && k < ST_MAX_DIMS; k++) sh[k] = (int)a->shape[k];
+        snprintf(msg + strlen(msg), len - strlen(msg), "%s'%s' has shape %s in the file but %s in the model",
+                 (*problems)++ ? "; " : "", name, st_shape_str(a->ndim, sh, s1, sizeof s1),
+                 st_shape_str(want->ndim, want->shape, s2, sizeof s2));
+    } else if (!is_count && a->dtype != ST_F32 && a->dtype != ST_F64 && a->dtype != ST_F16 && a->dtype != ST_BF16) {
+        snprintf(msg + strlen(msg), len - strlen(msg), "%s'%s' has dtype %s (expected a float type)",
+                 (*problems)++ ? "; " : "", name, st_dtype_name(a->dtype));
+    }
 }
 
 st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
@@ -537,41 +639,32 @@ st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
     char msg[2048] = "";
     int problems = 0;
     /* check everything first, so that a failed load changes nothing */
-    for (int i = 0; i < net->nparams; i++) {
-        st_param *p = &net->params[i];
-        const st_array *a = st_tensors_get(ts, p->name);
-        char s1[128], s2[128];
-        int64_t as[ST_MAX_DIMS];
-        if (!a) {
-            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%smissing '%s'", problems++ ? "; " : "", p->name);
-            continue;
-        }
-        int same = a->ndim == p->value.ndim;
-        for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == p->value.shape[k];
-        if (!same) {
-            int sh[ST_MAX_DIMS];
-            for (int k = 0; k < a->ndim && k < ST_MAX_DIMS; k++) { as[k] = a->shape[k]; sh[k] = (int)as[k]; }
-            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%s'%s' has shape %s in the file but %s in the model",
-                     problems++ ? "; " : "", p->name, st_shape_str(a->ndim, sh, s1, sizeof s1),
-                     st_shape_str(p->value.ndim, p->value.shape, s2, sizeof s2));
-        } else if (a->dtype != ST_F32 && a->dtype != ST_F64 && a->dtype != ST_F16 && a->dtype != ST_BF16) {
-            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%s'%s' has dtype %s (expected a float type)",
-                     problems++ ? "; " : "", p->name, st_dtype_name(a->dtype));
-        }
-    }
+    for (int i = 0; i < net->nparams; i++)
+        check_entry(ts, net->params[i].name, &net->params[i].value, 0, msg, sizeof msg, &problems);
+    for (int i = 0; i < net->nbuffers; i++)
+        check_entry(ts, net->buffers[i].name, &net->buffers[i].value, net->buffers[i].is_count, msg, sizeof msg, &problems);
     for (int i = 0; i < ts->n; i++) {
         int known = 0;
         for (int j = 0; j < net->nparams && !known; j++) known = !strcmp(ts->names[i], net->params[j].name);
-        /* batch-norm style buffers of other tools are not ours to judge here */
+        for (int j = 0; j < net->nbuffers && !known; j++) known = !strcmp(ts->names[i], net->buffers[j].name);
         if (!known)
             snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%sunexpected '%s'", problems++ ? "; " : "", ts->names[i]);
     }
     if (problems) return st_fail(ST_ERR_SHAPE, "weights do not fit the model (%d problem%s): %s", problems, problems > 1 ? "s" : "", msg);
-    for (int i = 0; i < net->nparams; i++) {
-        st_param *p = &net->params[i];
+    for (int i = 0; i < net->nparams + net->nbuffers; i++) {
+        int is_param = i < net->nparams;
+        st_buffer *b = is_param ? NULL : &net->buffers[i - net->nparams];
+        const char *name = is_param ? net->params[i].name : b->name;
+        st_tensor *dst = is_param ? &net->params[i].value : &b->value;
+        const st_array *a = st_tensors_get(ts, name);
+        if (b && b->is_count) {
+            int64_t v = a->dtype == ST_I64 ? *(const int64_t *)a->data : a->dtype == ST_I32 ? *(const int32_t *)a->data : 0;
+            net->nodes[b->node].u.bn.num_batches_tracked = v;
+            continue;
+        }
         st_tensor *t;
-        if ((rc = st_array_to_tensor(st_tensors_get(ts, p->name), &t))) return rc;
-        memcpy(p->value.data, t->data, sizeof(float) * st_tensor_numel(&p->value));
+        if ((rc = st_array_to_tensor(a, &t))) return rc;
+        memcpy(dst->data, t->data, sizeof(float) * st_tensor_numel(dst));
         st_tensor_free(t);
     }
     return ST_OK;

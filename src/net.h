@@ -6,6 +6,7 @@
 #include "conv_transpose.h"
 #include "pool.h"
 #include "resample.h"
+#include "batchnorm.h"
 
 #define ST_MAX_INPUTS 8
 #define ST_MAX_ARGS 24
@@ -77,6 +78,15 @@ typedef struct {
 typedef struct { int dims, k[2], s[2], p[2], out[2]; } st_unpool_conf;
 typedef struct { int size; float alpha, beta, k; } st_lrn_conf;
 
+typedef struct {
+    int num_features, affine, track;
+    float eps, momentum;            /* momentum < 0: None (cumulative average) */
+    int64_t num_batches_tracked;
+    int running_mean, running_var;  /* buffer indices (-1 when not tracked) */
+} st_bn_conf;
+
+typedef struct { float p; int planes; } st_dropout_conf; /* planes: dropout2d */
+
 typedef struct { int in_features, out_features, bias; } st_linear_conf;
 typedef struct { st_act act; float slope; } st_act_conf;
 typedef struct { int dim; } st_concat_conf;
@@ -95,6 +105,8 @@ struct st_node {
         st_upsample_conf up;
         st_unpool_conf unpool;
         st_lrn_conf lrn;
+        st_bn_conf bn;
+        st_dropout_conf drop;
         st_linear_conf linear;
         st_act_conf act;
         st_concat_conf concat;
@@ -102,6 +114,9 @@ struct st_node {
     st_tensor out, grad;                /* with the batch dimension in front */
     int32_t *idx;                       /* max pooling: argmax per output element */
     size_t idx_cap;
+    uint8_t *mask;                      /* dropout: which elements (or planes) were kept */
+    size_t mask_cap;
+    float *saved;                       /* batch norm: per-channel batch mean and 1/std */
     size_t cap, grad_cap;               /* floats allocated */
     int rf[2], jump[2], rf_valid;       /* receptive field in input positions (H, W), set by configure */
     int needs_grad;                     /* the gradient of this node's output is used */
@@ -112,14 +127,29 @@ typedef struct {
     int node;                           /* owning node */
     int is_bias;
     int fan_in;                         /* for initialisation */
+    int init_const;                     /* 1: always initialised to init_value (batch norm) */
+    float init_value;
     st_tensor value, grad;              /* data points into the net's arenas */
 } st_param;
+
+/* A buffer: state that is saved with the weights but not learned (batch norm's running
+ * statistics). num_batches_tracked lives in its node and is saved as an int64 scalar. */
+typedef struct {
+    char *name;
+    int node;
+    int is_count;
+    float init_value;
+    st_tensor value;                    /* malloc'ed data (none for the count) */
+} st_buffer;
 
 struct st_net {
     int nnodes, cap_nodes;
     st_node *nodes;
     int nparams, cap_params;
     st_param *params;
+    int nbuffers, cap_buffers;
+    st_buffer *buffers;
+    st_rng rng;                         /* dropout masks; seeded by st_net_init */
     float *value_arena, *grad_arena;
     size_t arena_floats;                /* 0 while not yet allocated */
     int batch;                          /* batch size of the last forward */
@@ -170,6 +200,7 @@ struct st_op {
     /* Multiply-accumulates per sample. */
     int64_t (*macs)(const st_node *n);
     int keeps_indices;                  /* forward records an int32 index per output element */
+    int couples_batch;                  /* in training mode, outputs depend on the whole batch */
 };
 
 const st_op *st_find_op(const char *name);
@@ -178,6 +209,10 @@ const char *st_op_names(void); /* comma-separated list for error messages */
 /* Adds a parameter owned by node n; returns its index or -1 (error set). */
 int st_net_add_param(st_net *net, st_node *n, const char *suffix, int ndim, const int *shape,
                      int fan_in, int is_bias);
+/* Adds a buffer owned by node n (filled with init_value; is_count: the node's int64
+ * counter); returns its index or -1 (error set). */
+int st_net_add_buffer(st_net *net, st_node *n, const char *suffix, int ndim, const int *shape, float init_value,
+                      int is_count);
 st_node *st_net_input_node(st_net *net, st_node *n, int i);
 size_t st_node_numel(const st_node *n); /* per sample */
 

@@ -209,6 +209,22 @@ static void check_sgd(const char *model) {
                   st_net_param_name(net, i), err);
             st_tensor_free(t);
         }
+        /* buffers (batch norm's running statistics) after the same three training passes */
+        st_tensors mine;
+        st_tensors_init(&mine);
+        st_net_get_weights(net, &mine);
+        for (int i = 0; i < mine.n; i++) {
+            if (!strstr(mine.names[i], "running_") && !strstr(mine.names[i], "num_batches")) continue;
+            const st_array *r = st_tensors_get(&ref, mine.names[i]);
+            st_tensor *a = NULL, *b = NULL;
+            if (r) { st_array_to_tensor(r, &b); st_array_to_tensor(&mine.arrays[i], &a); }
+            double err = a && b ? test_maxdiff(a->data, b->data, st_tensor_numel(b)) : INFINITY;
+            double mag = b ? test_maxabs(b->data, st_tensor_numel(b)) : 0;
+            CHECK(err <= 1e-5 * (1 + mag), "%s %s after 3 steps: buffer %s error %.3g", model, runs[k].tag, mine.names[i], err);
+            st_tensor_free(a);
+            st_tensor_free(b);
+        }
+        st_tensors_free(&mine);
         st_tensors_free(&ref);
         st_sgd_free(opt);
         st_net_free(net);
@@ -345,6 +361,60 @@ static void check_fused_step(void) {
     st_net_free(b);
 }
 
+/* dropout nodes: identity in eval mode; in training, a seeded mask that scales the kept
+ * elements (or planes) by 1/(1-p) and routes the gradient through the same mask */
+static void check_dropout(void) {
+    const char *text = "x = input(shape=(8, 64))\nd = dropout(p=0.3)\nd2 = dropout2d(p=0.5)\n";
+    st_tensor *x = st_tensor_new(3, (int[]){100, 8, 64});
+    for (size_t i = 0; i < st_tensor_numel(x); i++) x->data[i] = 1.0f + (float)(i % 7);
+    float outs[2][3];
+    for (int threads = 1; threads <= 2; threads++) {
+        st_set_threads(threads);
+        st_net *net = parse(text);
+        st_net_init(net, ST_INIT_HE, 5);
+        const st_tensor *y;
+        st_net_forward(net, x, 0, &y);
+        CHECK(!memcmp(y->data, x->data, sizeof(float) * st_tensor_numel(x)), "dropout: identity in eval mode");
+        st_net_forward(net, x, 1, &y);
+        size_t n = st_tensor_numel(x), zero = 0, bad = 0, planes_mixed = 0;
+        const float keep = 1.0f / ((1 - 0.3f) * (1 - 0.5f));
+        for (size_t i = 0; i < n; i++) {
+            if (y->data[i] == 0) zero++;
+            else if (fabsf(y->data[i] - x->data[i] * keep) > 1e-5f * y->data[i]) bad++;
+        }
+        for (size_t p = 0; p < n / 64; p++) {
+            int zeros = 0;
+            for (int j = 0; j < 64; j++) zeros += y->data[p * 64 + j] == 0;
+            planes_mixed += zeros == 64; /* dropout2d removed the whole plane */
+        }
+        double frac = (double)zero / n, want = 1 - 0.7 * 0.5;
+        CHECK(fabs(frac - want) < 0.02, "dropout: %.3f of the values dropped, expected about %.3f", frac, want);
+        CHECK(bad == 0, "dropout: kept values are scaled by 1/(1-p) (%zu wrong)", bad);
+        CHECK(fabs((double)planes_mixed / (n / 64) - 0.5) < 0.06, "dropout2d drops whole planes (%zu of %zu)", planes_mixed, n / 64);
+        outs[threads - 1][0] = y->data[0];
+        outs[threads - 1][1] = y->data[777];
+        outs[threads - 1][2] = y->data[n - 1];
+        /* backward through the same masks: mse against zero gives dL/dy = 2y/size, so
+         * dL/dx = (2y/size) * mask/(1-p) per dropout = 2y*keep/size where kept, else 0 */
+        st_tensor *t = st_tensor_new(3, (int[]){100, 8, 64});
+        float L;
+        st_net_loss(net, ST_LOSS_MSE, NULL, t, &L);
+        st_net_backward(net, 1);
+        const st_tensor *gx = st_net_input_grad(net);
+        size_t wrong = 0;
+        for (size_t i = 0; i < n; i++) {
+            float want_g = y->data[i] == 0 ? 0 : 2 * y->data[i] * keep / n;
+            if (fabsf(gx->data[i] - want_g) > 1e-6f * (fabsf(want_g) + 1e-6f)) wrong++;
+        }
+        CHECK(wrong == 0, "dropout backward uses the forward's masks (%zu wrong)", wrong);
+        st_tensor_free(t);
+        st_net_free(net);
+    }
+    CHECK(!memcmp(outs[0], outs[1], sizeof outs[0]), "dropout masks are the same with 1 and 2 threads");
+    st_set_threads(0);
+    st_tensor_free(x);
+}
+
 static void check_errors(void) {
     st_net *net;
     st_status rc = st_net_parse("x = input(shape=(1, 40))\nc = conv1d(out_channels=4, kernel_size=3, padding='same', stride=2)\n", "m.net", &net);
@@ -367,6 +437,16 @@ static void check_errors(void) {
         int nd, sh[ST_MAX_DIMS];
         st_net_node_shape(net, 1, &nd, sh);
         CHECK(sh[2] == 9 && sh[3] == 11, "'same' keeps 9x11, got %dx%d", sh[2], sh[3]);
+        st_net_free(net);
+    }
+    /* batch norm cannot train on one value per channel (PyTorch's rule) */
+    CHECK(st_net_parse("x = input(shape=(4,))\nb = batch_norm1d()\n", "m", &net) == ST_OK, "batch_norm1d parses");
+    if (net) {
+        st_tensor *one = st_tensor_new(2, (int[]){1, 4});
+        CHECK(st_net_forward(net, one, 1, NULL) == ST_ERR_SHAPE && strstr(st_errmsg(), "more than 1 value per channel"),
+              "batch norm with one sample in training: %s", st_errmsg());
+        CHECK(st_net_forward(net, one, 0, NULL) == ST_OK, "batch norm with one sample in eval mode is fine");
+        st_tensor_free(one);
         st_net_free(net);
     }
     /* a wrong input shape through the API */
@@ -406,9 +486,11 @@ int main(void) {
     check_sgd("pool1d");
     check_sgd("deconv2d");
     check_sgd("deconv1d");
+    check_sgd("bn");
     check_weights_and_text();
     check_determinism();
     check_fused_step();
+    check_dropout();
     check_errors();
     return test_done("test_net");
 }
