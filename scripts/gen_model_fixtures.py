@@ -3,7 +3,7 @@
 
 For each of mnist1d-cnn and mnist1d-mlp (built here in PyTorch with the same
 state_dict names as stride's zoo) and the model files NAME.net in tests/fixtures/models
-(convt1d, convt2d, lenet5, pool1d, deconv2d, deconv1d, bn), with PyTorch's default random weights:
+(convt1d, convt2d, lenet5, pool1d, deconv2d, deconv1d, bn, softmax), with PyTorch's default random weights:
   tests/fixtures/models/NAME.weights.safetensors   the weights (state_dict names)
   tests/fixtures/models/NAME.x.npy                 an input batch
   tests/fixtures/models/NAME.labels.npy            int64 class targets (ce)
@@ -176,6 +176,18 @@ class Bn(nn.Module):
         return self.fc(self.bn2(x.flatten(1)))
 
 
+class Softmax(nn.Module):
+    """tests/fixtures/models/softmax.net"""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(3, 4, 2)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc(F.softmax(self.c(x), dim=1).flatten(1))
+
+
 def f32(t):
     return t.detach().contiguous().numpy().astype("<f4")
 
@@ -237,6 +249,7 @@ def main():
     one("deconv2d", Deconv2d(), torch.randn(3, 2, 12, 10), out_dir, classes=5)
     one("deconv1d", Deconv1d(), torch.randn(3, 2, 11), out_dir, classes=4)
     one("bn", Bn(), torch.randn(6, 2, 6, 6), out_dir, classes=3)
+    one("softmax", Softmax(), torch.randn(4, 3, 5) * 2, out_dir, classes=3)
 
 
 if __name__ == "__main__":

@@ -143,3 +143,35 @@ double NAME(const T *y, const T *t, size_t size, T *dy) {                       
 }
 MSE(st_mse_sum, st_mse, float)
 MSE(st_mse_sum_f64, st_mse_f64, double)
+
+/* ---------------------------------------------------------------- softmax over channels
+ * x, y (n, c, s): for every sample and position, y_j = exp(x_j - max) / sum_k exp(x_k - max)
+ * over the c channels. Backward: dx_j += y_j (dy_j - sum_k dy_k y_k). */
+#define SOFTMAX(NAME_F, NAME_B, T, EXP)                                                 \
+void NAME_F(T *y, const T *x, int n, int c, int s) {                                    \
+    for (int i = 0; i < n; i++)                                                         \
+        for (int p = 0; p < s; p++) {                                                   \
+            const T *xi = x + (size_t)i * c * s + p;                                    \
+            T *yi = y + (size_t)i * c * s + p;                                          \
+            T m = xi[0];                                                                \
+            for (int j = 1; j < c; j++) if (xi[(size_t)j * s] > m) m = xi[(size_t)j * s]; \
+            double sum = 0;                                                             \
+            for (int j = 0; j < c; j++) {                                               \
+                yi[(size_t)j * s] = EXP(xi[(size_t)j * s] - m);                         \
+                sum += yi[(size_t)j * s];                                               \
+            }                                                                           \
+            for (int j = 0; j < c; j++) yi[(size_t)j * s] = (T)(yi[(size_t)j * s] / sum); \
+        }                                                                               \
+}                                                                                       \
+void NAME_B(T *dx, const T *dy, const T *y, int n, int c, int s) {                      \
+    for (int i = 0; i < n; i++)                                                         \
+        for (int p = 0; p < s; p++) {                                                   \
+            size_t at = (size_t)i * c * s + p;                                          \
+            double dot = 0;                                                             \
+            for (int j = 0; j < c; j++) dot += (double)dy[at + (size_t)j * s] * y[at + (size_t)j * s]; \
+            for (int j = 0; j < c; j++)                                                 \
+                dx[at + (size_t)j * s] += (T)(y[at + (size_t)j * s] * (dy[at + (size_t)j * s] - dot)); \
+        }                                                                               \
+}
+SOFTMAX(st_softmax_forward, st_softmax_backward, float, expf)
+SOFTMAX(st_softmax_forward_f64, st_softmax_backward_f64, double, exp)

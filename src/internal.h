@@ -117,6 +117,12 @@ double st_mse_f64(const double *y, const double *t, size_t size, double *dy);
 double st_mse_sum(const float *y, const float *t, size_t size, float *dy, double scale);
 double st_mse_sum_f64(const double *y, const double *t, size_t size, double *dy, double scale);
 
+/* Softmax over the channels of (n, c, s) and its backward (dx += ...). */
+void st_softmax_forward(float *y, const float *x, int n, int c, int s);
+void st_softmax_backward(float *dx, const float *dy, const float *y, int n, int c, int s);
+void st_softmax_forward_f64(double *y, const double *x, int n, int c, int s);
+void st_softmax_backward_f64(double *dx, const double *dy, const double *y, int n, int c, int s);
+
 /* The optimiser's view of a network: its flat value and gradient arenas. */
 st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n);
 

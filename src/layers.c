@@ -846,6 +846,26 @@ static void act_backward(const st_exec *e, st_node *n) {
                     n->numel * e->batch);
 }
 
+/* ---------------------------------------------------------------- softmax (over channels) */
+static st_status softmax_configure(st_net *net, st_node *n, st_args *a) {
+    int dim = 1;
+    st_status rc = st_arg_int(a, "dim", &dim);
+    if (rc) return rc;
+    if (dim != 1) return st_fail(ST_ERR_ARG, "softmax supports dim=1 (the channels) only, got %d", dim);
+    copy_shape(n, st_net_input_node(net, n, 0));
+    rf_copy(net, n);
+    return ST_OK;
+}
+
+static void softmax_forward(const st_exec *e, st_node *n) {
+    st_softmax_forward(X(e, n), X(e, IN(e, n, 0)), e->batch, n->shape[0], (int)(n->numel / n->shape[0]));
+}
+
+static void softmax_backward(const st_exec *e, st_node *n) {
+    st_node *in = IN(e, n, 0);
+    if (in->needs_grad) st_softmax_backward(G(e, in), G(e, n), X(e, n), e->batch, n->shape[0], (int)(n->numel / n->shape[0]));
+}
+
 /* ---------------------------------------------------------------- add (residual) */
 static st_status add_configure(st_net *net, st_node *n, st_args *a) {
     (void)a;
@@ -966,6 +986,7 @@ static const st_op ops[] = {
     {"leaky_relu", 1, 1, "negative_slope", leaky_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
     {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
     {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
+    {"softmax", 1, 1, "dim", softmax_configure, empty_print, softmax_forward, softmax_backward, NULL, NULL, 0, 0},
     {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0, 0},
     {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0, 0},
 };
@@ -977,5 +998,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, add, concat";
+    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, softmax, add, concat";
 }

@@ -22,7 +22,7 @@ expect_fail() {
 }
 
 # ---------------------------------------------------------------- parity with PyTorch
-for m in mnist1d-cnn mnist1d-mlp convt1d convt2d lenet5 pool1d deconv2d deconv1d bn; do
+for m in mnist1d-cnn mnist1d-mlp convt1d convt2d lenet5 pool1d deconv2d deconv1d bn softmax; do
     W=$FX/$m.weights.safetensors
     model=$m; [ -f $FX/$m.net ] && model=$FX/$m.net   # model files next to their fixtures
     expect_ok "$m run" $S run $model --weights $W --input $FX/$m.x.npy --output $T/out.npy

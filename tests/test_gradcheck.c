@@ -461,6 +461,35 @@ static void gemm_fast_vs_ref(void) {
     }
 }
 
+/* Softmax over channels: L = sum(softmax(x) * r), central differences in double. */
+static void softmax_gradcheck(void) {
+    const int n = 2, c = 5, sp = 3;
+    const size_t total = (size_t)n * c * sp;
+    double x[30], r[30], y[30], dx[30] = {0};
+    for (size_t i = 0; i < total; i++) { x[i] = 4.0 * ((double)(rnd64() % 1000) / 1000.0 - 0.5); r[i] = (double)(rnd64() % 1000) / 500.0 - 1.0; }
+    st_softmax_forward_f64(y, x, n, c, sp);
+    st_softmax_backward_f64(dx, r, y, n, c, sp);
+    double worst = 0, h = 1e-6;
+    for (size_t i = 0; i < total; i++) {
+        double keep = x[i], lp = 0, lm = 0;
+        x[i] = keep + h;
+        st_softmax_forward_f64(y, x, n, c, sp);
+        for (size_t j = 0; j < total; j++) lp += y[j] * r[j];
+        x[i] = keep - h;
+        st_softmax_forward_f64(y, x, n, c, sp);
+        for (size_t j = 0; j < total; j++) lm += y[j] * r[j];
+        x[i] = keep;
+        double e = relerr(dx[i], (lp - lm) / (2 * h));
+        if (e > worst) worst = e;
+    }
+    CHECK(worst <= 1e-6, "softmax gradient vs finite differences: relative error %.3g", worst);
+    /* each position's probabilities sum to one */
+    st_softmax_forward_f64(y, x, n, c, sp);
+    double s0 = 0;
+    for (int j = 0; j < c; j++) s0 += y[(size_t)j * sp + 1];
+    CHECK(fabs(s0 - 1) < 1e-12, "softmax sums to one over channels (%.15g)", s0);
+}
+
 int main(void) {
     conv_gradcheck();
     linear_gradcheck();
@@ -468,5 +497,6 @@ int main(void) {
     loss_gradcheck();
     conv_fast_vs_ref();
     gemm_fast_vs_ref();
+    softmax_gradcheck();
     return test_done("test_gradcheck");
 }

@@ -1,0 +1,190 @@
+/* test_zoo.c - the torchvision models of zoo_vision.c: every one parses, has torchvision's
+ * exact parameter count and state_dict names and shapes, the options work, and small
+ * inputs run forward to finite outputs. */
+#include "stride.h"
+#include "test.h"
+#include "zoo_vision.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct { const char *name; int64_t params; } counts[] = {
+    {"alexnet", 61100840},
+    {"vgg11", 132863336},    {"vgg13", 133047848},    {"vgg16", 138357544},    {"vgg19", 143667240},
+    {"vgg11_bn", 132868840}, {"vgg13_bn", 133053736}, {"vgg16_bn", 138365992}, {"vgg19_bn", 143678248},
+    {"resnet18", 11689512},  {"resnet34", 21797672},  {"resnet50", 25557032},
+    {"resnet101", 44549160}, {"resnet152", 60192808},
+};
+#define NCOUNTS (int)(sizeof counts / sizeof counts[0])
+
+static st_net *build(const char *name) {
+    char *text = st_zoo_vision_text(name);
+    CHECK(text != NULL, "%s: no text", name);
+    if (!text) return NULL;
+    st_net *net = NULL;
+    st_status rc = st_net_parse(text, name, &net);
+    CHECK(rc == ST_OK && net, "%s: parse failed (%s)", name, st_status_str(rc));
+    free(text);
+    return rc == ST_OK ? net : NULL;
+}
+
+/* The shape of parameter `pname`, as "(a, b, ...)" in buf; "" if there is none. */
+static const char *param_shape(st_net *net, const char *pname, char *buf, size_t len) {
+    buf[0] = 0;
+    for (int i = 0; i < st_net_num_params(net); i++)
+        if (!strcmp(st_net_param_name(net, i), pname)) {
+            st_tensor *t = st_net_param(net, i);
+            return st_shape_str(t->ndim, t->shape, buf, len);
+        }
+    return buf;
+}
+
+static void check_param(st_net *net, const char *model, const char *pname, const char *want) {
+    char buf[128];
+    param_shape(net, pname, buf, sizeof buf);
+    CHECK(!strcmp(buf, want), "%s: %s has shape '%s', want %s", model, pname, buf, want);
+}
+
+/* A buffer (or parameter) in the state_dict, by name, with its shape. */
+static void check_state(st_net *net, const char *model, const char *key, int ndim, const int64_t *shape) {
+    st_tensors ts;
+    st_tensors_init(&ts);
+    CHECK(st_net_get_weights(net, &ts) == ST_OK, "%s: get_weights failed", model);
+    const st_array *a = st_tensors_get(&ts, key);
+    CHECK(a != NULL, "%s: no '%s' in the state_dict", model, key);
+    if (a) {
+        int same = a->ndim == ndim;
+        for (int k = 0; same && k < ndim; k++) same = a->shape[k] == shape[k];
+        CHECK(same, "%s: '%s' has the wrong shape", model, key);
+    }
+    st_tensors_free(&ts);
+}
+
+static void check_output(st_net *net, const char *model, int n) {
+    int nd = 0, sh[ST_MAX_DIMS];
+    st_net_node_shape(net, st_net_num_nodes(net) - 1, &nd, sh);
+    CHECK(nd == 2 && sh[0] == 1 && sh[1] == n, "%s: output shape is not (%d,)", model, n);
+}
+
+static void forward_finite(const char *name, int c, int size, int classes) {
+    st_net *net = build(name);
+    if (!net) return;
+    CHECK(st_net_init(net, ST_INIT_PYTORCH, 1) == ST_OK, "%s: init failed", name);
+    st_tensor *x = st_tensor_new(4, (int[]){1, c, size, size});
+    st_rng r;
+    st_rng_seed(&r, 7);
+    for (size_t i = 0; i < st_tensor_numel(x); i++) x->data[i] = (float)st_rng_normal(&r);
+    const st_tensor *y = NULL;
+    st_status rc = st_net_forward(net, x, 0, &y);
+    CHECK(rc == ST_OK && y, "%s: forward failed (%s)", name, st_status_str(rc));
+    if (rc == ST_OK && y) {
+        CHECK(y->ndim == 2 && y->shape[0] == 1 && y->shape[1] == classes, "%s: bad output shape", name);
+        int finite = 1;
+        for (size_t i = 0; i < st_tensor_numel(y); i++) finite &= isfinite(y->data[i]) != 0;
+        CHECK(finite, "%s: output not finite", name);
+        CHECK(test_maxabs(y->data, st_tensor_numel(y)) > 0, "%s: output all zero", name);
+    }
+    st_tensor_free(x);
+    st_net_free(net);
+}
+
+int main(void) {
+    /* the name list and the count table agree */
+    const char *const *names = st_zoo_vision_names();
+    int n = 0;
+    while (names[n]) n++;
+    CHECK(n == NCOUNTS, "%d names, %d counts", n, NCOUNTS);
+
+    /* every model: parses, exact parameter count, output (1000,), header comment */
+    for (int i = 0; i < NCOUNTS; i++) {
+        char *text = st_zoo_vision_text(counts[i].name);
+        CHECK(text && text[0] == '#' && strstr(text, counts[i].name), "%s: no header comment", counts[i].name);
+        free(text);
+        st_net *net = build(counts[i].name);
+        if (!net) continue;
+        int64_t got = st_net_param_count(net);
+        CHECK(got == counts[i].params, "%s: %lld parameters, want %lld", counts[i].name, (long long)got,
+              (long long)counts[i].params);
+        check_output(net, counts[i].name, 1000);
+        st_net_free(net);
+    }
+
+    /* torchvision state_dict names and shapes */
+    st_net *net = build("alexnet");
+    if (net) {
+        check_param(net, "alexnet", "features.0.weight", "(64, 3, 11, 11)");
+        check_param(net, "alexnet", "features.10.bias", "(256)");
+        check_param(net, "alexnet", "classifier.1.weight", "(4096, 9216)");
+        check_param(net, "alexnet", "classifier.6.weight", "(1000, 4096)");
+        st_net_free(net);
+    }
+    net = build("vgg16");
+    if (net) {
+        check_param(net, "vgg16", "features.28.weight", "(512, 512, 3, 3)");
+        check_param(net, "vgg16", "classifier.0.weight", "(4096, 25088)");
+        check_param(net, "vgg16", "classifier.3.weight", "(4096, 4096)");
+        st_net_free(net);
+    }
+    net = build("vgg11_bn");
+    if (net) {
+        check_param(net, "vgg11_bn", "features.0.bias", "(64)");
+        check_param(net, "vgg11_bn", "features.1.weight", "(64)");
+        check_param(net, "vgg11_bn", "features.25.weight", "(512, 512, 3, 3)");
+        check_param(net, "vgg11_bn", "features.26.bias", "(512)");
+        check_state(net, "vgg11_bn", "features.26.running_mean", 1, (int64_t[]){512});
+        st_net_free(net);
+    }
+    net = build("resnet18");
+    if (net) {
+        check_param(net, "resnet18", "conv1.weight", "(64, 3, 7, 7)");
+        check_param(net, "resnet18", "layer2.0.downsample.0.weight", "(128, 64, 1, 1)");
+        check_param(net, "resnet18", "layer4.1.conv2.weight", "(512, 512, 3, 3)");
+        check_param(net, "resnet18", "fc.weight", "(1000, 512)");
+        char buf[64];
+        CHECK(!param_shape(net, "layer1.0.downsample.0.weight", buf, sizeof buf)[0],
+              "resnet18: layer1.0 has no downsample");
+        st_net_free(net);
+    }
+    net = build("resnet50");
+    if (net) {
+        check_param(net, "resnet50", "layer1.0.downsample.0.weight", "(256, 64, 1, 1)");
+        check_param(net, "resnet50", "layer2.0.conv2.weight", "(128, 128, 3, 3)");
+        check_param(net, "resnet50", "layer3.5.conv3.weight", "(1024, 256, 1, 1)");
+        check_param(net, "resnet50", "fc.weight", "(1000, 2048)");
+        check_state(net, "resnet50", "layer4.2.bn3.running_var", 1, (int64_t[]){2048});
+        check_state(net, "resnet50", "layer4.2.bn3.weight", 1, (int64_t[]){2048});
+        st_net_free(net);
+    }
+
+    /* options */
+    net = build("resnet18:classes=10,size=32,cifar=1");
+    if (net) {
+        check_param(net, "resnet18 cifar", "conv1.weight", "(64, 3, 3, 3)");
+        check_param(net, "resnet18 cifar", "fc.weight", "(10, 512)");
+        check_output(net, "resnet18 cifar", 10);
+        int pool = 0;
+        for (int i = 0; i < st_net_num_nodes(net); i++) pool |= !strcmp(st_net_node_op(net, i), "max_pool2d");
+        CHECK(!pool, "resnet18 cifar: has a max-pool");
+        st_net_free(net);
+    }
+    net = build("resnet50:channels=1,size=96,classes=5");
+    if (net) {
+        check_param(net, "resnet50 options", "conv1.weight", "(64, 1, 7, 7)");
+        check_param(net, "resnet50 options", "fc.weight", "(5, 2048)");
+        check_output(net, "resnet50 options", 5);
+        st_net_free(net);
+    }
+    const char *bad[] = {"resnet", "vgg16:cifar=1", "resnet18:classes=0", "resnet18:foo=1",
+                         "resnet18:size=", "resnet18:size=32,", "alexnet:size=x", "resnet18:cifar=2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *t = st_zoo_vision_text(bad[i]);
+        CHECK(t == NULL, "'%s' accepted", bad[i]);
+        free(t);
+    }
+
+    /* forward passes on small inputs */
+    forward_finite("resnet18:size=64", 3, 64, 1000);
+    forward_finite("vgg11_bn:size=32", 3, 32, 1000);
+    forward_finite("resnet50:size=32,classes=10,cifar=1,channels=1", 1, 32, 10);
+    return test_done("test_zoo");
+}
