@@ -273,10 +273,11 @@ st_status st_net_load_file(const char *path, st_net **out) {
 }
 
 st_status st_net_open(const char *name_or_path, st_net **out) {
-    if (st_zoo_text(name_or_path)) return st_net_from_zoo(name_or_path, out);
+    st_status rc = st_net_from_zoo(name_or_path, out);
+    if (rc != ST_ERR_NOTFOUND) return rc;
     FILE *f = fopen(name_or_path, "rb");
     if (!f) {
-        char names[512] = "";
+        char names[1024] = "";
         for (const char *const *z = st_zoo_names(); *z; z++) {
             strncat(names, *z, sizeof names - strlen(names) - 3);
             if (z[1]) strncat(names, ", ", sizeof names - strlen(names) - 1);

@@ -1,7 +1,9 @@
 /* zoo.c - the built-in models, written in the model-file format itself, so that
  * `stride model NAME` prints exactly what the library builds. */
 #include "net.h"
+#include "zoo_vision.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct { const char *name, *text; } zoo_entry;
@@ -33,7 +35,9 @@ static const zoo_entry zoo[] = {
      "fc4 = linear(out_features=10)\n"},
 };
 
-static const char *const names[] = {"mnist1d-cnn", "mnist1d-mlp", NULL};
+static const char *const names[] = {"mnist1d-cnn", "mnist1d-mlp", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19",
+                                    "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "resnet18", "resnet34",
+                                    "resnet50", "resnet101", "resnet152", NULL};
 
 const char *const *st_zoo_names(void) { return names; }
 
@@ -43,9 +47,15 @@ const char *st_zoo_text(const char *name) {
     return NULL;
 }
 
+/* The MNIST-1D models are fixed text; the torchvision models are generated (zoo_vision.c),
+ * with options after a colon: "resnet18:classes=10,size=32,cifar=1". */
 st_status st_net_from_zoo(const char *name, st_net **out) {
     const char *text = st_zoo_text(name);
     *out = NULL;
-    if (!text) return st_fail(ST_ERR_NOTFOUND, "no built-in model named '%s'", name);
-    return st_net_parse(text, name, out);
+    if (text) return st_net_parse(text, name, out);
+    char *generated = st_zoo_vision_text(name);
+    if (!generated) return st_fail(ST_ERR_NOTFOUND, "no built-in model named '%s'", name);
+    st_status rc = st_net_parse(generated, name, out);
+    free(generated);
+    return rc;
 }

@@ -88,6 +88,45 @@ static void forward_finite(const char *name, int c, int size, int classes) {
     st_net_free(net);
 }
 
+/* torchvision state_dict names and shapes, for some of the models */
+static void named_checks(st_net *net, const char *model) {
+    if (!strcmp(model, "alexnet")) {
+        check_param(net, "alexnet", "features.0.weight", "(64, 3, 11, 11)");
+        check_param(net, "alexnet", "features.10.bias", "(256)");
+        check_param(net, "alexnet", "classifier.1.weight", "(4096, 9216)");
+        check_param(net, "alexnet", "classifier.6.weight", "(1000, 4096)");
+    }
+    if (!strcmp(model, "vgg16")) {
+        check_param(net, "vgg16", "features.28.weight", "(512, 512, 3, 3)");
+        check_param(net, "vgg16", "classifier.0.weight", "(4096, 25088)");
+        check_param(net, "vgg16", "classifier.3.weight", "(4096, 4096)");
+    }
+    if (!strcmp(model, "vgg11_bn")) {
+        check_param(net, "vgg11_bn", "features.0.bias", "(64)");
+        check_param(net, "vgg11_bn", "features.1.weight", "(64)");
+        check_param(net, "vgg11_bn", "features.25.weight", "(512, 512, 3, 3)");
+        check_param(net, "vgg11_bn", "features.26.bias", "(512)");
+        check_state(net, "vgg11_bn", "features.26.running_mean", 1, (int64_t[]){512});
+    }
+    if (!strcmp(model, "resnet18")) {
+        check_param(net, "resnet18", "conv1.weight", "(64, 3, 7, 7)");
+        check_param(net, "resnet18", "layer2.0.downsample.0.weight", "(128, 64, 1, 1)");
+        check_param(net, "resnet18", "layer4.1.conv2.weight", "(512, 512, 3, 3)");
+        check_param(net, "resnet18", "fc.weight", "(1000, 512)");
+        char buf[64];
+        CHECK(!param_shape(net, "layer1.0.downsample.0.weight", buf, sizeof buf)[0],
+              "resnet18: layer1.0 has no downsample");
+    }
+    if (!strcmp(model, "resnet50")) {
+        check_param(net, "resnet50", "layer1.0.downsample.0.weight", "(256, 64, 1, 1)");
+        check_param(net, "resnet50", "layer2.0.conv2.weight", "(128, 128, 3, 3)");
+        check_param(net, "resnet50", "layer3.5.conv3.weight", "(1024, 256, 1, 1)");
+        check_param(net, "resnet50", "fc.weight", "(1000, 2048)");
+        check_state(net, "resnet50", "layer4.2.bn3.running_var", 1, (int64_t[]){2048});
+        check_state(net, "resnet50", "layer4.2.bn3.weight", 1, (int64_t[]){2048});
+    }
+}
+
 int main(void) {
     /* the name list and the count table agree */
     const char *const *names = st_zoo_vision_names();
@@ -106,58 +145,12 @@ int main(void) {
         CHECK(got == counts[i].params, "%s: %lld parameters, want %lld", counts[i].name, (long long)got,
               (long long)counts[i].params);
         check_output(net, counts[i].name, 1000);
-        st_net_free(net);
-    }
-
-    /* torchvision state_dict names and shapes */
-    st_net *net = build("alexnet");
-    if (net) {
-        check_param(net, "alexnet", "features.0.weight", "(64, 3, 11, 11)");
-        check_param(net, "alexnet", "features.10.bias", "(256)");
-        check_param(net, "alexnet", "classifier.1.weight", "(4096, 9216)");
-        check_param(net, "alexnet", "classifier.6.weight", "(1000, 4096)");
-        st_net_free(net);
-    }
-    net = build("vgg16");
-    if (net) {
-        check_param(net, "vgg16", "features.28.weight", "(512, 512, 3, 3)");
-        check_param(net, "vgg16", "classifier.0.weight", "(4096, 25088)");
-        check_param(net, "vgg16", "classifier.3.weight", "(4096, 4096)");
-        st_net_free(net);
-    }
-    net = build("vgg11_bn");
-    if (net) {
-        check_param(net, "vgg11_bn", "features.0.bias", "(64)");
-        check_param(net, "vgg11_bn", "features.1.weight", "(64)");
-        check_param(net, "vgg11_bn", "features.25.weight", "(512, 512, 3, 3)");
-        check_param(net, "vgg11_bn", "features.26.bias", "(512)");
-        check_state(net, "vgg11_bn", "features.26.running_mean", 1, (int64_t[]){512});
-        st_net_free(net);
-    }
-    net = build("resnet18");
-    if (net) {
-        check_param(net, "resnet18", "conv1.weight", "(64, 3, 7, 7)");
-        check_param(net, "resnet18", "layer2.0.downsample.0.weight", "(128, 64, 1, 1)");
-        check_param(net, "resnet18", "layer4.1.conv2.weight", "(512, 512, 3, 3)");
-        check_param(net, "resnet18", "fc.weight", "(1000, 512)");
-        char buf[64];
-        CHECK(!param_shape(net, "layer1.0.downsample.0.weight", buf, sizeof buf)[0],
-              "resnet18: layer1.0 has no downsample");
-        st_net_free(net);
-    }
-    net = build("resnet50");
-    if (net) {
-        check_param(net, "resnet50", "layer1.0.downsample.0.weight", "(256, 64, 1, 1)");
-        check_param(net, "resnet50", "layer2.0.conv2.weight", "(128, 128, 3, 3)");
-        check_param(net, "resnet50", "layer3.5.conv3.weight", "(1024, 256, 1, 1)");
-        check_param(net, "resnet50", "fc.weight", "(1000, 2048)");
-        check_state(net, "resnet50", "layer4.2.bn3.running_var", 1, (int64_t[]){2048});
-        check_state(net, "resnet50", "layer4.2.bn3.weight", 1, (int64_t[]){2048});
+        named_checks(net, counts[i].name);
         st_net_free(net);
     }
 
     /* options */
-    net = build("resnet18:classes=10,size=32,cifar=1");
+    st_net *net = build("resnet18:classes=10,size=32,cifar=1");
     if (net) {
         check_param(net, "resnet18 cifar", "conv1.weight", "(64, 3, 3, 3)");
         check_param(net, "resnet18 cifar", "fc.weight", "(10, 512)");

@@ -2,6 +2,7 @@
  * that inspect and run networks (summary, model, data, run, grad). Training and the
  * MNIST-1D experiment are in train.c. */
 #include "cli.h"
+#include "../src/zoo_vision.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -171,6 +172,8 @@ static int cmd_model(int argc, char **argv) {
     }
     const char *text = st_zoo_text(pos[0]);
     if (text) { fputs(text, stdout); return 0; }
+    char *generated = st_zoo_vision_text(pos[0]);
+    if (generated) { fputs(generated, stdout); free(generated); return 0; }
     st_net *net;
     if (st_net_open(pos[0], &net)) return cli_fail();
     char *t = st_net_to_text(net);
@@ -390,7 +393,7 @@ static void usage(FILE *f) {
             "  run MODEL              eval-mode forward of an .npy batch\n"
             "  grad MODEL             loss and gradients of an .npy batch as safetensors\n"
             "  version                print the version\n\n"
-            "MODEL is a built-in name (mnist1d-cnn, mnist1d-mlp) or a model file.\n",
+            "MODEL is a built-in name (stride model lists them) or a model file.\n",
             ST_VERSION);
 }
 
