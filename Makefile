@@ -1,6 +1,7 @@
 # stride - convolutional neural networks in C.
 #   make            library (static + shared) and the stride CLI
 #   make test       all tests (no PyTorch needed: fixtures are committed)
+#   make test-zoo   torchvision parity at 224x224 (needs python3-torch, python3-torchvision)
 #   make bench      benchmarks against PyTorch (needs python3-torch)
 #   make fixtures   regenerate the PyTorch fixtures (needs python3-torch)
 #   make install    PREFIX=/usr/local
@@ -73,6 +74,10 @@ stride: $(CLI_OBJ) build/libstride.a
 test: all $(TEST_BIN) build/tests/compare
 	@sh tests/run.sh $(TEST_BIN)
 
+# PyTorch parity of the torchvision zoo at 224x224 (needs python3-torch, python3-torchvision)
+test-zoo: all build/tests/compare
+	@sh tests/zoo.sh
+
 bench: all
 	@sh bench/run.sh
 
@@ -96,5 +101,5 @@ install: all
 clean:
 	rm -rf build stride
 
-.PHONY: all test bench fixtures debug install clean
+.PHONY: all test test-zoo bench fixtures debug install clean
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
