@@ -43,6 +43,25 @@ def main():
             y = m(x)
         np.save(os.path.join(out, name + ".x.npy"), x.numpy())
         np.save(os.path.join(out, name + ".y.npy"), y.numpy())
+        if name == "resnet18":
+            # Training-mode gradients (batch statistics) of the cross-entropy, batch 2, computed
+            # in float64 as the reference for the resnet18 gradient check of issue 3 (not yet
+            # in tests/zoo.sh): PyTorch's own float32 gradients of this net were off by up to
+            # 6e-3 (conv1.weight, where batch norm's backward makes the sum cancel), and
+            # stride's float32 ones by 2e-6 to 1.5e-3 depending on the draw: float32
+            # accumulation over 25k positions does not meet 1e-4 (1 + max|g|) reliably.
+            m = m.double().train()
+            xg = torch.randn(2, 3, 224, 224, dtype=torch.float64)
+            xg = xg.float().double().requires_grad_(True)  # the float32 input stride reads
+            labels = torch.tensor([3, 917])
+            loss = torch.nn.functional.cross_entropy(m(xg), labels)
+            loss.backward()
+            grads = [("loss", loss.detach().numpy().astype("<f4"))]
+            grads += [(k, p.grad.numpy().astype("<f4")) for k, p in m.named_parameters()]
+            grads.append(("input", xg.grad.numpy().astype("<f4")))
+            write_safetensors(os.path.join(out, name + ".grads.safetensors"), grads, {})
+            np.save(os.path.join(out, name + ".gx.npy"), xg.detach().numpy().astype("<f4"))
+            np.save(os.path.join(out, name + ".labels.npy"), labels.numpy())
         print(f"{name}: {sum(p.numel() for p in m.parameters())} parameters")
 
 
