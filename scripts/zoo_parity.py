@@ -23,22 +23,76 @@ from gen_fixtures import write_safetensors  # noqa: E402
 MODELS = ["resnet18", "resnet50", "vgg11_bn", "alexnet"]
 
 
+class DoubleConv(torch.nn.Sequential):
+    """milesial/Pytorch-UNet's DoubleConv, same module names (double_conv.0..5)."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        nn = torch.nn
+        self.double_conv = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                                         nn.ReLU(), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                                         nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class Down(torch.nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.maxpool_conv = torch.nn.Sequential(torch.nn.MaxPool2d(2), DoubleConv(cin, cout))
+
+    def forward(self, x):
+        return self.maxpool_conv(x)
+
+
+class Up(torch.nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.up = torch.nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
+        self.conv = DoubleConv(cin, cout)
+
+    def forward(self, x, skip):
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class UNetSame(torch.nn.Module):
+    """The transposed-conv U-Net of milesial/Pytorch-UNet (models.md A9.2), for sizes that
+    are multiples of 16 (no padding of the upsampled maps needed)."""
+
+    def __init__(self, channels=3, classes=2):
+        super().__init__()
+        self.inc = DoubleConv(channels, 64)
+        self.down1, self.down2, self.down3, self.down4 = Down(64, 128), Down(128, 256), Down(256, 512), Down(512, 1024)
+        self.up1, self.up2, self.up3, self.up4 = Up(1024, 512), Up(512, 256), Up(256, 128), Up(128, 64)
+        self.outc = torch.nn.Module()
+        self.outc.conv = torch.nn.Conv2d(64, classes, 1)
+
+    def forward(self, x):
+        x1 = self.inc(x)
+        x2 = self.down1(x1)
+        x3 = self.down2(x2)
+        x4 = self.down3(x3)
+        x = self.up1(self.down4(x4), x4)
+        x = self.up2(x, x3)
+        x = self.up3(x, x2)
+        return self.outc.conv(self.up4(x, x1))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(224)
     torch.set_num_threads(2)
-    for name in MODELS:
-        m = getattr(torchvision.models, name)(weights=None)
+    for name in MODELS + ["unet-same"]:
+        m = UNetSame() if name == "unet-same" else getattr(torchvision.models, name)(weights=None)
+        size = 64 if name == "unet-same" else 224
         m.train()
         with torch.no_grad():  # non-trivial running statistics
             for _ in range(2):
-                m(torch.randn(2, 3, 224, 224))
+                m(torch.randn(2, 3, size, size))
         m.eval()
         tensors = [(k, v.numpy() if v.dtype == torch.int64 else v.detach().numpy().astype("<f4"))
                    for k, v in m.state_dict().items()]
         write_safetensors(os.path.join(out, name + ".safetensors"), tensors, {"torch": torch.__version__})
-        x = torch.randn(1, 3, 224, 224)
+        x = torch.randn(1, 3, size, size)
         with torch.no_grad():
             y = m(x)
         np.save(os.path.join(out, name + ".x.npy"), x.numpy())

@@ -866,6 +866,49 @@ static void softmax_backward(const st_exec *e, st_node *n) {
     if (in->needs_grad) st_softmax_backward(G(e, in), G(e, n), X(e, n), e->batch, n->shape[0], (int)(n->numel / n->shape[0]));
 }
 
+/* ---------------------------------------------------------------- crop
+ * `c = crop(x, like)`: the centre of x with like's spatial size (channels kept), as the
+ * original U-Net crops an encoder map to the decoder's size before concatenating. */
+static st_status crop_configure(st_net *net, st_node *n, st_args *a) {
+    (void)a;
+    st_node *x = st_net_input_node(net, n, 0), *like = st_net_input_node(net, n, 1);
+    char s1[128], s2[128];
+    int ok = (x->ndim == 2 || x->ndim == 3) && x->ndim == like->ndim;
+    for (int k = 1; ok && k < x->ndim; k++) ok = like->shape[k] <= x->shape[k];
+    if (!ok)
+        return st_fail(ST_ERR_SHAPE, "crop: '%s' %s cannot be cropped to the size of '%s' %s", x->name,
+                       shape_of(x, s1, sizeof s1), like->name, shape_of(like, s2, sizeof s2));
+    copy_shape(n, x);
+    for (int k = 1; k < x->ndim; k++) n->shape[k] = like->shape[k];
+    rf_copy(net, n);
+    return ST_OK;
+}
+
+/* Copies the centre window (forward) or adds the gradient back into it (backward). */
+static void crop_copy(const st_exec *e, st_node *n, int backward) {
+    st_node *x = IN(e, n, 0);
+    int twod = n->ndim == 3;
+    int H = twod ? x->shape[1] : 1, Wd = x->shape[x->ndim - 1];
+    int h = twod ? n->shape[1] : 1, w = n->shape[n->ndim - 1];
+    int y0 = (H - h) / 2, x0 = (Wd - w) / 2;
+    size_t planes = (size_t)e->batch * n->shape[0];
+    for (size_t p = 0; p < planes; p++)
+        for (int i = 0; i < h; i++) {
+            size_t src = (p * H + y0 + i) * (size_t)Wd + x0, dst = (p * h + i) * (size_t)w;
+            if (backward) {
+                float *gx = G(e, x) + src;
+                const float *gy = G(e, n) + dst;
+                for (int j = 0; j < w; j++) gx[j] += gy[j];
+            } else {
+                memcpy(X(e, n) + dst, X(e, x) + src, sizeof(float) * w);
+            }
+        }
+}
+static void crop_forward(const st_exec *e, st_node *n) { crop_copy(e, n, 0); }
+static void crop_backward(const st_exec *e, st_node *n) {
+    if (IN(e, n, 0)->needs_grad) crop_copy(e, n, 1);
+}
+
 /* ---------------------------------------------------------------- add (residual) */
 static st_status add_configure(st_net *net, st_node *n, st_args *a) {
     (void)a;
@@ -987,6 +1030,7 @@ static const st_op ops[] = {
     {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
     {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
     {"softmax", 1, 1, "dim", softmax_configure, empty_print, softmax_forward, softmax_backward, NULL, NULL, 0, 0},
+    {"crop", 2, 2, "", crop_configure, empty_print, crop_forward, crop_backward, NULL, NULL, 0, 0},
     {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0, 0},
     {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0, 0},
 };
@@ -998,5 +1042,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, softmax, add, concat";
+    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, softmax, crop, add, concat";
 }

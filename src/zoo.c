@@ -2,6 +2,7 @@
  * `stride model NAME` prints exactly what the library builds. */
 #include "net.h"
 #include "zoo_vision.h"
+#include "zoo_unet.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static const zoo_entry zoo[] = {
 
 static const char *const names[] = {"mnist1d-cnn", "mnist1d-mlp", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19",
                                     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "resnet18", "resnet34",
-                                    "resnet50", "resnet101", "resnet152", NULL};
+                                    "resnet50", "resnet101", "resnet152", "unet", "unet-same", NULL};
 
 const char *const *st_zoo_names(void) { return names; }
 
@@ -47,13 +48,15 @@ const char *st_zoo_text(const char *name) {
     return NULL;
 }
 
-/* The MNIST-1D models are fixed text; the torchvision models are generated (zoo_vision.c),
+/* The MNIST-1D models are fixed text; the torchvision models and U-Nets are generated
+ * (zoo_vision.c, zoo_unet.c),
  * with options after a colon: "resnet18:classes=10,size=32,cifar=1". */
 st_status st_net_from_zoo(const char *name, st_net **out) {
     const char *text = st_zoo_text(name);
     *out = NULL;
     if (text) return st_net_parse(text, name, out);
     char *generated = st_zoo_vision_text(name);
+    if (!generated) generated = st_zoo_unet_text(name);
     if (!generated) return st_fail(ST_ERR_NOTFOUND, "no built-in model named '%s'", name);
     st_status rc = st_net_parse(generated, name, out);
     free(generated);

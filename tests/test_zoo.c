@@ -179,5 +179,36 @@ int main(void) {
     forward_finite("resnet18:size=64", 3, 64, 1000);
     forward_finite("vgg11_bn:size=32", 3, 32, 1000);
     forward_finite("resnet50:size=32,classes=10,cifar=1,channels=1", 1, 32, 10);
+    /* U-Nets (models.md A9): counts, output sizes, and a forward through crop and concat */
+    static const struct { const char *name; int64_t params; int out_c, out_hw; } unets[] = {
+        {"unet", 31030658, 2, 388},
+        {"unet:channels=3", 31031810, 2, 388},
+        {"unet-same", 31037698, 2, 256},
+        {"unet-same:channels=1", 31036546, 2, 256},
+    };
+    for (size_t i = 0; i < sizeof unets / sizeof unets[0]; i++) {
+        st_net *u = NULL;
+        CHECK(st_net_from_zoo(unets[i].name, &u) == ST_OK, "%s: %s", unets[i].name, st_errmsg());
+        if (!u) continue;
+        CHECK(st_net_param_count(u) == unets[i].params, "%s: %lld parameters, want %lld", unets[i].name,
+              (long long)st_net_param_count(u), (long long)unets[i].params);
+        int nd, sh[ST_MAX_DIMS];
+        st_net_node_shape(u, st_net_num_nodes(u) - 1, &nd, sh);
+        CHECK(nd == 4 && sh[1] == unets[i].out_c && sh[2] == unets[i].out_hw && sh[3] == unets[i].out_hw,
+              "%s: output (%d, %d, %d)", unets[i].name, sh[1], sh[2], sh[3]);
+        st_net_free(u);
+    }
+    st_net *u = NULL;
+    CHECK(st_net_from_zoo("unet:size=188", &u) == ST_OK, "unet:size=188: %s", st_errmsg()); /* smallest valid input */
+    if (u) {
+        st_net_init(u, ST_INIT_HE, 1);
+        st_tensor *x = st_tensor_new(4, (int[]){1, 1, 188, 188});
+        for (size_t i = 0; i < st_tensor_numel(x); i++) x->data[i] = (float)((i * 37) % 101) / 101.0f;
+        const st_tensor *y;
+        CHECK(st_net_forward(u, x, 0, &y) == ST_OK && y->shape[2] == 4 && y->shape[3] == 4, "unet at 188 gives 4x4");
+        st_tensor_free(x);
+        st_net_free(u);
+    }
+    CHECK(st_net_from_zoo("unet:size=200", &u) == ST_ERR_NOTFOUND, "unet refuses a size that is not 16 m + 60");
     return test_done("test_zoo");
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
-# zoo.sh - make test-zoo: torchvision's logits at 224x224 in eval mode against stride's for
-# the same weights (max abs error <= 1e-4 (1 + max |reference|)). Needs python3-torch and
+# zoo.sh - make test-zoo: torchvision's logits at 224x224 in eval mode (and a U-Net's at 64x64)
+# against stride's for the same weights (max abs error <= 1e-4 (1 + max |reference|)). Needs python3-torch and
 # python3-torchvision (scripts/zoo_parity.py makes the weights and references).
 PY=${PYTHON:-/usr/bin/python3}
 T=$(mktemp -d /tmp/stride-zoo.XXXXXX)
@@ -12,8 +12,9 @@ if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
 fi
 "$PY" scripts/zoo_parity.py "$T" || { echo "zoo: 0 passed, 1 failed"; exit 1; }
 pass=0; fail=0
-for m in resnet18 resnet50 vgg11_bn alexnet; do
-    if ./stride run $m --weights $T/$m.safetensors --input $T/$m.x.npy --output $T/$m.out.npy &&
+for m in resnet18 resnet50 vgg11_bn alexnet unet-same; do
+    model=$m; [ $m = unet-same ] && model=unet-same:size=64
+    if ./stride run $model --weights $T/$m.safetensors --input $T/$m.x.npy --output $T/$m.out.npy &&
         build/tests/compare $T/$m.out.npy $T/$m.y.npy 1e-4; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $m"; fi
 done
 echo "zoo: $pass passed, $fail failed"

@@ -3,6 +3,7 @@
  * MNIST-1D experiment are in train.c. */
 #include "cli.h"
 #include "../src/zoo_vision.h"
+#include "../src/zoo_unet.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -173,6 +174,7 @@ static int cmd_model(int argc, char **argv) {
     const char *text = st_zoo_text(pos[0]);
     if (text) { fputs(text, stdout); return 0; }
     char *generated = st_zoo_vision_text(pos[0]);
+    if (!generated) generated = st_zoo_unet_text(pos[0]);
     if (generated) { fputs(generated, stdout); free(generated); return 0; }
     st_net *net;
     if (st_net_open(pos[0], &net)) return cli_fail();
