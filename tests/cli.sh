@@ -83,6 +83,8 @@ printf 'x = input(shape=(1, 40))\nc = conv1d(out_channels=4, kernel_size=3)\nf =
 expect_fail "linear in_features mismatch" "lin.net line 4.*in_features=100.*152" $S summary $T/lin.net
 printf 'x = input(shape=(1, 40))\na = conv1d(x, out_channels=4, kernel_size=3)\nb = conv1d(x, out_channels=4, kernel_size=5)\ns = add(a, b)\n' >$T/add.net
 expect_fail "add of mismatched shapes names both nodes" "add.net line 4.*'a' \\(4, 38\\).*'b' \\(4, 36\\)" $S summary $T/add.net
+printf 'x = input(shape=(1, 8, 8))\na = conv2d(x, out_channels=2, kernel_size=3)\nb = conv2d(x, out_channels=3, kernel_size=1)\nc = concat(a, b)\n' >$T/cat.net
+expect_fail "concat of mismatched sizes names both nodes and shapes" "cat.net line 4.*'a' \\(2, 6, 6\\).*'b' \\(3, 8, 8\\)" $S summary $T/cat.net
 printf 'x = input(shape=(1, 4))\nc = conv1d(out_channels=4, kernel_size=9)\n' >$T/big.net
 expect_fail "kernel larger than the input" "big.net line 2.*larger than the padded input" $S summary $T/big.net
 printf 'x = input(shape=(1, 40))\nc = conv1d(y, out_channels=4, kernel_size=3)\n' >$T/undef.net
