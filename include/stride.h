@@ -194,10 +194,14 @@ st_status st_net_get_weights(const st_net *net, st_tensors *out);
  * node's shape. `train` selects training mode (dropout, batch statistics). The output
  * tensor belongs to the net and is valid until the next forward. */
 st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out);
-/* Loss of the last forward's output against targets: class indices (ce) or a tensor of
- * the output's shape (mse). Also stores the loss gradient for st_net_backward. */
+/* Loss of the last forward's output against targets: class indices (ce; one per sample for
+ * (N, C) logits, one per position for (N, C, ...) logits, mean over the counted ones) or a
+ * tensor of the output's shape (mse). Also stores the loss gradient for st_net_backward. */
 st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target,
                       float *loss_out);
+/* Cross-entropy targets equal to this index are skipped (PyTorch's ignore_index, default
+ * -100). For outputs with positions, (N, C, H, W) logits, the labels are (N, H, W). */
+void st_net_set_ignore_index(st_net *net, int index);
 /* Backpropagates the gradient stored by st_net_loss; parameter gradients accumulate.
  * If want_input_grad, the input's gradient is kept and st_net_input_grad returns it. */
 st_status st_net_backward(st_net *net, int want_input_grad);

@@ -188,6 +188,38 @@ class Softmax(nn.Module):
         return self.fc(F.softmax(self.c(x), dim=1).flatten(1))
 
 
+class Seg(nn.Module):
+    """tests/fixtures/models/seg.net: per-pixel logits"""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.c2(F.relu(self.c1(x)))
+
+
+def segmentation(out_dir):
+    """Per-pixel cross-entropy with ignore_index 255 (seg.*): weights, x, labels, gradients."""
+    model = Seg()
+    x = torch.randn(3, 2, 8, 8)
+    labels = torch.randint(0, 3, (3, 8, 8), dtype=torch.int64)
+    labels[torch.rand(3, 8, 8) < 0.2] = 255
+    base = os.path.join(out_dir, "seg")
+    write_safetensors(base + ".weights.safetensors", [(k, f32(v)) for k, v in model.state_dict().items()],
+                      {"torch": torch.__version__})
+    np.save(base + ".x.npy", f32(x))
+    np.save(base + ".labels.npy", labels.numpy())
+    xi = x.clone().requires_grad_(True)
+    loss = F.cross_entropy(model(xi), labels, ignore_index=255)
+    loss.backward()
+    tensors = [("loss", f32(loss.reshape(())))] + [(k, f32(p.grad)) for k, p in model.named_parameters()]
+    tensors.append(("input", f32(xi.grad)))
+    write_safetensors(base + ".ce.safetensors", tensors, {"torch": torch.__version__, "ignore_index": "255"})
+    print("seg: per-pixel cross-entropy, ignore_index 255")
+
+
 def f32(t):
     return t.detach().contiguous().numpy().astype("<f4")
 
@@ -250,6 +282,7 @@ def main():
     one("deconv1d", Deconv1d(), torch.randn(3, 2, 11), out_dir, classes=4)
     one("bn", Bn(), torch.randn(6, 2, 6, 6), out_dir, classes=3)
     one("softmax", Softmax(), torch.randn(4, 3, 5) * 2, out_dir, classes=3)
+    segmentation(out_dir)
 
 
 if __name__ == "__main__":

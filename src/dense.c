@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- linear */
@@ -96,36 +97,51 @@ ACT_PAIR(st_act_forward, st_act_backward, float, expf, tanhf)
 ACT_PAIR(st_act_forward_f64, st_act_backward_f64, double, exp, tanh)
 
 /* ---------------------------------------------------------------- losses */
-/* Cross-entropy over a slice of the batch: returns the SUM of the n losses and writes
- * dlogits = (softmax - onehot) * scale (scale = 1/batch for the mean loss), so that
- * slices of one batch can be done separately. One exp per logit: e_j = exp(z_j - max)
- * is kept in dlogits and reused for softmax_j = e_j / sum. Sums in double. */
-#define CE(NAME_SUM, NAME, T, EXP)                                                      \
-double NAME_SUM(const T *logits, const int32_t *labels, int n, int c, T *dlogits,       \
-                double scale) {                                                         \
-    double total = 0;                                                                   \
-    for (int i = 0; i < n; i++) {                                                       \
-        const T *z = logits + (size_t)i * c;                                            \
-        T *e = dlogits ? dlogits + (size_t)i * c : NULL;                                \
-        T m = z[0];                                                                     \
-        for (int j = 1; j < c; j++) if (z[j] > m) m = z[j];                             \
-        double sum = 0;                                                                 \
-        if (e) for (int j = 0; j < c; j++) { e[j] = EXP(z[j] - m); sum += e[j]; }       \
-        else for (int j = 0; j < c; j++) sum += EXP(z[j] - m);                          \
-        total += (double)m + log(sum) - z[labels[i]];                                   \
-        if (e) {                                                                        \
-            double k = scale / sum;                                                     \
-            for (int j = 0; j < c; j++) e[j] = (T)(e[j] * k);                           \
-            e[labels[i]] -= (T)scale;                                                   \
-        }                                                                               \
-    }                                                                                   \
-    return total;                                                                       \
-}                                                                                       \
-double NAME(const T *logits, const int32_t *labels, int n, int c, T *dlogits) {         \
-    return n > 0 ? NAME_SUM(logits, labels, n, c, dlogits, 1.0 / n) / n : 0;            \
+/* Cross-entropy over a slice of the batch, for logits laid out (n, c, s): class j of
+ * sample i at position p is logits[(i c + j) s + p] (s = 1 for a classifier; s = H W for
+ * per-pixel classification); labels (n, s). Returns the SUM of the losses of the labels
+ * that are not `ignore` and writes dlogits = (softmax - onehot) * scale (zero for ignored
+ * positions; scale = 1/count for the mean), so that slices of one batch can be done
+ * separately. One exp per logit, kept in dlogits; sums in double. */
+#define CE(NAME_ND, NAME_SUM, NAME, T, EXP)                                              \
+double NAME_ND(const T *logits, const int32_t *labels, int n, int c, int s, T *dlogits,  \
+               double scale, int32_t ignore) {                                           \
+    double total = 0;                                                                    \
+    for (int i = 0; i < n; i++)                                                          \
+        for (int p = 0; p < s; p++) {                                                    \
+            const T *z = logits + (size_t)i * c * s + p;                                 \
+            T *d = dlogits ? dlogits + (size_t)i * c * s + p : NULL;                     \
+            int32_t t = labels[(size_t)i * s + p];                                       \
+            if (t == ignore) {                                                           \
+                if (d) for (int j = 0; j < c; j++) d[(size_t)j * s] = 0;                 \
+                continue;                                                                \
+            }                                                                            \
+            T m = z[0];                                                                  \
+            for (int j = 1; j < c; j++) if (z[(size_t)j * s] > m) m = z[(size_t)j * s];  \
+            double sum = 0;                                                              \
+            for (int j = 0; j < c; j++) {                                                \
+                T e = EXP(z[(size_t)j * s] - m);                                         \
+                if (d) d[(size_t)j * s] = e;                                             \
+                sum += e;                                                                \
+            }                                                                            \
+            total += (double)m + log(sum) - z[(size_t)t * s];                            \
+            if (d) {                                                                     \
+                double k = scale / sum;                                                  \
+                for (int j = 0; j < c; j++) d[(size_t)j * s] = (T)(d[(size_t)j * s] * k); \
+                d[(size_t)t * s] -= (T)scale;                                            \
+            }                                                                            \
+        }                                                                                \
+    return total;                                                                        \
+}                                                                                        \
+double NAME_SUM(const T *logits, const int32_t *labels, int n, int c, T *dlogits,        \
+                double scale) {                                                          \
+    return NAME_ND(logits, labels, n, c, 1, dlogits, scale, INT32_MIN);                  \
+}                                                                                        \
+double NAME(const T *logits, const int32_t *labels, int n, int c, T *dlogits) {          \
+    return n > 0 ? NAME_SUM(logits, labels, n, c, dlogits, 1.0 / n) / n : 0;             \
 }
-CE(st_cross_entropy_sum, st_cross_entropy, float, expf)
-CE(st_cross_entropy_sum_f64, st_cross_entropy_f64, double, exp)
+CE(st_cross_entropy_nd_sum, st_cross_entropy_sum, st_cross_entropy, float, expf)
+CE(st_cross_entropy_nd_sum_f64, st_cross_entropy_sum_f64, st_cross_entropy_f64, double, exp)
 
 /* Squared error over a slice: returns the sum of (y - t)^2, dy = 2 (y - t) * scale. */
 #define MSE(NAME_SUM, NAME, T)                                                          \

@@ -108,6 +108,12 @@ void st_act_backward_f64(st_act a, double slope, double *dx, const double *dy, c
  * Writes dlogits = (softmax - onehot)/n if dlogits != NULL. Returns the loss. */
 double st_cross_entropy(const float *logits, const int32_t *labels, int n, int c, float *dlogits);
 double st_cross_entropy_f64(const double *logits, const int32_t *labels, int n, int c, double *dlogits);
+/* Per position of (n, c, s) logits with (n, s) labels; labels equal to `ignore` count for
+ * nothing (zero gradient). Returns the sum of the counted losses, gradients times scale. */
+double st_cross_entropy_nd_sum(const float *logits, const int32_t *labels, int n, int c, int s, float *dlogits,
+                               double scale, int32_t ignore);
+double st_cross_entropy_nd_sum_f64(const double *logits, const int32_t *labels, int n, int c, int s,
+                                   double *dlogits, double scale, int32_t ignore);
 /* The same over a slice of a batch: returns the sum of the losses, gradients times scale. */
 double st_cross_entropy_sum(const float *logits, const int32_t *labels, int n, int c, float *dlogits, double scale);
 double st_cross_entropy_sum_f64(const double *logits, const int32_t *labels, int n, int c, double *dlogits, double scale);

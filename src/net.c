@@ -17,6 +17,7 @@ st_status st_net_new(st_net **out) {
     *out = calloc(1, sizeof **out);
     if (!*out) return st_fail(ST_ERR_NOMEM, "out of memory");
     (*out)->output = -1;
+    (*out)->ignore_index = -100;
     return ST_OK;
 }
 
@@ -476,13 +477,20 @@ static st_status check_loss(st_net *net, st_loss loss, const int32_t *labels, co
     st_node *o = &net->nodes[net->output];
     char s1[128], s2[128];
     if (loss == ST_LOSS_CE) {
-        if (o->ndim != 1)
-            return st_fail(ST_ERR_SHAPE, "cross-entropy needs (N, classes) logits, but '%s' gives %s per sample", o->name,
-                           st_shape_str(o->ndim, o->shape, s1, sizeof s1));
+        /* (N, C) logits with N labels, or (N, C, ...) with one label per position */
         if (!labels) return st_fail(ST_ERR_ARG, "cross-entropy needs class labels");
-        for (int i = 0; i < net->batch; i++)
-            if (labels[i] < 0 || labels[i] >= o->shape[0])
-                return st_fail(ST_ERR_ARG, "label %d of sample %d is out of range 0..%d", labels[i], i, o->shape[0] - 1);
+        int C = o->shape[0];
+        size_t S = o->numel / (size_t)C, counted = 0;
+        for (size_t i = 0; i < (size_t)net->batch * S; i++) {
+            if (labels[i] == net->ignore_index) continue;
+            if (labels[i] < 0 || labels[i] >= C) {
+                if (S == 1) return st_fail(ST_ERR_ARG, "label %d of sample %zu is out of range 0..%d", labels[i], i, C - 1);
+                return st_fail(ST_ERR_ARG, "label %d of sample %zu at position %zu is out of range 0..%d", labels[i],
+                               i / S, i % S, C - 1);
+            }
+            counted++;
+        }
+        net->ce_count = (double)counted;
     } else if (!target || st_tensor_numel(target) != o->numel * (size_t)net->batch) {
         return st_fail(ST_ERR_SHAPE, "mse target %s does not match the output %s",
                        target ? st_shape_str(target->ndim, target->shape, s1, sizeof s1) : "(none)",
@@ -496,15 +504,17 @@ static st_status check_loss(st_net *net, st_loss loss, const int32_t *labels, co
 static double loss_slice(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, int first, int count) {
     st_node *o = &net->nodes[net->output];
     size_t at = (size_t)first * o->numel;
-    if (loss == ST_LOSS_CE)
-        return st_cross_entropy_sum(o->out.data + at, labels + first, count, o->shape[0], o->grad.data + at,
-                                    1.0 / net->batch);
+    if (loss == ST_LOSS_CE) {
+        int C = o->shape[0], S = (int)(o->numel / (size_t)C);
+        return st_cross_entropy_nd_sum(o->out.data + at, labels + (size_t)first * S, count, C, S, o->grad.data + at,
+                                       1.0 / net->ce_count, net->ignore_index);
+    }
     return st_mse_sum(o->out.data + at, target->data + at, (size_t)count * o->numel, o->grad.data + at,
                       1.0 / ((double)net->batch * o->numel));
 }
 
 static double loss_divisor(const st_net *net, st_loss loss) {
-    return loss == ST_LOSS_CE ? net->batch : (double)net->batch * net->nodes[net->output].numel;
+    return loss == ST_LOSS_CE ? net->ce_count : (double)net->batch * net->nodes[net->output].numel;
 }
 
 st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, float *loss_out) {
@@ -582,6 +592,8 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
     if (!isfinite(L)) return st_fail(ST_ERR_NUMERIC, "the loss is %g", L);
     return ST_OK;
 }
+
+void st_net_set_ignore_index(st_net *net, int index) { net->ignore_index = index; }
 
 const st_tensor *st_net_input_grad(const st_net *net) {
     return net->want_input_grad && net->nnodes ? &net->nodes[0].grad : NULL;

@@ -159,6 +159,8 @@ struct st_net {
     float *work;                        /* nshards workspaces of work_stride floats */
     size_t work_cap, work_stride;
     int fwd_done, loss_done;
+    int ignore_index;                   /* cross-entropy targets to skip (PyTorch: -100) */
+    double ce_count;                    /* targets counted in the last cross-entropy */
     int want_input_grad;
 };
 

@@ -41,6 +41,15 @@ for m in mnist1d-cnn mnist1d-mlp convt1d convt2d lenet5 pool1d deconv2d deconv1d
     expect_ok "$m model file round trip gives PyTorch's output" $CMP $T/o3.npy $FX/$m.out.npy
 done
 
+# per-pixel cross-entropy with an ignored label (segmentation)
+expect_ok "per-pixel cross-entropy with ignore_index" $S grad $FX/seg.net --weights $FX/seg.weights.safetensors \
+    --input $FX/seg.x.npy --target $FX/seg.labels.npy --ignore-index 255 --output $T/g.safetensors
+expect_ok "per-pixel cross-entropy matches PyTorch" $CMP $T/g.safetensors $FX/seg.ce.safetensors
+expect_fail "labels of the wrong count for per-pixel logits" "needs 192" $S grad $FX/seg.net --weights $FX/seg.weights.safetensors \
+    --input $FX/seg.x.npy --target $FX/mnist1d-cnn.labels.npy --output $T/g.safetensors
+expect_fail "the ignored label 255 is out of range without --ignore-index" "label 255 of sample .* at position" $S grad $FX/seg.net \
+    --weights $FX/seg.weights.safetensors --input $FX/seg.x.npy --target $FX/seg.labels.npy --output $T/g.safetensors
+
 # ---------------------------------------------------------------- summary and model files
 $S summary mnist1d-cnn >$T/s 2>$T/err
 if grep -q "total parameters: 2,050$" $T/s; then ok "summary mnist1d-cnn prints 2,050"; else bad "summary mnist1d-cnn prints 2,050"; fi

@@ -490,6 +490,34 @@ static void softmax_gradcheck(void) {
     CHECK(fabs(s0 - 1) < 1e-12, "softmax sums to one over channels (%.15g)", s0);
 }
 
+/* Per-position cross-entropy with ignored labels: (n, c, s) logits, finite differences of
+ * the mean over counted positions. */
+static void ce_nd_gradcheck(void) {
+    const int n = 2, c = 4, sp = 5;
+    const size_t total = (size_t)n * c * sp;
+    double z[40], d[40];
+    int32_t t[10];
+    int counted = 0;
+    for (size_t i = 0; i < total; i++) z[i] = 6.0 * ((double)(rnd64() % 1000) / 1000.0 - 0.5);
+    for (int i = 0; i < n * sp; i++) {
+        t[i] = i % 4 == 3 ? 255 : (int32_t)(rnd64() % (uint64_t)c);
+        counted += t[i] != 255;
+    }
+    st_cross_entropy_nd_sum_f64(z, t, n, c, sp, d, 1.0 / counted, 255);
+    double worst = 0, h = 1e-6;
+    for (size_t i = 0; i < total; i++) {
+        double keep = z[i];
+        z[i] = keep + h;
+        double lp = st_cross_entropy_nd_sum_f64(z, t, n, c, sp, NULL, 0, 255) / counted;
+        z[i] = keep - h;
+        double lm = st_cross_entropy_nd_sum_f64(z, t, n, c, sp, NULL, 0, 255) / counted;
+        z[i] = keep;
+        double e = relerr(d[i], (lp - lm) / (2 * h));
+        if (e > worst) worst = e;
+    }
+    CHECK(worst <= 1e-6, "per-position cross-entropy vs finite differences: relative error %.3g", worst);
+}
+
 int main(void) {
     conv_gradcheck();
     linear_gradcheck();
@@ -498,5 +526,6 @@ int main(void) {
     conv_fast_vs_ref();
     gemm_fast_vs_ref();
     softmax_gradcheck();
+    ce_nd_gradcheck();
     return test_done("test_gradcheck");
 }

@@ -324,6 +324,7 @@ static int cmd_grad(int argc, char **argv) {
                       {"--target", "T.npy", "class indices (int32/int64) for ce, or a tensor shaped like the output for mse", NULL},
                       {"--loss", "ce|mse", "loss (default ce)", NULL},
                       {"--output", "G.safetensors", "writes 'loss', every parameter's gradient by name, and 'input'", NULL},
+                      {"--ignore-index", "N", "ce targets equal to N count for nothing (-100, as PyTorch)", NULL},
                       {"--seed", "N", "initialisation seed when no weights are given (1)", NULL},
                       {"--threads", "N", "threads (default: all cores)", NULL},
                       {NULL, NULL, NULL, NULL}};
@@ -349,10 +350,21 @@ static int cmd_grad(int argc, char **argv) {
     st_status s = !strcmp(loss, "ce") ? st_array_to_labels(&ta, &labels, &nl) : st_array_to_tensor(&ta, &t);
     st_array_free(&ta);
     if (s) { fprintf(stderr, "stride: %s: %s\n", tpath, st_errmsg()); rc = 1; goto done; }
-    if (labels && nl != x->shape[0]) {
-        fprintf(stderr, "stride: %s: %lld labels for a batch of %d inputs\n", tpath, (long long)nl, x->shape[0]);
-        rc = 1;
-        goto done;
+    if (labels) {
+        /* one label per sample, or per position for (N, C, H, W) logits */
+        int nd, sh[ST_MAX_DIMS];
+        st_net_node_shape(net, st_net_num_nodes(net) - 1, &nd, sh);
+        int64_t per = 1;
+        for (int k = 2; k < nd; k++) per *= sh[k];
+        if (nl != (int64_t)x->shape[0] * per) {
+            fprintf(stderr, "stride: %s: %lld labels, but a batch of %d with %lld output position(s) each needs %lld\n",
+                    tpath, (long long)nl, x->shape[0], (long long)per, (long long)x->shape[0] * per);
+            rc = 1;
+            goto done;
+        }
+        long ig;
+        if (opt_int(opts, "--ignore-index", -100, -2147483647L, 2147483647L, &ig)) { rc = 2; goto done; }
+        st_net_set_ignore_index(net, (int)ig);
     }
     float L;
     st_net_zero_grad(net);
