@@ -3,7 +3,7 @@
 
 Usage:  /usr/bin/python3 scripts/gen_bn_fixtures.py tests/fixtures
 
-Writes tests/fixtures/batchnorm.safetensors (with write_safetensors from gen_fixtures.py).
+Writes tests/fixtures/batchnorm.safetensors (with write_cases from gen_fixtures.py).
 Every case is one BatchNorm1d (input (N, C) or (N, C, L)) or BatchNorm2d (N, C, H, W)
 module; stride sees it as (N, C, S) with S = 1, L or H*W. Case i has tensors (float32,
 PyTorch's layout):
@@ -26,7 +26,6 @@ nbt1/nbt2: num_batches_tracked after the first/second forward (0 when not tracke
 Metadata "count", "torch" and "generator" as in gen_fixtures.py. Seeded and deterministic.
 """
 import copy
-import json
 import os
 import random
 import sys
@@ -34,7 +33,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_fixtures import write_safetensors  # noqa: E402
+from gen_fixtures import write_cases  # noqa: E402
 
 SEED = 20240921
 
@@ -143,19 +142,8 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
-    tensors, meta = [], {}
-    for i, c in enumerate(cases()):
-        m, t = run_case(c["mode"], c["shape"], c["affine"], c["track"], c["momentum"], c["eps"], gen)
-        meta[str(i)] = json.dumps(m, separators=(",", ":"))
-        for name, a in t.items():
-            tensors.append((f"{i}.{name}", a))
-    n = len(meta)
-    meta["count"] = str(n)
-    meta["torch"] = torch.__version__
-    meta["generator"] = "scripts/gen_bn_fixtures.py"
-    path = os.path.join(outdir, "batchnorm.safetensors")
-    write_safetensors(path, tensors, meta)
-    print(f"{path}: {n} cases, {os.path.getsize(path)} bytes")
+    results = [run_case(c["mode"], c["shape"], c["affine"], c["track"], c["momentum"], c["eps"], gen) for c in cases()]
+    write_cases(os.path.join(outdir, "batchnorm.safetensors"), results, "scripts/gen_bn_fixtures.py")
 
 
 if __name__ == "__main__":

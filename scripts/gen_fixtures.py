@@ -78,6 +78,22 @@ def write_safetensors(path, tensors, metadata):
     os.replace(tmp, path)
 
 
+def write_cases(path, results, generator):
+    """Writes numbered fixture cases: results is a list of (metadata dict, {name: array});
+    case i's arrays are stored as "i.name" and its metadata as compact JSON under "i"."""
+    tensors, meta = [], {}
+    for i, (m, t) in enumerate(results):
+        meta[str(i)] = json.dumps(m, separators=(",", ":"))
+        for name, a in t.items():
+            tensors.append((f"{i}.{name}", a))
+    n = len(meta)
+    meta["count"] = str(n)
+    meta["torch"] = torch.__version__
+    meta["generator"] = generator
+    write_safetensors(path, tensors, meta)
+    print(f"{path}: {n} cases, {os.path.getsize(path)} bytes")
+
+
 def read_safetensors(path):
     """A minimal reader, used only to check what was written."""
     with open(path, "rb") as f:

@@ -3,7 +3,7 @@
 
 Usage:  /usr/bin/python3 scripts/gen_pool_fixtures.py tests/fixtures
 
-Writes tests/fixtures/pool.safetensors (with write_safetensors from gen_fixtures.py).
+Writes tests/fixtures/pool.safetensors (with write_cases from gen_fixtures.py).
 Case i has tensors
   i.x    input, (N, C, L) for 1D or (N, C, H, W) for 2D, float32
   i.y    forward output
@@ -19,17 +19,15 @@ tensors keep PyTorch's (N, C, L) layout. "sdef" = 1 when the stride was left to 
 default (= kernel); "s" then holds the kernel. For "adaptive" only ih, iw, oh, ow matter.
 Metadata "count", "torch" and "generator" as in gen_fixtures.py. Seeded and deterministic.
 """
-import json
 import os
 import random
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_fixtures import write_safetensors  # noqa: E402
+from gen_fixtures import write_cases  # noqa: E402
 
 SEED = 20240917
 N, C = 2, 3
@@ -176,20 +174,9 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
-    tensors, meta = [], {}
-    for i, c in enumerate(cases()):
-        m, t = run_case(c["op"], c["dim"], c["ih"], c["iw"], c["k"], c["s"], c["sdef"], c["p"], c["d"],
-                        c["ceil"], c["cip"], c["div"], c["ties"], c["nan"], c["out_hw"], gen)
-        meta[str(i)] = json.dumps(m, separators=(",", ":"))
-        for name, a in t.items():
-            tensors.append((f"{i}.{name}", a))
-    n = len(meta)
-    meta["count"] = str(n)
-    meta["torch"] = torch.__version__
-    meta["generator"] = "scripts/gen_pool_fixtures.py"
-    path = os.path.join(outdir, "pool.safetensors")
-    write_safetensors(path, tensors, meta)
-    print(f"{path}: {n} cases, {os.path.getsize(path)} bytes")
+    results = [run_case(c["op"], c["dim"], c["ih"], c["iw"], c["k"], c["s"], c["sdef"], c["p"], c["d"], c["ceil"], c["cip"],
+                        c["div"], c["ties"], c["nan"], c["out_hw"], gen) for c in cases()]
+    write_cases(os.path.join(outdir, "pool.safetensors"), results, "scripts/gen_pool_fixtures.py")
 
 
 if __name__ == "__main__":

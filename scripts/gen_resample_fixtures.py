@@ -4,7 +4,7 @@ upsampling (nearest, linear, bilinear), max unpooling and local response normali
 
 Usage:  /usr/bin/python3 scripts/gen_resample_fixtures.py tests/fixtures
 
-Writes tests/fixtures/resample.safetensors (with write_safetensors from gen_fixtures.py).
+Writes tests/fixtures/resample.safetensors (with write_cases from gen_fixtures.py).
 Case i has tensors
   i.x    input, (N, C, L) for 1D or (N, C, H, W) for 2D, float32 (unpool: the pooled values;
          lrn: (N, C, L) or (N, C, H, W))
@@ -26,7 +26,6 @@ own backward is not the gradient of its forward (its backward shortcuts out == i
 out == 2 in even when the scale factor says otherwise); the case then also holds i.gxt, the
 true gradient of PyTorch's forward, which is stride's reference there. Metadata "count", "torch" and "generator" as in gen_fixtures.py. Seeded.
 """
-import json
 import os
 import sys
 
@@ -34,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_fixtures import write_safetensors  # noqa: E402
+from gen_fixtures import write_cases  # noqa: E402
 
 SEED = 20240921
 N, C = 2, 3
@@ -191,18 +190,8 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
-    tensors, meta = [], {}
-    for i, (m, t) in enumerate(cases(gen)):
-        meta[str(i)] = json.dumps(m, separators=(",", ":"))
-        for name, a in t.items():
-            tensors.append((f"{i}.{name}", a))
-    n = len(meta)
-    meta["count"] = str(n)
-    meta["torch"] = torch.__version__
-    meta["generator"] = "scripts/gen_resample_fixtures.py"
-    path = os.path.join(outdir, "resample.safetensors")
-    write_safetensors(path, tensors, meta)
-    print(f"{path}: {n} cases, {os.path.getsize(path)} bytes")
+    results = cases(gen)
+    write_cases(os.path.join(outdir, "resample.safetensors"), results, "scripts/gen_resample_fixtures.py")
 
 
 if __name__ == "__main__":
