@@ -153,7 +153,9 @@ void st_mnist1d_free(st_mnist1d *d);
 typedef struct st_net st_net;
 
 typedef enum { ST_INIT_PYTORCH = 0, ST_INIT_HE = 1 } st_init;
-typedef enum { ST_LOSS_CE = 0, ST_LOSS_MSE = 1 } st_loss;
+/* ce: softmax cross-entropy on logits; mse: mean squared error; bce: binary cross-entropy
+ * on logits (PyTorch's BCEWithLogitsLoss), targets in [0, 1] shaped like the output. */
+typedef enum { ST_LOSS_CE = 0, ST_LOSS_MSE = 1, ST_LOSS_BCE = 2 } st_loss;
 
 /* An empty network; nodes are added with st_net_add. */
 st_status st_net_new(st_net **out);

@@ -11,6 +11,7 @@ state_dict names as stride's zoo) and the model files NAME.net in tests/fixtures
   tests/fixtures/models/NAME.out.npy               eval-mode output
   tests/fixtures/models/NAME.ce.safetensors        'loss', every parameter gradient, 'input'
   tests/fixtures/models/NAME.mse.safetensors       the same with the MSE loss
+  tests/fixtures/models/NAME.bce.safetensors       the same with BCE on logits against NAME.probs.npy
   tests/fixtures/models/NAME.{sgd,momentum,nesterov}.safetensors
                                                    weights after 3 SGD steps (settings in metadata)
 The C tests (tests/cli.sh) run `stride run` and `stride grad` on these files.
@@ -241,11 +242,19 @@ def one(name, model, x, out_dir, classes=10):
     np.save(base + ".out.npy", f32(out))
     start = {k: v.clone() for k, v in model.state_dict().items()}  # (buffers too)
     model.train()
-    for loss_name in ("ce", "mse"):
+    # BCE targets in [0, 1] from their own generator, so the other fixtures keep their values
+    probs = torch.rand(out.shape, generator=torch.Generator().manual_seed(n * 1000 + out.shape[1]))
+    np.save(base + ".probs.npy", f32(probs))
+    for loss_name in ("ce", "mse", "bce"):
         model.zero_grad()
         xi = x.clone().requires_grad_(True)
         y = model(xi)
-        loss = F.cross_entropy(y, labels) if loss_name == "ce" else F.mse_loss(y, target)
+        if loss_name == "ce":
+            loss = F.cross_entropy(y, labels)
+        elif loss_name == "mse":
+            loss = F.mse_loss(y, target)
+        else:
+            loss = F.binary_cross_entropy_with_logits(y, probs)
         loss.backward()
         tensors = [("loss", f32(loss.reshape(())))]
         tensors += [(k, f32(p.grad)) for k, p in model.named_parameters()]

@@ -191,3 +191,22 @@ void NAME_B(T *dx, const T *dy, const T *y, int n, int c, int s) {              
 }
 SOFTMAX(st_softmax_forward, st_softmax_backward, float, expf)
 SOFTMAX(st_softmax_forward_f64, st_softmax_backward_f64, double, exp)
+
+/* Binary cross-entropy on logits over a slice (PyTorch's BCEWithLogitsLoss), in its stable
+ * form: l = max(x, 0) - x t + log(1 + exp(-|x|)); dl/dx = sigmoid(x) - t, times scale.
+ * Returns the sum of the losses. */
+#define BCE(NAME, T, EXP, LOG1P)                                                        \
+double NAME(const T *x, const T *t, size_t size, T *dx, double scale) {                 \
+    double total = 0;                                                                   \
+    for (size_t i = 0; i < size; i++) {                                                 \
+        double v = x[i], e = exp(-fabs(v));                                             \
+        total += (v > 0 ? v : 0) - v * t[i] + log1p(e);                                 \
+        if (dx) {                                                                       \
+            double sig = v >= 0 ? 1 / (1 + e) : e / (1 + e);                            \
+            dx[i] = (T)((sig - t[i]) * scale);                                          \
+        }                                                                               \
+    }                                                                                   \
+    return total;                                                                       \
+}
+BCE(st_bce_logits_sum, float, expf, log1pf)
+BCE(st_bce_logits_sum_f64, double, exp, log1p)

@@ -123,6 +123,10 @@ double st_mse_f64(const double *y, const double *t, size_t size, double *dy);
 double st_mse_sum(const float *y, const float *t, size_t size, float *dy, double scale);
 double st_mse_sum_f64(const double *y, const double *t, size_t size, double *dy, double scale);
 
+/* Binary cross-entropy on logits over `size` elements: returns the sum, dx = (sigmoid - t) * scale. */
+double st_bce_logits_sum(const float *x, const float *t, size_t size, float *dx, double scale);
+double st_bce_logits_sum_f64(const double *x, const double *t, size_t size, double *dx, double scale);
+
 /* Softmax over the channels of (n, c, s) and its backward (dx += ...). */
 void st_softmax_forward(float *y, const float *x, int n, int c, int s);
 void st_softmax_backward(float *dx, const float *dy, const float *y, int n, int c, int s);

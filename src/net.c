@@ -476,6 +476,8 @@ static st_status ensure_grads(st_net *net) {
 static st_status check_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target) {
     st_node *o = &net->nodes[net->output];
     char s1[128], s2[128];
+    if (loss != ST_LOSS_CE && loss != ST_LOSS_MSE && loss != ST_LOSS_BCE)
+        return st_fail(ST_ERR_ARG, "unknown loss %d", (int)loss);
     if (loss == ST_LOSS_CE) {
         /* (N, C) logits with N labels, or (N, C, ...) with one label per position */
         if (!labels) return st_fail(ST_ERR_ARG, "cross-entropy needs class labels");
@@ -492,7 +494,7 @@ static st_status check_loss(st_net *net, st_loss loss, const int32_t *labels, co
         }
         net->ce_count = (double)counted;
     } else if (!target || st_tensor_numel(target) != o->numel * (size_t)net->batch) {
-        return st_fail(ST_ERR_SHAPE, "mse target %s does not match the output %s",
+        return st_fail(ST_ERR_SHAPE, "%s target %s does not match the output %s", loss == ST_LOSS_BCE ? "bce" : "mse",
                        target ? st_shape_str(target->ndim, target->shape, s1, sizeof s1) : "(none)",
                        st_shape_str(o->out.ndim, o->out.shape, s2, sizeof s2));
     }
@@ -509,6 +511,9 @@ static double loss_slice(st_net *net, st_loss loss, const int32_t *labels, const
         return st_cross_entropy_nd_sum(o->out.data + at, labels + (size_t)first * S, count, C, S, o->grad.data + at,
                                        1.0 / net->ce_count, net->ignore_index);
     }
+    if (loss == ST_LOSS_BCE)
+        return st_bce_logits_sum(o->out.data + at, target->data + at, (size_t)count * o->numel, o->grad.data + at,
+                                 1.0 / ((double)net->batch * o->numel));
     return st_mse_sum(o->out.data + at, target->data + at, (size_t)count * o->numel, o->grad.data + at,
                       1.0 / ((double)net->batch * o->numel));
 }

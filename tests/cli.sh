@@ -31,6 +31,8 @@ for m in mnist1d-cnn mnist1d-mlp convt1d convt2d lenet5 pool1d deconv2d deconv1d
     expect_ok "$m grad ce matches PyTorch" $CMP $T/g.safetensors $FX/$m.ce.safetensors
     expect_ok "$m grad mse" $S grad $model --weights $W --input $FX/$m.x.npy --target $FX/$m.target.npy --loss mse --output $T/g.safetensors
     expect_ok "$m grad mse matches PyTorch" $CMP $T/g.safetensors $FX/$m.mse.safetensors
+    expect_ok "$m grad bce" $S grad $model --weights $W --input $FX/$m.x.npy --target $FX/$m.probs.npy --loss bce --output $T/g.safetensors
+    expect_ok "$m grad bce matches PyTorch" $CMP $T/g.safetensors $FX/$m.bce.safetensors
     # the same through 1 and 2 threads: identical numbers
     $S run $model --weights $W --input $FX/$m.x.npy --output $T/o1.npy --threads 1 2>"$T/err"
     $S run $model --weights $W --input $FX/$m.x.npy --output $T/o2.npy --threads 2 2>"$T/err"

@@ -518,6 +518,25 @@ static void ce_nd_gradcheck(void) {
     CHECK(worst <= 1e-6, "per-position cross-entropy vs finite differences: relative error %.3g", worst);
 }
 
+/* Binary cross-entropy on logits, including large |x| (the stable form must not overflow). */
+static void bce_gradcheck(void) {
+    double x[12] = {-40, -3, -1, -0.2, 0, 0.1, 0.7, 1.5, 3, 9, 40, -9}, t[12], d[12];
+    for (int i = 0; i < 12; i++) t[i] = (double)(rnd64() % 1000) / 999.0;
+    double L = st_bce_logits_sum_f64(x, t, 12, d, 1.0 / 12) / 12, worst = 0, h = 1e-6;
+    CHECK(isfinite(L), "bce on logits of +-40 stays finite (%g)", L);
+    for (int i = 0; i < 12; i++) {
+        double keep = x[i];
+        x[i] = keep + h;
+        double lp = st_bce_logits_sum_f64(x, t, 12, NULL, 0) / 12;
+        x[i] = keep - h;
+        double lm = st_bce_logits_sum_f64(x, t, 12, NULL, 0) / 12;
+        x[i] = keep;
+        double e = relerr(d[i], (lp - lm) / (2 * h));
+        if (e > worst) worst = e;
+    }
+    CHECK(worst <= 1e-6, "bce on logits vs finite differences: relative error %.3g", worst);
+}
+
 int main(void) {
     conv_gradcheck();
     linear_gradcheck();
@@ -527,5 +546,6 @@ int main(void) {
     gemm_fast_vs_ref();
     softmax_gradcheck();
     ce_nd_gradcheck();
+    bce_gradcheck();
     return test_done("test_gradcheck");
 }

@@ -322,19 +322,20 @@ static int cmd_grad(int argc, char **argv) {
     cli_opt opts[] = {{"--weights", "W.safetensors", "weights by state_dict name (default: seeded He initialisation)", NULL},
                       {"--input", "X.npy", "input batch", NULL},
                       {"--target", "T.npy", "class indices (int32/int64) for ce, or a tensor shaped like the output for mse", NULL},
-                      {"--loss", "ce|mse", "loss (default ce)", NULL},
+                      {"--loss", "ce|mse|bce", "loss (default ce; bce = binary cross-entropy on logits)", NULL},
                       {"--output", "G.safetensors", "writes 'loss', every parameter's gradient by name, and 'input'", NULL},
                       {"--ignore-index", "N", "ce targets equal to N count for nothing (-100, as PyTorch)", NULL},
                       {"--seed", "N", "initialisation seed when no weights are given (1)", NULL},
                       {"--threads", "N", "threads (default: all cores)", NULL},
                       {NULL, NULL, NULL, NULL}};
     const char *pos[1];
-    int npos, rc = parse_options("grad", "MODEL [--weights W] --input X.npy --target T.npy [--loss ce|mse] --output G.safetensors",
+    int npos, rc = parse_options("grad", "MODEL [--weights W] --input X.npy --target T.npy [--loss ce|mse|bce] --output G.safetensors",
                                  opts, argc, argv, 2, pos, 1, &npos);
     if (rc) return rc == 1 ? 0 : rc;
     if (npos != 1) return cli_error("grad needs a MODEL (a built-in name or a model file)");
     const char *loss = opt_get(opts, "--loss") ? opt_get(opts, "--loss") : "ce";
-    if (strcmp(loss, "ce") && strcmp(loss, "mse")) return cli_error("--loss must be 'ce' or 'mse', not '%s'", loss);
+    if (strcmp(loss, "ce") && strcmp(loss, "mse") && strcmp(loss, "bce"))
+        return cli_error("--loss must be 'ce', 'mse' or 'bce', not '%s'", loss);
     if (!opt_get(opts, "--input") || !opt_get(opts, "--target") || !opt_get(opts, "--output"))
         return cli_error("grad needs --input X.npy, --target T.npy and --output G.safetensors");
     if (apply_threads(opts)) return 2;
@@ -368,7 +369,7 @@ static int cmd_grad(int argc, char **argv) {
     }
     float L;
     st_net_zero_grad(net);
-    if (st_net_forward(net, x, 1, NULL) || st_net_loss(net, labels ? ST_LOSS_CE : ST_LOSS_MSE, labels, t, &L) ||
+    if (st_net_forward(net, x, 1, NULL) || st_net_loss(net, labels ? ST_LOSS_CE : !strcmp(loss, "bce") ? ST_LOSS_BCE : ST_LOSS_MSE, labels, t, &L) ||
         st_net_backward(net, 1)) {
         rc = cli_fail();
         goto done;
