@@ -223,6 +223,8 @@ const char *st_net_node_name(const st_net *net, int i);
 const char *st_net_node_op(const st_net *net, int i);
 /* Output shape for batch size 1 (the batch dimension included). */
 void st_net_node_shape(const st_net *net, int i, int *ndim, int *shape);
+/* Node i's output of the last forward (batch dimension first); NULL before any forward. */
+const st_tensor *st_net_node_output(const st_net *net, int i);
 
 /* Per-node summary: shapes, parameters, receptive field, MACs (for batch 1). */
 typedef struct {

@@ -713,6 +713,11 @@ int st_net_num_nodes(const st_net *net) { return net->nnodes; }
 const char *st_net_node_name(const st_net *net, int i) { return i >= 0 && i < net->nnodes ? net->nodes[i].name : NULL; }
 const char *st_net_node_op(const st_net *net, int i) { return i >= 0 && i < net->nnodes ? net->nodes[i].op->name : NULL; }
 
+const st_tensor *st_net_node_output(const st_net *net, int i) {
+    if (i < 0 || i >= net->nnodes || !net->fwd_done) return NULL;
+    return &net->nodes[i].out;
+}
+
 void st_net_node_shape(const st_net *net, int i, int *ndim, int *shape) {
     const st_node *n = &net->nodes[i];
     *ndim = n->ndim + 1;

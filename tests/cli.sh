@@ -69,6 +69,22 @@ if grep -q "total parameters: 762$" $T/s; then ok "edited model file (8 channels
 $S summary $FX/lenet5.net >$T/s 2>$T/err
 if grep -q "total parameters: 61,706$" $T/s && grep -q "^pool2 .*16x16 (jump 4,4)" $T/s; then ok "lenet5.net: 61,706 parameters, pool2 sees 16x16"; else bad "lenet5.net: 61,706 parameters, pool2 sees 16x16"; fi
 
+# ---------------------------------------------------------------- equivariance (UDL 6.1, 10.2)
+printf 'x = input(shape=(1, 64))\nc1 = conv1d(out_channels=4, kernel_size=3, padding=1)\nr1 = relu()\nc2 = conv1d(out_channels=4, kernel_size=5, padding=2)\nr2 = relu()\ns = conv1d(out_channels=4, kernel_size=3, stride=2, padding=1)\ng = adaptive_avg_pool1d(output_size=1)\nf = flatten()\nfc = linear(out_features=3)\n' >$T/eq.net
+$S equivariance $T/eq.net --shift 1 >$T/eq1 2>$T/err
+$S equivariance $T/eq.net --shift 2 >$T/eq2 2>$T/err
+# column 4 is the equivariance error, column 5 the invariance error
+awk '$1 ~ /^(c1|r1|c2|r2)$/ { n++; if ($4 != "0") bad++ } END { exit !(n == 4 && !bad) }' $T/eq1 &&
+    ok "a stride-1 convolution stack is exactly equivariant" || bad "a stride-1 convolution stack is exactly equivariant"
+awk '$1 == "s" && $4 == "0" { f = 1 } END { exit !f }' $T/eq2 && grep -q "^s .*(k % stride)" $T/eq1 &&
+    ok "total stride 2: equivariant for a shift of 2, not defined for 1" || bad "total stride 2: equivariant for a shift of 2, not defined for 1"
+awk '$1 == "fc" && $5 + 0 < 1e-5 { f = 1 } END { exit !f }' $T/eq2 && awk '$1 == "fc" && $5 + 0 > 0.01 { f = 1 } END { exit !f }' $T/eq1 &&
+    ok "global pooling makes the classifier invariant to shifts by multiples of its stride" || bad "global pooling makes the classifier invariant to shifts by multiples of its stride"
+$S equivariance mnist1d-cnn --shift 8 >$T/eq3 2>$T/err
+awk '$1 == "conv2" && $4 == "0" { e = 1 } $1 == "fc" && $5 + 0 > 0.01 { v = 1 } END { exit !(e && v) }' $T/eq3 &&
+    ok "mnist1d-cnn: conv2 (stride 4) equivariant to a shift of 8, the flattening classifier not invariant" ||
+    bad "mnist1d-cnn: conv2 (stride 4) equivariant to a shift of 8, the flattening classifier not invariant"
+
 # ---------------------------------------------------------------- data
 expect_ok "data mnist1d" $S data mnist1d --out $T/d
 for f in train_x train_y test_x test_y t; do
@@ -120,7 +136,7 @@ expect_fail "missing value" "needs a value" $S train mnist1d-cnn --steps
 cp $W $T/keep.safetensors
 expect_fail "save into a missing folder fails" "no-such-dir" $S train mnist1d-cnn --steps 1 --eval-every 0 --quiet --save $T/no-such-dir/w.safetensors
 expect_ok "an existing weights file is untouched by failures" cmp $W $T/keep.safetensors
-for c in summary model train experiment data run grad; do
+for c in summary model train experiment data run grad equivariance; do
     expect_ok "$c --help" $S $c --help
 done
 

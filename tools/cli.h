@@ -58,5 +58,6 @@ void free_curve(train_curve *c);
 
 int cmd_train(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
+int cmd_equivariance(int argc, char **argv);
 
 #endif

@@ -407,6 +407,7 @@ static void usage(FILE *f) {
             "  data mnist1d --out DIR write the MNIST-1D data set as .npy files\n"
             "  run MODEL              eval-mode forward of an .npy batch\n"
             "  grad MODEL             loss and gradients of an .npy batch as safetensors\n"
+            "  equivariance MODEL     how far each layer is from shift equivariance and invariance\n"
             "  version                print the version\n\n"
             "MODEL is a built-in name (stride model lists them) or a model file.\n",
             ST_VERSION);
@@ -424,6 +425,7 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "data")) return cmd_data(argc, argv);
     if (!strcmp(c, "run")) return cmd_run(argc, argv);
     if (!strcmp(c, "grad")) return cmd_grad(argc, argv);
+    if (!strcmp(c, "equivariance")) return cmd_equivariance(argc, argv);
     fprintf(stderr, "stride: unknown command '%s'\n\n", c);
     usage(stderr);
     return 2;
