@@ -38,7 +38,7 @@ static const zoo_entry zoo[] = {
 
 static const char *const names[] = {"mnist1d-cnn", "mnist1d-mlp", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19",
                                     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "resnet18", "resnet34",
-                                    "resnet50", "resnet101", "resnet152", "unet", "unet-same", NULL};
+                                    "resnet50", "resnet101", "resnet152", "unet", "unet-same", "deconvnet", NULL};
 
 const char *const *st_zoo_names(void) { return names; }
 

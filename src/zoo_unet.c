@@ -1,4 +1,5 @@
-/* zoo_unet.c - U-Net as model-file text (models.md A9).
+/* zoo_unet.c - the segmentation networks as model-file text: U-Net (models.md A9) and the
+ * deconvolution network of Noh, Hong and Han (A10).
  *
  *   unet       the original: valid 3x3 convolutions with bias and ReLU, 2x2 max pooling,
  *              2x2 up-convolutions, encoder maps centre-cropped and concatenated
@@ -7,6 +8,10 @@
  *              with its state_dict names: 3x3 convolutions with padding 1 and no bias, batch
  *              norm, ReLU; concat [skip, upsampled]; 3 -> 2 channels, 31,037,698 parameters.
  *              Output size = input size; the input side must be a multiple of 16.
+ *   deconvnet  VGG-16's convolutions with batch norm, pooling switches, fc6/fc7 as 7x7 and
+ *              1x1 convolutions, fc6-deconv, then unpooling with the switches and 3x3
+ *              transposed convolutions back to full size; 3 x 224 x 224 -> 21 x 224 x 224,
+ *              251,805,653 parameters (Caffe layer names, batch norm as NAME_bn).
  * Options after a colon: channels=C, classes=K, size=S (e.g. "unet-same:channels=1,size=128").
  */
 #include "zoo_unet.h"
@@ -104,9 +109,55 @@ static void unet_same(FILE *f, const char *name, int channels, int classes, int 
     fprintf(f, "outc.conv = conv2d(out_channels=%d, kernel_size=1)\n", classes);
 }
 
+/* conv or deconv NAME (3x3, padding 1, or kernel k), then NAME_bn and NAME_relu */
+static void conv_bn_relu(FILE *f, const char *op, const char *name, const char *input, int out, int k, int pad) {
+    fprintf(f, "%s = %s(%s, out_channels=%d, kernel_size=%d%s)\n", name, op, input, out, k, pad ? ", padding=1" : "");
+    fprintf(f, "%s_bn = batch_norm2d()\n%s_relu = relu()\n", name, name);
+}
+
+static void deconvnet(FILE *f, const char *name, int channels, int classes, int size) {
+    static const int blocks[5] = {2, 2, 3, 3, 3}, width[5] = {64, 128, 256, 512, 512};
+    fprintf(f, "# %s: DeconvNet (Noh, Hong, Han 2015), batch norm after every conv and deconv\n", name);
+    fprintf(f, "x = input(shape=(%d, %d, %d))\n", channels, size, size);
+    char prev[80] = "x", cur[64];
+    for (int b = 0; b < 5; b++) {
+        for (int l = 0; l < blocks[b]; l++) {
+            snprintf(cur, sizeof cur, "conv%d_%d", b + 1, l + 1);
+            conv_bn_relu(f, "conv2d", cur, prev, width[b], 3, 1);
+            snprintf(prev, sizeof prev, "%s_relu", cur);
+        }
+        fprintf(f, "pool%d = max_pool2d(%s, kernel_size=2)\n", b + 1, prev);
+        snprintf(prev, sizeof prev, "pool%d", b + 1);
+    }
+    conv_bn_relu(f, "conv2d", "fc6", prev, 4096, 7, 0);
+    conv_bn_relu(f, "conv2d", "fc7", "fc6_relu", 4096, 1, 0);
+    conv_bn_relu(f, "conv_transpose2d", "fc6_deconv", "fc7_relu", 512, 7, 0);
+    snprintf(prev, sizeof prev, "fc6_deconv_relu");
+    /* the decoder mirrors the encoder; the last deconv of blocks 4..2 halves the channels */
+    for (int b = 4; b >= 0; b--) {
+        fprintf(f, "unpool%d = max_unpool2d(%s, pool%d)\n", b + 1, prev, b + 1);
+        snprintf(prev, sizeof prev, "unpool%d", b + 1);
+        for (int l = 0; l < blocks[b]; l++) {
+            int out = (l == blocks[b] - 1 && b > 0 && b < 4) ? width[b - 1] : width[b];
+            if (b == 1 && l == blocks[b] - 1) out = width[0];
+            snprintf(cur, sizeof cur, "deconv%d_%d", b + 1, l + 1);
+            conv_bn_relu(f, "conv_transpose2d", cur, prev, out, 3, 1);
+            snprintf(prev, sizeof prev, "%s_relu", cur);
+        }
+    }
+    fprintf(f, "seg_score = conv2d(%s, out_channels=%d, kernel_size=1)\n", prev, classes);
+}
+
 char *st_zoo_unet_text(const char *name) {
     int channels = 1, classes = 2, size = 572, same = 0;
-    if (parse_opts(name, "unet-same", &channels, &classes, &size)) {
+    if (parse_opts(name, "deconvnet", &channels, &classes, &size)) {
+        channels = 3;
+        classes = 21;
+        size = 224;
+        parse_opts(name, "deconvnet", &channels, &classes, &size);
+        if (size % 32 || size < 224) return NULL; /* fc6 (7x7, valid) needs pool5 >= 7 */
+        same = 2;
+    } else if (parse_opts(name, "unet-same", &channels, &classes, &size)) {
         same = 1;
         channels = 3;
         size = 256;
@@ -121,7 +172,8 @@ char *st_zoo_unet_text(const char *name) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return NULL;
-    if (same) unet_same(f, name, channels, classes, size);
+    if (same == 2) deconvnet(f, name, channels, classes, size);
+    else if (same) unet_same(f, name, channels, classes, size);
     else unet_valid(f, name, channels, classes, size);
     if (fclose(f) != 0) { free(buf); return NULL; }
     return buf;

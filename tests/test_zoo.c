@@ -185,6 +185,7 @@ int main(void) {
         {"unet:channels=3", 31031810, 2, 388},
         {"unet-same", 31037698, 2, 256},
         {"unet-same:channels=1", 31036546, 2, 256},
+        {"deconvnet", 251805653, 21, 224},
     };
     for (size_t i = 0; i < sizeof unets / sizeof unets[0]; i++) {
         st_net *u = NULL;
