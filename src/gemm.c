@@ -332,6 +332,16 @@ static void small_slice(int t, int nt, int transA, int transB, int M, int N, int
     else gemm_plain(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add);
 }
 
+/* The rectangle [i0, i1) x [j0, j1) of C, packed when the buffers exist (plain loops
+ * otherwise: the right answer even without memory for packing). */
+static void gemm_rect(int transA, int transB, int i0, int i1, int j0, int j1, int K, const float *A, int lda,
+                      const float *B, int ldb, float *C, int ldc) {
+    if (i0 >= i1 || j0 >= j1) return;
+    const float *Asub = transA ? A + i0 : A + (size_t)i0 * lda;
+    if (ensure_buffers()) gemm_serial(transA, transB, i1 - i0, j0, j1, K, Asub, lda, B, ldb, C + (size_t)i0 * ldc, ldc);
+    else gemm_plain(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, 1);
+}
+
 void st_sgemm(int transA, int transB, int M, int N, int K,
               const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {
@@ -364,44 +374,22 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
 #endif
     /* Threads split the columns (or the rows when N is small) into disjoint slices:
      * each thread owns its C elements outright, so no reduction order changes. */
-    if (threads > 1 && N >= NR * threads) {
-        int panels = (N + NR - 1) / NR;
-#pragma omp parallel num_threads(threads)
-        {
-#ifdef _OPENMP
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-            int t = 0, nt = 1;
-#endif
-            int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
-            int j0 = p0 * NR, j1 = p1 * NR < N ? p1 * NR : N;
-            if (j0 < j1) {
-                if (ensure_buffers()) gemm_serial(transA, transB, M, j0, j1, K, A, lda, B, ldb, C, ldc);
-                else gemm_plain(transA, transB, 0, M, j0, j1, K, A, lda, B, ldb, C, ldc, 1);
-            }
-        }
+    int by_cols = threads > 1 && N >= NR * threads, by_rows = !by_cols && threads > 1 && M >= MR * threads;
+    if (!by_cols && !by_rows) {
+        gemm_rect(transA, transB, 0, M, 0, N, K, A, lda, B, ldb, C, ldc);
         return;
     }
-    if (threads > 1 && M >= MR * threads) {
-        int panels = (M + MR - 1) / MR;
+    int unit = by_cols ? NR : MR, extent = by_cols ? N : M, panels = (extent + unit - 1) / unit;
 #pragma omp parallel num_threads(threads)
-        {
+    {
 #ifdef _OPENMP
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
 #else
-            int t = 0, nt = 1;
+        int t = 0, nt = 1;
 #endif
-            int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
-            int i0 = p0 * MR, i1 = p1 * MR < M ? p1 * MR : M;
-            if (i0 < i1) {
-                const float *Asub = transA ? A + i0 : A + (size_t)i0 * lda;
-                if (ensure_buffers())
-                    gemm_serial(transA, transB, i1 - i0, 0, N, K, Asub, lda, B, ldb, C + (size_t)i0 * ldc, ldc);
-                else gemm_plain(transA, transB, i0, i1, 0, N, K, A, lda, B, ldb, C, ldc, 1);
-            }
-        }
-        return;
+        int lo = (int)((long)panels * t / nt) * unit, hi = (int)((long)panels * (t + 1) / nt) * unit;
+        if (hi > extent) hi = extent;
+        if (by_cols) gemm_rect(transA, transB, 0, M, lo, hi, K, A, lda, B, ldb, C, ldc);
+        else gemm_rect(transA, transB, lo, hi, 0, N, K, A, lda, B, ldb, C, ldc);
     }
-    if (ensure_buffers()) gemm_serial(transA, transB, M, 0, N, K, A, lda, B, ldb, C, ldc);
-    else gemm_plain(transA, transB, 0, M, 0, N, K, A, lda, B, ldb, C, ldc, 1);
 }
