@@ -173,8 +173,10 @@ st_status st_net_load_file(const char *path, st_net **out);
 st_status st_net_from_zoo(const char *name, st_net **out);
 /* A built-in name or a model file path. */
 st_status st_net_open(const char *name_or_path, st_net **out);
-const char *st_zoo_text(const char *name); /* the zoo model's model-file text, NULL if none */
-const char *const *st_zoo_names(void);     /* NULL-terminated */
+/* A zoo model's model-file text, options included ("resnet18:classes=10"), malloc'ed in
+ * *text (free it). ST_ERR_NOTFOUND for an unknown name; ST_ERR_ARG names a bad option. */
+st_status st_zoo_model_text(const char *name, char **text);
+const char *const *st_zoo_names(void);     /* the base names, NULL-terminated */
 /* Writes the network as model-file text (malloc'ed; free it). */
 char *st_net_to_text(const st_net *net);
 

@@ -14,31 +14,11 @@
  *              251,805,653 parameters (Caffe layer names, batch norm as NAME_bn).
  * Options after a colon: channels=C, classes=K, size=S (e.g. "unet-same:channels=1,size=128").
  */
-#include "zoo_unet.h"
+#include "zoo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Parses "name[:k=v,...]" into the option values; returns 0 if the name or an option is unknown. */
-static int parse_opts(const char *name, const char *base, int *channels, int *classes, int *size) {
-    size_t n = strlen(base);
-    if (strncmp(name, base, n) || (name[n] && name[n] != ':')) return 0;
-    const char *p = name[n] ? name + n + 1 : name + n;
-    while (*p) {
-        char key[16];
-        int v, used;
-        if (sscanf(p, "%15[a-z]=%d%n", key, &v, &used) != 2 || v <= 0) return 0;
-        if (!strcmp(key, "channels")) *channels = v;
-        else if (!strcmp(key, "classes")) *classes = v;
-        else if (!strcmp(key, "size")) *size = v;
-        else return 0;
-        p += used;
-        if (*p == ',') p++;
-        else if (*p) return 0;
-    }
-    return 1;
-}
 
 static void unet_valid(FILE *f, const char *name, int channels, int classes, int size) {
     static const int width[5] = {64, 128, 256, 512, 1024};
@@ -148,33 +128,32 @@ static void deconvnet(FILE *f, const char *name, int channels, int classes, int 
     fprintf(f, "seg_score = conv2d(%s, out_channels=%d, kernel_size=1)\n", prev, classes);
 }
 
-char *st_zoo_unet_text(const char *name) {
-    int channels = 1, classes = 2, size = 572, same = 0;
-    if (parse_opts(name, "deconvnet", &channels, &classes, &size)) {
-        channels = 3;
-        classes = 21;
-        size = 224;
-        parse_opts(name, "deconvnet", &channels, &classes, &size);
-        if (size % 32 || size < 224) return NULL; /* fc6 (7x7, valid) needs pool5 >= 7 */
-        same = 2;
-    } else if (parse_opts(name, "unet-same", &channels, &classes, &size)) {
-        same = 1;
-        channels = 3;
-        size = 256;
-        parse_opts(name, "unet-same", &channels, &classes, &size);
-        if (size % 16) return NULL; /* the pooled sizes must halve exactly */
-    } else if (!parse_opts(name, "unet", &channels, &classes, &size)) {
-        return NULL;
-    } else if ((size - 60) % 16 || size < 188) {
-        return NULL; /* valid inputs are 16 m + 60, m >= 8 (572 = 16*32 + 60) */
-    }
-    char *buf = NULL;
+st_status st_zoo_unet(const char *base, const char *opts, char **text) {
+    int kind = !strcmp(base, "unet") ? 0 : !strcmp(base, "unet-same") ? 1 : !strcmp(base, "deconvnet") ? 2 : -1;
+    if (kind < 0) return ST_ERR_NOTFOUND;
+    static const int def_channels[3] = {1, 3, 3}, def_classes[3] = {2, 2, 21}, def_size[3] = {572, 256, 224};
+    int channels = def_channels[kind], classes = def_classes[kind], size = def_size[kind];
+    st_zoo_opt keys[] = {{"channels", &channels, 1, 100000}, {"classes", &classes, 1, 100000}, {"size", &size, 1, 100000}};
+    st_status rc = st_zoo_options(base, opts, keys, 3);
+    if (rc) return rc;
+    if (kind == 0 && ((size - 60) % 16 || size < 188)) /* 572 = 16*32 + 60 */
+        return st_fail(ST_ERR_ARG, "model 'unet': size=%d does not fit its valid convolutions: the input must be "
+                       "16 m + 60 with m >= 8 (188, 204, ..., 572)", size);
+    if (kind == 1 && size % 16)
+        return st_fail(ST_ERR_ARG, "model 'unet-same': size=%d is not a multiple of 16 (four 2x2 poolings must halve "
+                       "it exactly)", size);
+    if (kind == 2 && (size % 32 || size < 224))
+        return st_fail(ST_ERR_ARG, "model 'deconvnet': size=%d must be a multiple of 32 and at least 224 (fc6, a 7x7 "
+                       "valid convolution, needs pool5 >= 7)", size);
+    char *buf = NULL, name[160];
     size_t len = 0;
+    snprintf(name, sizeof name, "%s%s%s", base, *opts ? ":" : "", opts);
     FILE *f = open_memstream(&buf, &len);
-    if (!f) return NULL;
-    if (same == 2) deconvnet(f, name, channels, classes, size);
-    else if (same) unet_same(f, name, channels, classes, size);
+    if (!f) return st_fail(ST_ERR_NOMEM, "out of memory writing a model's text");
+    if (kind == 2) deconvnet(f, name, channels, classes, size);
+    else if (kind == 1) unet_same(f, name, channels, classes, size);
     else unet_valid(f, name, channels, classes, size);
-    if (fclose(f) != 0) { free(buf); return NULL; }
-    return buf;
+    if (fclose(f) != 0) { free(buf); return st_fail(ST_ERR_NOMEM, "out of memory writing a model's text"); }
+    *text = buf;
+    return ST_OK;
 }

@@ -2,8 +2,10 @@
  * names are torchvision's module paths (features.0, layer1.0.conv1, classifier.6, fc), so
  * the parameter names equal its state_dict keys; nodes without parameters that torchvision
  * has no module for (residual additions, the second ReLU of a block) get names that no
- * parameter uses (layer1.0.add, layer1.0.relu2). */
-#include "zoo_vision.h"
+ * parameter uses (layer1.0.add, layer1.0.relu2).
+ * Options: classes (1000), size = input height and width (224), channels (3), and for the
+ * ResNets cifar=1 (a 3x3 stride-1 stem without max-pool, for small images). */
+#include "zoo.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -11,100 +13,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- a growable string */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->failed) return;
-    for (;;) {
-        size_t room = b->cap - b->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) { b->failed = 1; return; }
-        if (b->s && (size_t)n < room) { b->len += (size_t)n; return; }
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len <= (size_t)n) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) { b->failed = 1; return; }
-        b->s = p;
-        b->cap = cap;
-    }
-}
-
 /* ---------------------------------------------------------------- options */
 typedef struct {
     int classes, size, channels, cifar;
 } vopts;
 
-/* Parses "key=value,..." after the ':'; 0 on success. */
-static int parse_opts(const char *s, vopts *o) {
-    while (*s) {
-        const char *eq = strchr(s, '=');
-        if (!eq) return -1;
-        size_t klen = (size_t)(eq - s);
-        char *end;
-        long v = strtol(eq + 1, &end, 10);
-        if (end == eq + 1 || (*end && *end != ',') || v < 0 || v > 1000000) return -1;
-        if (klen == 7 && !strncmp(s, "classes", 7) && v > 0) o->classes = (int)v;
-        else if (klen == 4 && !strncmp(s, "size", 4) && v > 0) o->size = (int)v;
-        else if (klen == 8 && !strncmp(s, "channels", 8) && v > 0) o->channels = (int)v;
-        else if (klen == 5 && !strncmp(s, "cifar", 5) && v <= 1) o->cifar = (int)v;
-        else return -1;
-        s = *end ? end + 1 : end;
-        if (*end && !*s) return -1; /* trailing comma */
-    }
-    return 0;
-}
-
-/* "61,100,840" */
-static const char *commas(int64_t v, char *buf, size_t len) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v), o = 0;
-    for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
-        if (i && (n - i) % 3 == 0) buf[o++] = ',';
-        buf[o++] = tmp[i];
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 /* ---------------------------------------------------------------- layer writers */
 typedef struct {
-    sbuf b;
+    st_sbuf b;
     int64_t params;
     int c; /* channels of the current node */
 } gen;
 
 static void conv(gen *g, const char *name, const char *in, int out, int k, int s, int p, int bias) {
-    sb_printf(&g->b, "%s = conv2d(%s%sout_channels=%d, kernel_size=%d", name, in ? in : "", in ? ", " : "", out, k);
-    if (s != 1) sb_printf(&g->b, ", stride=%d", s);
-    if (p) sb_printf(&g->b, ", padding=%d", p);
-    sb_printf(&g->b, "%s)\n", bias ? "" : ", bias=False");
+    st_sb_printf(&g->b, "%s = conv2d(%s%sout_channels=%d, kernel_size=%d", name, in ? in : "", in ? ", " : "", out, k);
+    if (s != 1) st_sb_printf(&g->b, ", stride=%d", s);
+    if (p) st_sb_printf(&g->b, ", padding=%d", p);
+    st_sb_printf(&g->b, "%s)\n", bias ? "" : ", bias=False");
     g->params += (int64_t)g->c * out * k * k + (bias ? out : 0);
     g->c = out;
 }
 
 static void bn(gen *g, const char *name) {
-    sb_printf(&g->b, "%s = batch_norm2d()\n", name);
+    st_sb_printf(&g->b, "%s = batch_norm2d()\n", name);
     g->params += 2 * (int64_t)g->c;
 }
 
 static void linear(gen *g, const char *name, int in, int out) {
-    sb_printf(&g->b, "%s = linear(out_features=%d)\n", name, out);
+    st_sb_printf(&g->b, "%s = linear(out_features=%d)\n", name, out);
     g->params += (int64_t)in * out + out;
     g->c = out;
 }
 
-static void simple(gen *g, const char *name, const char *op) { sb_printf(&g->b, "%s = %s()\n", name, op); }
+static void simple(gen *g, const char *name, const char *op) { st_sb_printf(&g->b, "%s = %s()\n", name, op); }
 
 static void input(gen *g, const vopts *o) {
-    sb_printf(&g->b, "x = input(shape=(%d, %d, %d))\n", o->channels, o->size, o->size);
+    st_sb_printf(&g->b, "x = input(shape=(%d, %d, %d))\n", o->channels, o->size, o->size);
     g->c = o->channels;
 }
 
@@ -113,23 +57,23 @@ static void alexnet(gen *g, const vopts *o) {
     input(g, o);
     conv(g, "features.0", "x", 64, 11, 4, 2, 1);
     simple(g, "features.1", "relu");
-    sb_printf(&g->b, "features.2 = max_pool2d(kernel_size=3, stride=2)\n");
+    st_sb_printf(&g->b, "features.2 = max_pool2d(kernel_size=3, stride=2)\n");
     conv(g, "features.3", NULL, 192, 5, 1, 2, 1);
     simple(g, "features.4", "relu");
-    sb_printf(&g->b, "features.5 = max_pool2d(kernel_size=3, stride=2)\n");
+    st_sb_printf(&g->b, "features.5 = max_pool2d(kernel_size=3, stride=2)\n");
     conv(g, "features.6", NULL, 384, 3, 1, 1, 1);
     simple(g, "features.7", "relu");
     conv(g, "features.8", NULL, 256, 3, 1, 1, 1);
     simple(g, "features.9", "relu");
     conv(g, "features.10", NULL, 256, 3, 1, 1, 1);
     simple(g, "features.11", "relu");
-    sb_printf(&g->b, "features.12 = max_pool2d(kernel_size=3, stride=2)\n");
-    sb_printf(&g->b, "avgpool = adaptive_avg_pool2d(output_size=6)\n");
+    st_sb_printf(&g->b, "features.12 = max_pool2d(kernel_size=3, stride=2)\n");
+    st_sb_printf(&g->b, "avgpool = adaptive_avg_pool2d(output_size=6)\n");
     simple(g, "flatten", "flatten");
-    sb_printf(&g->b, "classifier.0 = dropout(p=0.5)\n");
+    st_sb_printf(&g->b, "classifier.0 = dropout(p=0.5)\n");
     linear(g, "classifier.1", 256 * 6 * 6, 4096);
     simple(g, "classifier.2", "relu");
-    sb_printf(&g->b, "classifier.3 = dropout(p=0.5)\n");
+    st_sb_printf(&g->b, "classifier.3 = dropout(p=0.5)\n");
     linear(g, "classifier.4", 4096, 4096);
     simple(g, "classifier.5", "relu");
     linear(g, "classifier.6", 4096, o->classes);
@@ -150,7 +94,7 @@ static void vgg(gen *g, const vopts *o, int cfg, int with_bn) {
     input(g, o);
     for (const int *v = vgg_cfg[cfg]; *v >= 0; v++) {
         if (*v == 0) {
-            sb_printf(&g->b, "features.%d = max_pool2d(kernel_size=2, stride=2)\n", idx++);
+            st_sb_printf(&g->b, "features.%d = max_pool2d(kernel_size=2, stride=2)\n", idx++);
             continue;
         }
         snprintf(name, sizeof name, "features.%d", idx++);
@@ -162,14 +106,14 @@ static void vgg(gen *g, const vopts *o, int cfg, int with_bn) {
         snprintf(name, sizeof name, "features.%d", idx++);
         simple(g, name, "relu");
     }
-    sb_printf(&g->b, "avgpool = adaptive_avg_pool2d(output_size=7)\n");
+    st_sb_printf(&g->b, "avgpool = adaptive_avg_pool2d(output_size=7)\n");
     simple(g, "flatten", "flatten");
     linear(g, "classifier.0", 512 * 7 * 7, 4096);
     simple(g, "classifier.1", "relu");
-    sb_printf(&g->b, "classifier.2 = dropout(p=0.5)\n");
+    st_sb_printf(&g->b, "classifier.2 = dropout(p=0.5)\n");
     linear(g, "classifier.3", 4096, 4096);
     simple(g, "classifier.4", "relu");
-    sb_printf(&g->b, "classifier.5 = dropout(p=0.5)\n");
+    st_sb_printf(&g->b, "classifier.5 = dropout(p=0.5)\n");
     linear(g, "classifier.6", 4096, o->classes);
 }
 
@@ -182,7 +126,7 @@ static void resnet(gen *g, const vopts *o, int bottleneck, const int blocks[4]) 
     else conv(g, "conv1", "x", 64, 7, 2, 3, 0);
     bn(g, "bn1");
     simple(g, "relu", "relu");
-    if (!o->cifar) sb_printf(&g->b, "maxpool = max_pool2d(kernel_size=3, stride=2, padding=1)\n");
+    if (!o->cifar) st_sb_printf(&g->b, "maxpool = max_pool2d(kernel_size=3, stride=2, padding=1)\n");
     snprintf(last, sizeof last, "%s", o->cifar ? "relu" : "maxpool");
     for (int stage = 0; stage < 4; stage++) {
         int width = 64 << stage;
@@ -214,12 +158,12 @@ static void resnet(gen *g, const vopts *o, int bottleneck, const int blocks[4]) 
             } else {
                 snprintf(shortcut, sizeof shortcut, "%s", last);
             }
-            sb_printf(&g->b, "%s.add = add(%s.bn%d, %s)\n", p, p, bottleneck ? 3 : 2, shortcut);
+            st_sb_printf(&g->b, "%s.add = add(%s.bn%d, %s)\n", p, p, bottleneck ? 3 : 2, shortcut);
             snprintf(last, sizeof last, "%s.relu%d", p, bottleneck ? 3 : 2);
             simple(g, last, "relu");
         }
     }
-    sb_printf(&g->b, "avgpool = adaptive_avg_pool2d(output_size=1)\n");
+    st_sb_printf(&g->b, "avgpool = adaptive_avg_pool2d(output_size=1)\n");
     simple(g, "flatten", "flatten");
     linear(g, "fc", g->c, o->classes);
 }
@@ -253,17 +197,19 @@ static const char *const names[] = {
 
 const char *const *st_zoo_vision_names(void) { return names; }
 
-char *st_zoo_vision_text(const char *name) {
-    if (!name) return NULL;
-    const char *colon = strchr(name, ':');
-    size_t nlen = colon ? (size_t)(colon - name) : strlen(name);
+st_status st_zoo_vision(const char *base, const char *opts, char **text) {
     const vmodel *m = NULL;
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
-        if (strlen(models[i].name) == nlen && !strncmp(models[i].name, name, nlen)) m = &models[i];
-    if (!m) return NULL;
+        if (!strcmp(models[i].name, base)) m = &models[i];
+    if (!m) return ST_ERR_NOTFOUND;
     vopts o = {1000, 224, 3, 0};
-    if (colon && parse_opts(colon + 1, &o)) return NULL;
-    if (o.cifar && m->fam != RESNET) return NULL;
+    st_zoo_opt keys[] = {{"classes", &o.classes, 1, 1000000}, {"size", &o.size, 1, 100000},
+                         {"channels", &o.channels, 1, 100000}, {"cifar", &o.cifar, 0, 1}};
+    st_status rc = st_zoo_options(base, opts, keys, m->fam == RESNET ? 4 : 3);
+    if (rc) return rc;
+    /* the smallest input whose feature maps do not vanish before the classifier */
+    int min = m->fam == ALEXNET ? 63 : m->fam == VGG ? 32 : 1;
+    if (o.size < min) return st_fail(ST_ERR_ARG, "model '%s': size=%d is too small (at least %d)", base, o.size, min);
 
     gen g = {{NULL, 0, 0, 0}, 0, 0};
     switch (m->fam) {
@@ -271,14 +217,13 @@ char *st_zoo_vision_text(const char *name) {
     case VGG: vgg(&g, &o, m->arg, m->bn); break;
     case RESNET: resnet(&g, &o, m->arg, m->blocks); break;
     }
-    if (g.b.failed) { free(g.b.s); return NULL; }
-
     /* the header: the model, its options and its parameter count */
-    sbuf h = {NULL, 0, 0, 0};
+    st_sbuf h = {NULL, 0, 0, 0};
     char cnt[32];
-    sb_printf(&h, "# %s (torchvision form): %s parameters\n", name, commas(g.params, cnt, sizeof cnt));
-    sb_printf(&h, "%s", g.b.s);
+    st_sb_printf(&h, "# %s%s%s (torchvision form): %s parameters\n", base, *opts ? ":" : "", opts,
+                 st_commas(g.params, cnt, sizeof cnt));
+    st_sb_printf(&h, "%s", g.b.s ? g.b.s : "");
+    if (g.b.failed) h.failed = 1;
     free(g.b.s);
-    if (h.failed) { free(h.s); return NULL; }
-    return h.s;
+    return st_sb_take(&h, text);
 }

@@ -3,7 +3,7 @@
  * inputs run forward to finite outputs. */
 #include "stride.h"
 #include "test.h"
-#include "zoo_vision.h"
+#include "zoo.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +18,8 @@ static const struct { const char *name; int64_t params; } counts[] = {
 #define NCOUNTS (int)(sizeof counts / sizeof counts[0])
 
 static st_net *build(const char *name) {
-    char *text = st_zoo_vision_text(name);
-    CHECK(text != NULL, "%s: no text", name);
+    char *text = NULL;
+    CHECK(st_zoo_model_text(name, &text) == ST_OK, "%s: %s", name, st_errmsg());
     if (!text) return NULL;
     st_net *net = NULL;
     st_status rc = st_net_parse(text, name, &net);
@@ -136,7 +136,8 @@ int main(void) {
 
     /* every model: parses, exact parameter count, output (1000,), header comment */
     for (int i = 0; i < NCOUNTS; i++) {
-        char *text = st_zoo_vision_text(counts[i].name);
+        char *text = NULL;
+        st_zoo_model_text(counts[i].name, &text);
         CHECK(text && text[0] == '#' && strstr(text, counts[i].name), "%s: no header comment", counts[i].name);
         free(text);
         st_net *net = build(counts[i].name);
@@ -170,8 +171,9 @@ int main(void) {
     const char *bad[] = {"resnet", "vgg16:cifar=1", "resnet18:classes=0", "resnet18:foo=1",
                          "resnet18:size=", "resnet18:size=32,", "alexnet:size=x", "resnet18:cifar=2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *t = st_zoo_vision_text(bad[i]);
-        CHECK(t == NULL, "'%s' accepted", bad[i]);
+        char *t = NULL;
+        st_status rc = st_zoo_model_text(bad[i], &t);
+        CHECK(t == NULL && rc != ST_OK, "'%s' accepted", bad[i]);
         free(t);
     }
 
@@ -210,6 +212,23 @@ int main(void) {
         st_tensor_free(x);
         st_net_free(u);
     }
-    CHECK(st_net_from_zoo("unet:size=200", &u) == ST_ERR_NOTFOUND, "unet refuses a size that is not 16 m + 60");
+    /* bad options: one clear error naming the model, the option and what is allowed */
+    static const struct { const char *name, *msg; } bad_opts[] = {
+        {"unet:size=200", "16 m + 60"},
+        {"unet-same:size=100", "not a multiple of 16"},
+        {"deconvnet:size=200", "multiple of 32"},
+        {"vgg16:size=16", "too small (at least 32)"},
+        {"resnet18:depth=3", "unknown option 'depth' (options: classes, size, channels, cifar)"},
+        {"vgg16:cifar=1", "unknown option 'cifar'"},
+        {"resnet18:cifar=2", "cifar=2 is out of range 0..1"},
+        {"alexnet:size=x", "needs an integer, got 'x'"},
+        {"mnist1d-cnn:size=3", "takes no options"},
+        {"resnet17", "no built-in model named 'resnet17'"},
+    };
+    for (size_t i = 0; i < sizeof bad_opts / sizeof bad_opts[0]; i++) {
+        st_status rc = st_net_from_zoo(bad_opts[i].name, &u);
+        CHECK(rc != ST_OK && !u && strstr(st_errmsg(), bad_opts[i].msg), "%s: '%s' lacks '%s'", bad_opts[i].name,
+              st_errmsg(), bad_opts[i].msg);
+    }
     return test_done("test_zoo");
 }

@@ -2,8 +2,6 @@
  * that inspect and run networks (summary, model, data, run, grad). Training and the
  * MNIST-1D experiment are in train.c. */
 #include "cli.h"
-#include "../src/zoo_vision.h"
-#include "../src/zoo_unet.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -171,11 +169,10 @@ static int cmd_model(int argc, char **argv) {
         for (const char *const *z = st_zoo_names(); *z; z++) printf("  %s\n", *z);
         return npos ? 2 : 0;
     }
-    const char *text = st_zoo_text(pos[0]);
-    if (text) { fputs(text, stdout); return 0; }
-    char *generated = st_zoo_vision_text(pos[0]);
-    if (!generated) generated = st_zoo_unet_text(pos[0]);
-    if (generated) { fputs(generated, stdout); free(generated); return 0; }
+    char *text;
+    st_status zrc = st_zoo_model_text(pos[0], &text);
+    if (zrc == ST_OK) { fputs(text, stdout); free(text); return 0; }
+    if (zrc != ST_ERR_NOTFOUND) return cli_fail();
     st_net *net;
     if (st_net_open(pos[0], &net)) return cli_fail();
     char *t = st_net_to_text(net);
