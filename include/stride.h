@@ -234,7 +234,10 @@ typedef struct {
     int ndim, shape[ST_MAX_DIMS]; /* output shape, batch 1 */
     int64_t params;
     int64_t macs;                 /* multiply-accumulates, batch 1 */
-    int rf[2], jump[2];           /* receptive field size and jump per spatial axis (H, W; 1D uses [1]) */
+    /* receptive field size and jump per spatial axis (H, W; 1D uses [1]), in input
+     * positions: after upsampling or a transposed convolution the jump is a fraction
+     * (neighbouring outputs are less than one input apart) */
+    double rf[2], jump[2];
     int rf_valid;                 /* 0 where the node has no spatial layout (after flatten) */
 } st_node_info;
 st_status st_net_node_info(const st_net *net, int i, st_node_info *out);

@@ -222,15 +222,13 @@ static st_status convt_configure(st_net *net, st_node *n, st_args *a, int dims) 
     if (dims == 1) wshape[2] = c->k[1];
     if (st_net_add_param(net, n, "weight", dims + 2, wshape, fan_in, 0) < 0) return ST_ERR_NOMEM;
     if (c->bias && st_net_add_param(net, n, "bias", 1, &c->out_channels, fan_in, 1) < 0) return ST_ERR_NOMEM;
-    /* Receptive field: an output sees ceil(((k-1)d+1)/s) neighbouring inputs, and
-     * neighbouring outputs are jump/s input positions apart. Where jump/s is not a whole
-     * number of input positions, the field is not summarised (shown as "-"). */
+    /* Receptive field: an output sees up to ceil(((k-1)d+1)/s) neighbouring inputs, and
+     * neighbouring outputs are jump/s input positions apart (a fraction when s > jump). */
     rf_copy(net, n);
     for (int ax = 0; ax < 2; ax++) {
         int span = ((c->k[ax] - 1) * c->d[ax] + 1 + c->s[ax] - 1) / c->s[ax];
         n->rf[ax] += (span - 1) * n->jump[ax];
-        if (n->jump[ax] % c->s[ax]) n->rf_valid = 0;
-        else n->jump[ax] /= c->s[ax];
+        n->jump[ax] /= c->s[ax];
     }
     return ST_OK;
 }
@@ -319,15 +317,22 @@ static st_status pool_configure(st_net *net, st_node *n, st_args *a, int dims, s
     n->shape[0] = in->shape[0];
     if (dims == 1) n->shape[1] = c->geom.ow;
     else { n->shape[1] = c->geom.oh; n->shape[2] = c->geom.ow; }
-    /* receptive field as for a convolution; an adaptive pool is one only when the sizes divide */
+    /* receptive field as for a convolution; an adaptive pool's windows
+     * [floor(i in/out), ceil((i+1) in/out)) step by in/out and the widest one counts */
     rf_copy(net, n);
     int in_sz[2] = {ih, iw};
     for (int ax = 0; ax < 2; ax++) {
-        int k = c->k[ax], s = c->s[ax], d = c->d[ax];
+        int k = c->k[ax], d = c->d[ax];
+        double s = c->s[ax];
         if (kind == ST_POOL_ADAPTIVE_AVG) {
             int out = ax == 0 ? c->geom.oh : c->geom.ow;
-            if (in_sz[ax] % out) { n->rf_valid = 0; continue; }
-            k = s = in_sz[ax] / out;
+            k = 0;
+            for (int i = 0; i < out; i++) {
+                int a = (int)((long)i * in_sz[ax] / out), b = (int)(((long)(i + 1) * in_sz[ax] + out - 1) / out);
+                if (b - a > k) k = b - a;
+            }
+            s = (double)in_sz[ax] / out;
+            d = 1;
         }
         n->rf[ax] += (k - 1) * d * n->jump[ax];
         n->jump[ax] *= s;
@@ -428,12 +433,11 @@ static st_status upsample_configure(st_net *net, st_node *n, st_args *a) {
     n->shape[0] = in->shape[0];
     if (c->dims == 1) n->shape[1] = c->out[1];
     else { n->shape[1] = c->out[0]; n->shape[2] = c->out[1]; }
-    /* an integer upsampling factor divides the jump; interpolation reads one more input */
+    /* upsampling divides the jump by the size ratio; interpolation reads one more input */
     rf_copy(net, n);
     for (int ax = o; ax < 2; ax++) {
         if (!c->nearest) n->rf[ax] += n->jump[ax];
-        if (c->out[ax] % insz[ax] || n->jump[ax] % (c->out[ax] / insz[ax])) n->rf_valid = 0;
-        else n->jump[ax] /= c->out[ax] / insz[ax];
+        n->jump[ax] *= (double)insz[ax] / c->out[ax];
     }
     return ST_OK;
 }
@@ -509,11 +513,9 @@ static st_status unpool_configure(st_net *net, st_node *n, st_args *a, int dims)
     n->shape[0] = x->shape[0];
     if (dims == 1) n->shape[1] = c->out[1];
     else { n->shape[1] = c->out[0]; n->shape[2] = c->out[1]; }
+    /* each output comes from one input (or none): the jump divides by the stride */
     rf_copy(net, n);
-    for (int ax = o; ax < 2; ax++) {
-        if (n->jump[ax] % c->s[ax]) n->rf_valid = 0;
-        else n->jump[ax] /= c->s[ax];
-    }
+    for (int ax = o; ax < 2; ax++) n->jump[ax] /= c->s[ax];
     return ST_OK;
 }
 static st_status unpool1d_configure(st_net *net, st_node *n, st_args *a) { return unpool_configure(net, n, a, 1); }

@@ -118,7 +118,8 @@ struct st_node {
     size_t mask_cap;
     float *saved;                       /* batch norm: per-channel batch mean and 1/std */
     size_t cap, grad_cap;               /* floats allocated */
-    int rf[2], jump[2], rf_valid;       /* receptive field in input positions (H, W), set by configure */
+    double rf[2], jump[2];              /* receptive field and jump in input positions (H, W), set by configure */
+    int rf_valid;
     int needs_grad;                     /* the gradient of this node's output is used */
 };
 

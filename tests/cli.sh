@@ -80,6 +80,20 @@ awk '$1 == "s" && $4 == "0" { f = 1 } END { exit !f }' $T/eq2 && grep -q "^s .*(
     ok "total stride 2: equivariant for a shift of 2, not defined for 1" || bad "total stride 2: equivariant for a shift of 2, not defined for 1"
 awk '$1 == "fc" && $5 + 0 < 1e-5 { f = 1 } END { exit !f }' $T/eq2 && awk '$1 == "fc" && $5 + 0 > 0.01 { f = 1 } END { exit !f }' $T/eq1 &&
     ok "global pooling makes the classifier invariant to shifts by multiples of its stride" || bad "global pooling makes the classifier invariant to shifts by multiples of its stride"
+# 2D, shifted along H: a stride-1 stack is equivariant, the stride-2 convolution only for
+# even shifts, global pooling makes the classifier invariant; upsampling by 2 after a
+# stride-2 convolution gives a jump of 1 again
+printf 'x = input(shape=(2, 40, 24))\nc1 = conv2d(out_channels=3, kernel_size=3, padding=1)\nr1 = relu()\ns = conv2d(out_channels=3, kernel_size=3, stride=2, padding=1)\nu = upsample(scale_factor=2)\nc2 = conv2d(out_channels=3, kernel_size=3, padding=1)\ng = adaptive_avg_pool2d(output_size=1)\nf = flatten()\nfc = linear(out_features=3)\n' >$T/eq2d.net
+$S equivariance $T/eq2d.net --shift 2 --axis H >$T/eqh2 2>$T/err
+$S equivariance $T/eq2d.net --shift 1 --axis H >$T/eqh1 2>$T/err
+awk '$1 ~ /^(c1|r1|s|u|c2)$/ { n++; if ($4 != "0") bad++ } $1 == "fc" && $5 + 0 < 1e-5 { inv = 1 } END { exit !(n == 5 && !bad && inv) }' $T/eqh2 &&
+    ok "2D along H: equivariant layers and an invariant classifier for a shift of 2" ||
+    bad "2D along H: equivariant layers and an invariant classifier for a shift of 2"
+awk '$1 == "c1" && $4 == "0" { a = 1 } $1 == "s" && $4 == "(k" { b = 1 } $1 == "u" && $3 == "1" && $4 + 0 > 1e-3 { c = 1 } END { exit !(a && b && c) }' $T/eqh1 &&
+    ok "2D along H, shift 1: c1 equivariant, the stride-2 conv undefined, upsampled maps (jump 1) not equivariant" ||
+    bad "2D along H, shift 1: c1 equivariant, the stride-2 conv undefined, upsampled maps (jump 1) not equivariant"
+expect_fail "equivariance --axis H on a 1D model" "needs a 2D input" $S equivariance mnist1d-cnn --axis H
+expect_fail "equivariance --axis Z" "must be W or H" $S equivariance $T/eq2d.net --axis Z
 $S equivariance mnist1d-cnn --shift 8 >$T/eq3 2>$T/err
 awk '$1 == "conv2" && $4 == "0" { e = 1 } $1 == "fc" && $5 + 0 > 0.01 { v = 1 } END { exit !(e && v) }' $T/eq3 &&
     ok "mnist1d-cnn: conv2 (stride 4) equivariant to a shift of 8, the flattening classifier not invariant" ||

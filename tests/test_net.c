@@ -83,16 +83,71 @@ static void check_receptive_fields(const char *text, int dims) {
         int span = hi[0][1] - lo[0][1] + 1;
         /* an output whose field is clipped by the border sees fewer inputs */
         int clipped = lo[0][1] == 0 || hi[0][1] == W - 1;
-        if (!clipped) CHECK(span == info.rf[1], "%s: receptive field width %d, brute force %d", info.name, info.rf[1], span);
+        if (!clipped) CHECK(span == info.rf[1], "%s: receptive field width %g, brute force %d", info.name, info.rf[1], span);
         if (dims == 2 && lo[0][0] > 0 && hi[0][0] < H - 1)
-            CHECK(hi[0][0] - lo[0][0] + 1 == info.rf[0], "%s: receptive field height %d, brute force %d", info.name,
+            CHECK(hi[0][0] - lo[0][0] + 1 == info.rf[0], "%s: receptive field height %g, brute force %d", info.name,
                   info.rf[0], hi[0][0] - lo[0][0] + 1);
         if (ox + 1 < OW && !clipped && lo[1][1] > 0 && hi[1][1] < W - 1)
-            CHECK(lo[1][1] - lo[0][1] == info.jump[1], "%s: jump %d, brute force %d", info.name, info.jump[1],
+            CHECK(lo[1][1] - lo[0][1] == info.jump[1], "%s: jump %g, brute force %d", info.name, info.jump[1],
                   lo[1][1] - lo[0][1]);
         free(base);
         st_net_free(cut);
     }
+    st_tensor_free(x);
+    st_net_free(net);
+}
+
+/* 1D nets whose jump becomes a fraction (upsampling, transposed convolutions, adaptive
+ * pooling of sizes that do not divide): every output position's field is found by brute
+ * force; the widest unclipped one must equal rf, and the fields' starts must advance by
+ * jump per output on average (to within the rounding of one position). */
+static void check_fractional_fields(const char *text) {
+    st_net *net = parse(text);
+    CHECK(net != NULL, "fractional receptive field net parses");
+    if (!net) return;
+    st_rng r;
+    st_rng_seed(&r, 11);
+    for (int i = 0; i < st_net_num_params(net); i++) fill(st_net_param(net, i), &r, 0.1, 1.0);
+    int ishape[ST_MAX_DIMS], indim;
+    st_net_node_shape(net, 0, &indim, ishape);
+    st_tensor *x = st_tensor_new(indim, ishape);
+    fill(x, &r, 0.5, 1.0);
+    int W = ishape[indim - 1], nn = st_net_num_nodes(net);
+    st_node_info info;
+    st_net_node_info(net, nn - 1, &info);
+    int OW = info.shape[info.ndim - 1];
+    const st_tensor *y;
+    st_net_forward(net, x, 0, &y);
+    float *base = malloc(sizeof(float) * OW);
+    int *lo = malloc(sizeof(int) * OW), *hi = malloc(sizeof(int) * OW);
+    memcpy(base, y->data, sizeof(float) * OW); /* sample 0, channel 0 */
+    for (int q = 0; q < OW; q++) { lo[q] = 1 << 30; hi[q] = -1; }
+    for (int px = 0; px < W; px++) {
+        float saved = x->data[px];
+        x->data[px] += 1.0f;
+        st_net_forward(net, x, 0, &y);
+        x->data[px] = saved;
+        for (int q = 0; q < OW; q++)
+            if (y->data[q] != base[q]) {
+                if (px < lo[q]) lo[q] = px;
+                if (px > hi[q]) hi[q] = px;
+            }
+    }
+    int widest = 0, first = -1, last = -1;
+    for (int q = 0; q < OW; q++) {
+        if (hi[q] < 0 || lo[q] == 0 || hi[q] == W - 1) continue; /* clipped by a border */
+        if (hi[q] - lo[q] + 1 > widest) widest = hi[q] - lo[q] + 1;
+        if (first < 0) first = q;
+        last = q;
+    }
+    CHECK(first >= 0 && last > first, "%s: no unclipped outputs", info.name);
+    if (first >= 0 && last > first) {
+        CHECK(widest == (int)info.rf[1], "%s: receptive field %g, brute force %d", info.name, info.rf[1], widest);
+        double step = (double)(lo[last] - lo[first]) / (last - first);
+        CHECK(fabs(step - info.jump[1]) <= 1.0 / (last - first) + 1e-9, "%s: jump %g, brute force %g", info.name,
+              info.jump[1], step);
+    }
+    free(base); free(lo); free(hi);
     st_tensor_free(x);
     st_net_free(net);
 }
@@ -482,6 +537,22 @@ int main(void) {
                            "p2 = avg_pool2d(kernel_size=3, stride=2, padding=1)\n"
                            "c3 = conv2d(out_channels=1, kernel_size=2)\n",
                            2);
+    /* fields through upsampling, transposed convolutions and adaptive pooling (jumps < 1) */
+    const char *frac[] = {
+        "x = input(shape=(1, 61))\nc1 = conv1d(out_channels=1, kernel_size=3)\nu = upsample(scale_factor=2)\n",
+        "x = input(shape=(1, 61))\nc1 = conv1d(out_channels=1, kernel_size=3)\nu = upsample(scale_factor=2)\n"
+        "c2 = conv1d(out_channels=1, kernel_size=3)\n",
+        "x = input(shape=(1, 61))\nu = upsample(scale_factor=3, mode='linear')\nc2 = conv1d(out_channels=1, kernel_size=5)\n",
+        "x = input(shape=(1, 50))\nc1 = conv1d(out_channels=2, kernel_size=3)\n"
+        "t = conv_transpose1d(out_channels=1, kernel_size=3, stride=2)\n",
+        "x = input(shape=(1, 50))\nt = conv_transpose1d(out_channels=2, kernel_size=2, stride=2)\n"
+        "c = conv1d(out_channels=1, kernel_size=5)\n",
+        "x = input(shape=(1, 60))\np = avg_pool1d(kernel_size=2)\nc = conv1d(out_channels=2, kernel_size=3)\n"
+        "t = conv_transpose1d(out_channels=2, kernel_size=4, stride=2, padding=1)\nc2 = conv1d(out_channels=1, kernel_size=3)\n",
+        "x = input(shape=(1, 64))\na = adaptive_avg_pool1d(output_size=9)\n",
+        "x = input(shape=(1, 64))\nc = conv1d(out_channels=1, kernel_size=3)\na = adaptive_avg_pool1d(output_size=20)\n",
+    };
+    for (size_t i = 0; i < sizeof frac / sizeof frac[0]; i++) check_fractional_fields(frac[i]);
     check_graph_gradients();
     check_sgd("mnist1d-cnn");
     check_sgd("mnist1d-mlp");

@@ -126,21 +126,24 @@ static int cmd_summary(int argc, char **argv) {
     st_net *net;
     if (st_net_open(pos[0], &net)) return cli_fail();
     printf("%s\n", pos[0]);
-    printf("%-12s %-20s %-18s %10s %18s %14s\n", "node", "op", "output", "params", "receptive field", "MACs");
+    int nw = 12; /* the node column fits the longest name */
+    for (int i = 0; i < st_net_num_nodes(net); i++)
+        if ((int)strlen(st_net_node_name(net, i)) > nw) nw = (int)strlen(st_net_node_name(net, i));
+    printf("%-*s %-20s %-18s %10s %22s %14s\n", nw, "node", "op", "output", "params", "receptive field", "MACs");
     int64_t total_p = 0, total_m = 0, total_act = 0;
     for (int i = 0; i < st_net_num_nodes(net); i++) {
         st_node_info in;
         st_net_node_info(net, i, &in);
-        char shape[64], p[32], m[32], rf[32] = "-";
+        char shape[64], p[32], m[32], rf[96] = "-";
         in.shape[0] = (int)batch;
         st_shape_str(in.ndim, in.shape, shape, sizeof shape);
         fmt_thousands(in.params, p, sizeof p);
         fmt_thousands(in.macs * batch, m, sizeof m);
         if (in.rf_valid) {
-            if (in.ndim == 3) snprintf(rf, sizeof rf, "%d (jump %d)", in.rf[1], in.jump[1]);
-            else snprintf(rf, sizeof rf, "%dx%d (jump %d,%d)", in.rf[0], in.rf[1], in.jump[0], in.jump[1]);
+            if (in.ndim == 3) snprintf(rf, sizeof rf, "%.4g (jump %.4g)", in.rf[1], in.jump[1]);
+            else snprintf(rf, sizeof rf, "%.4gx%.4g (jump %.4g,%.4g)", in.rf[0], in.rf[1], in.jump[0], in.jump[1]);
         }
-        printf("%-12s %-20s %-18s %10s %18s %14s\n", in.name, in.op, shape, p, rf, m);
+        printf("%-*s %-20s %-18s %10s %22s %14s\n", nw, in.name, in.op, shape, p, rf, m);
         total_p += in.params;
         total_m += in.macs * batch;
         int64_t act = 1;
