@@ -1002,6 +1002,42 @@ static void concat_copy(const st_exec *e, st_node *n, int backward) {
 static void concat_forward(const st_exec *e, st_node *n) { concat_copy(e, n, 0); }
 static void concat_backward(const st_exec *e, st_node *n) { concat_copy(e, n, 1); }
 
+/* ---------------------------------------------------------------- supervise (intermediate supervision)
+ * out = supervise(heat1, ..., heatS): the output is a copy of the LAST input (the
+ * prediction). When a supervise node is the network's output, the loss is applied to each
+ * input against the same target and summed, and each input's gradient is seeded by the
+ * loss itself (net.c: loss_slice, backward_shard), so this node's backward does nothing.
+ * Anywhere else in a graph it is the identity on its last input, forward and backward. */
+static st_status supervise_configure(st_net *net, st_node *n, st_args *a) {
+    (void)a;
+    st_node *last = st_net_input_node(net, n, n->ninputs - 1);
+    char s1[128], s2[128];
+    for (int i = 0; i < n->ninputs; i++) {
+        st_node *o = st_net_input_node(net, n, i);
+        if (o->ndim != last->ndim || memcmp(o->shape, last->shape, sizeof(int) * last->ndim))
+            return st_fail(ST_ERR_SHAPE, "supervise: '%s' %s and '%s' %s have different shapes (every head is compared with one target)",
+                           o->name, shape_of(o, s1, sizeof s1), last->name, shape_of(last, s2, sizeof s2));
+        for (int j = 0; j < i; j++)
+            if (n->inputs[j] == n->inputs[i])
+                return st_fail(ST_ERR_ARG, "supervise: '%s' is listed twice (each head is supervised once)", o->name);
+    }
+    copy_shape(n, last);
+    memcpy(n->rf, last->rf, sizeof n->rf);
+    memcpy(n->jump, last->jump, sizeof n->jump);
+    n->rf_valid = last->rf_valid;
+    return ST_OK;
+}
+
+static void supervise_forward(const st_exec *e, st_node *n) {
+    memcpy(X(e, n), X(e, IN(e, n, n->ninputs - 1)), sizeof(float) * n->numel * e->batch);
+}
+
+static void supervise_backward(const st_exec *e, st_node *n) {
+    st_node *last = IN(e, n, n->ninputs - 1);
+    if (n == &e->net->nodes[e->net->output] || !last->needs_grad) return; /* the loss seeded the heads */
+    for (size_t j = 0; j < n->numel * e->batch; j++) G(e, last)[j] += G(e, n)[j];
+}
+
 static void empty_print(const st_node *n, char *buf, size_t len) { (void)n; (void)len; buf[0] = 0; }
 
 /* ---------------------------------------------------------------- the table */
@@ -1035,6 +1071,7 @@ static const st_op ops[] = {
     {"crop", 2, 2, "", crop_configure, empty_print, crop_forward, crop_backward, NULL, NULL, 0, 0},
     {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0, 0},
     {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0, 0},
+    {"supervise", 1, ST_MAX_INPUTS, "", supervise_configure, empty_print, supervise_forward, supervise_backward, NULL, NULL, 0, 0},
 };
 
 const st_op *st_find_op(const char *name) {
@@ -1044,5 +1081,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, softmax, crop, add, concat";
+    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, softmax, crop, add, concat, supervise";
 }

@@ -376,14 +376,35 @@ static void forward_shard(st_net *net, int s, int train) {
     for (int i = 1; i < net->nnodes; i++) net->nodes[i].op->forward(&e, &net->nodes[i]);
 }
 
+/* Intermediate supervision. When the output node is a `supervise` node, its inputs are
+ * the heads: the loss is applied to each head against the same target and the losses
+ * are summed (PyTorch: sum(F.mse_loss(h, t) for h in heads)). The loss writes each head's
+ * own loss gradient into that head's gradient buffer (as it writes the output's gradient
+ * for an ordinary network), backward_shard leaves those buffers alone instead of zeroing
+ * them, and the gradients flowing back from later nodes (a head feeds the next stack)
+ * accumulate on top of the seed. The supervise node's own backward does nothing. Each
+ * shard seeds and runs its own batch slice, so data-parallel shards work unchanged. */
+static int supervised(const st_net *net) {
+    return net->output >= 0 && !strcmp(net->nodes[net->output].op->name, "supervise");
+}
+
+static int is_head(const st_net *net, int i) {
+    if (!supervised(net)) return 0;
+    const st_node *o = &net->nodes[net->output];
+    for (int k = 0; k < o->ninputs; k++)
+        if (o->inputs[k] == i) return 1;
+    return 0;
+}
+
 /* Zeroes this shard's activation gradients (and its private parameter-gradient arena),
- * then runs the graph backwards; every backward accumulates. */
+ * except those the loss has seeded, then runs the graph backwards; every backward
+ * accumulates. */
 static void backward_shard(st_net *net, int s) {
     st_exec e = shard_exec(net, s, 1);
     if (s > 0) memset(e.pgrad, 0, sizeof(float) * net->arena_floats);
     for (int i = 0; i < net->output; i++) {
         st_node *n = &net->nodes[i];
-        if (n->needs_grad) memset(G(&e, n), 0, sizeof(float) * n->numel * e.batch);
+        if (n->needs_grad && !is_head(net, i)) memset(G(&e, n), 0, sizeof(float) * n->numel * e.batch);
     }
     for (int i = net->output; i >= 1; i--) {
         st_node *n = &net->nodes[i];
@@ -501,10 +522,10 @@ static st_status check_loss(st_net *net, st_loss loss, const int32_t *labels, co
     return ST_OK;
 }
 
-/* The loss of samples [first, first + count) summed, and their output gradients scaled
- * so that the whole batch gives the mean. */
-static double loss_slice(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, int first, int count) {
-    st_node *o = &net->nodes[net->output];
+/* The loss of node o's samples [first, first + count) summed, and their gradients (written
+ * into o's gradient buffer) scaled so that the whole batch gives the mean. */
+static double loss_node(st_net *net, st_node *o, st_loss loss, const int32_t *labels, const st_tensor *target, int first,
+                        int count) {
     size_t at = (size_t)first * o->numel;
     if (loss == ST_LOSS_CE) {
         int C = o->shape[0], S = (int)(o->numel / (size_t)C);
@@ -516,6 +537,17 @@ static double loss_slice(st_net *net, st_loss loss, const int32_t *labels, const
                                  1.0 / ((double)net->batch * o->numel));
     return st_mse_sum(o->out.data + at, target->data + at, (size_t)count * o->numel, o->grad.data + at,
                       1.0 / ((double)net->batch * o->numel));
+}
+
+/* The loss of the output for samples [first, first + count); with intermediate supervision
+ * the sum over the heads (all of one shape, so one divisor serves them all). */
+static double loss_slice(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, int first, int count) {
+    st_node *o = &net->nodes[net->output];
+    if (!supervised(net)) return loss_node(net, o, loss, labels, target, first, count);
+    double total = 0;
+    for (int k = 0; k < o->ninputs; k++)
+        total += loss_node(net, &net->nodes[o->inputs[k]], loss, labels, target, first, count);
+    return total;
 }
 
 static double loss_divisor(const st_net *net, st_loss loss) {
@@ -563,6 +595,8 @@ st_status st_net_backward(st_net *net, int want_input_grad) {
         for (int s = 0; s < net->nshards; s++) backward_shard(net, s);
     }
     reduce_shards(net);
+    /* the heads' seeds now hold accumulated gradients: a second backward needs a new loss */
+    if (supervised(net)) net->loss_done = 0;
     return ST_OK;
 }
 
@@ -593,7 +627,8 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
     for (int s = 0; s < net->nshards; s++) total += part[s];
     double L = total / loss_divisor(net, loss);
     if (loss_out) *loss_out = (float)L;
-    net->fwd_done = net->loss_done = 1;
+    net->fwd_done = 1;
+    net->loss_done = !supervised(net); /* (see st_net_backward) */
     if (!isfinite(L)) return st_fail(ST_ERR_NUMERIC, "the loss is %g", L);
     return ST_OK;
 }

@@ -154,5 +154,15 @@ for c in summary model train experiment data run grad equivariance; do
     expect_ok "$c --help" $S $c --help
 done
 
+# ---------------------------------------------------------------- stacked hourglass (intermediate supervision)
+# scripts/gen_hourglass_fixtures.py: eval output = the last stack's heatmaps; grad = the sum over
+# the stacks of the MSE against one target (tolerance 1e-4 for a whole network, spec B11)
+HG=hourglass:stacks=2,features=8,joints=3,depth=2,channels=1,size=32
+expect_ok "hourglass run" $S run $HG --weights $FX/hourglass.weights.safetensors --input $FX/hourglass.x.npy --output $T/out.npy
+expect_ok "hourglass run matches PyTorch (last stack)" $CMP $T/out.npy $FX/hourglass.out.npy
+expect_ok "hourglass grad mse" $S grad $HG --weights $FX/hourglass.weights.safetensors --input $FX/hourglass.x.npy \
+    --target $FX/hourglass.target.npy --loss mse --output $T/g.safetensors
+expect_ok "hourglass grad: summed MSE over the stacks matches PyTorch" $CMP $T/g.safetensors $FX/hourglass.mse.safetensors 1e-4
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
