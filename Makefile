@@ -89,6 +89,7 @@ fixtures:
 	$(PYTHON) scripts/gen_resample_fixtures.py tests/fixtures
 	$(PYTHON) scripts/gen_model_fixtures.py tests/fixtures/models
 	$(PYTHON) scripts/gen_hourglass_fixtures.py tests/fixtures/models
+	$(PYTHON) scripts/gen_lenet_fixtures.py tests/fixtures/models
 
 debug:
 	$(MAKE) OPT=-O0 ARCH= CFLAGS="-O0 -g -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined" OPENMP=0 test

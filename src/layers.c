@@ -2,6 +2,7 @@
  * and infers shapes, and calls its forward/backward kernels (conv.c, dense.c).
  * Adding an op = one configure/print/forward/backward group here and one table row. */
 #include "net.h"
+#include "lenet_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -1040,6 +1041,134 @@ static void supervise_backward(const st_exec *e, st_node *n) {
 
 static void empty_print(const st_node *n, char *buf, size_t len) { (void)n; (void)len; buf[0] = 0; }
 
+/* ---------------------------------------------------------------- scaled_tanh
+ * LeCun's activation f(a) = A tanh(S a), A = 1.7159, S = 2/3 (lenet_ops.c). */
+static st_status stanh_configure(st_net *net, st_node *n, st_args *a) {
+    st_scaled_tanh_conf *c = &n->u.stanh;
+    c->A = ST_LECUN_A;
+    c->S = ST_LECUN_S;
+    st_status rc;
+    if ((rc = st_arg_float(a, "A", &c->A)) || (rc = st_arg_float(a, "S", &c->S))) return rc;
+    copy_shape(n, st_net_input_node(net, n, 0));
+    rf_copy(net, n);
+    return ST_OK;
+}
+
+static void stanh_print(const st_node *n, char *buf, size_t len) {
+    const st_scaled_tanh_conf *c = &n->u.stanh;
+    buf[0] = 0;
+    size_t at = 0;
+    if (c->A != ST_LECUN_A) at += (size_t)snprintf(buf + at, len - at, ", A=%.9g", c->A);
+    if (c->S != ST_LECUN_S) at += (size_t)snprintf(buf + at, len - at, ", S=%.9g", c->S);
+    if (buf[0]) memmove(buf, buf + 2, strlen(buf + 2) + 1);
+}
+
+static void stanh_forward(const st_exec *e, st_node *n) {
+    st_scaled_tanh_forward(X(e, n), X(e, IN(e, n, 0)), n->numel * e->batch, n->u.stanh.A, n->u.stanh.S);
+}
+
+static void stanh_backward(const st_exec *e, st_node *n) {
+    st_node *in = IN(e, n, 0);
+    if (in->needs_grad)
+        st_scaled_tanh_backward(G(e, in), G(e, n), X(e, in), n->numel * e->batch, n->u.stanh.A, n->u.stanh.S);
+}
+
+/* ---------------------------------------------------------------- select
+ * `s = select(x, channels=(0, 1, 2))`: the listed channels (dim 1, in that order,
+ * repeats allowed), as torch.index_select(x, 1, channels); LeNet-5's C3 connection table. */
+static st_status select_configure(st_net *net, st_node *n, st_args *a) {
+    st_select_conf *c = &n->u.select;
+    st_node *in = st_net_input_node(net, n, 0);
+    char sb[128];
+    int k = -1;
+    for (int i = 0; i < a->nkw; i++)
+        if (!strcmp(a->key[i], "channels")) k = i;
+    if (k < 0) return st_fail(ST_ERR_PARSE, "select needs channels=(i, j, ...) (up to %d channel indices)", ST_MAX_DIMS);
+    a->used[k] = 1;
+    st_val *v = &a->val[k];
+    if (v->kind == ST_V_INT) { c->n = 1; c->ch[0] = (int)v->num; }
+    else if (v->kind == ST_V_TUPLE && v->n >= 1) { c->n = v->n; memcpy(c->ch, v->tup, sizeof(int) * v->n); }
+    else return st_fail(ST_ERR_PARSE, "select: channels must be an integer or a tuple of up to %d integers", ST_MAX_DIMS);
+    for (int i = 0; i < c->n; i++)
+        if (c->ch[i] < 0 || c->ch[i] >= in->shape[0])
+            return st_fail(ST_ERR_SHAPE, "select: channel %d is out of range for '%s' %s (channels 0..%d)", c->ch[i],
+                           in->name, shape_of(in, sb, sizeof sb), in->shape[0] - 1);
+    copy_shape(n, in);
+    n->shape[0] = c->n;
+    rf_copy(net, n);
+    return ST_OK;
+}
+
+static void select_print(const st_node *n, char *buf, size_t len) {
+    const st_select_conf *c = &n->u.select;
+    size_t at = (size_t)snprintf(buf, len, "channels=(");
+    for (int i = 0; i < c->n && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%d", i ? ", " : "", c->ch[i]);
+    if (at < len) snprintf(buf + at, len - at, c->n == 1 ? ",)" : ")");
+}
+
+static void select_forward(const st_exec *e, st_node *n) {
+    st_node *in = IN(e, n, 0);
+    st_select_forward(X(e, n), X(e, in), n->u.select.ch, n->u.select.n, e->batch, in->shape[0], in->numel / in->shape[0]);
+}
+
+static void select_backward(const st_exec *e, st_node *n) {
+    st_node *in = IN(e, n, 0);
+    if (in->needs_grad)
+        st_select_backward(G(e, in), G(e, n), n->u.select.ch, n->u.select.n, e->batch, in->shape[0],
+                           in->numel / in->shape[0]);
+}
+
+/* ---------------------------------------------------------------- rbf
+ * LeNet-5's output layer: y_i = -sum_j (x_j - w_ij)^2, the NEGATED squared distance from
+ * the input to fixed centres, so the nearest centre gives the largest output and the
+ * outputs are logits for cross-entropy. The centres are a buffer, NODE.centers
+ * (out_features, in_features): saved and loaded with the weights, never trained. With 84
+ * inputs and at most 10 outputs they start as the paper's 7x12 digit bitmaps (+1/-1);
+ * otherwise at 0, to be loaded from a weights file. */
+static st_status rbf_configure(st_net *net, st_node *n, st_args *a) {
+    st_rbf_conf *c = &n->u.rbf;
+    st_node *in = st_net_input_node(net, n, 0);
+    char sb[128];
+    if (in->ndim != 1)
+        return st_fail(ST_ERR_SHAPE, "rbf expects flat features (F,) per sample, but '%s' gives %s", in->name,
+                       shape_of(in, sb, sizeof sb));
+    c->in_features = in->shape[0];
+    c->out_features = -1;
+    st_status rc = st_arg_int(a, "out_features", &c->out_features);
+    if (rc) return rc;
+    if (c->out_features <= 0) return st_fail(ST_ERR_PARSE, "rbf needs out_features > 0");
+    n->ndim = 1;
+    n->shape[0] = c->out_features;
+    n->rf_valid = 0;
+    int shape[2] = {c->out_features, c->in_features};
+    c->centers = st_net_add_buffer(net, n, "centers", 2, shape, 0.0f, 0);
+    if (c->centers < 0) return ST_ERR_NOMEM;
+    st_buffer *b = &net->buffers[c->centers];
+    b->fixed = 1;
+    if (c->in_features == ST_DIGIT_W * ST_DIGIT_H && c->out_features <= 10)
+        st_lenet_digit_centers(b->value.data, c->out_features);
+    return ST_OK;
+}
+
+static void rbf_print(const st_node *n, char *buf, size_t len) { snprintf(buf, len, "out_features=%d", n->u.rbf.out_features); }
+
+static void rbf_forward(const st_exec *e, st_node *n) {
+    const st_rbf_conf *c = &n->u.rbf;
+    st_rbf_forward(X(e, n), X(e, IN(e, n, 0)), e->net->buffers[c->centers].value.data, e->batch, c->in_features,
+                   c->out_features);
+}
+
+static void rbf_backward(const st_exec *e, st_node *n) {
+    const st_rbf_conf *c = &n->u.rbf;
+    st_node *in = IN(e, n, 0);
+    if (in->needs_grad)
+        st_rbf_backward(G(e, in), G(e, n), X(e, in), e->net->buffers[c->centers].value.data, e->batch, c->in_features,
+                        c->out_features);
+}
+
+static int64_t rbf_macs(const st_node *n) { return (int64_t)n->u.rbf.in_features * n->u.rbf.out_features; }
+
 /* ---------------------------------------------------------------- the table */
 static const st_op ops[] = {
     {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL, 0, 0},
@@ -1072,6 +1201,9 @@ static const st_op ops[] = {
     {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0, 0},
     {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0, 0},
     {"supervise", 1, ST_MAX_INPUTS, "", supervise_configure, empty_print, supervise_forward, supervise_backward, NULL, NULL, 0, 0},
+    {"scaled_tanh", 1, 1, "A S", stanh_configure, stanh_print, stanh_forward, stanh_backward, NULL, NULL, 0, 0},
+    {"select", 1, 1, "channels", select_configure, select_print, select_forward, select_backward, NULL, NULL, 0, 0},
+    {"rbf", 1, 1, "out_features", rbf_configure, rbf_print, rbf_forward, rbf_backward, NULL, rbf_macs, 0, 0},
 };
 
 const st_op *st_find_op(const char *name) {
@@ -1081,5 +1213,5 @@ const st_op *st_find_op(const char *name) {
 }
 
 const char *st_op_names(void) {
-    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, softmax, crop, add, concat, supervise";
+    return "input, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, upsample, max_unpool1d, max_unpool2d, local_response_norm, batch_norm1d, batch_norm2d, dropout, dropout2d, linear, flatten, relu, leaky_relu, sigmoid, tanh, softmax, crop, add, concat, supervise, scaled_tanh, select, rbf";
 }

@@ -285,7 +285,7 @@ st_status st_net_init(st_net *net, st_init how, uint64_t seed) {
     for (int i = 0; i < net->nbuffers; i++) {
         st_buffer *b = &net->buffers[i];
         if (b->is_count) net->nodes[b->node].u.bn.num_batches_tracked = 0;
-        else for (size_t j = 0; j < st_tensor_numel(&b->value); j++) b->value.data[j] = b->init_value;
+        else if (!b->fixed) for (size_t j = 0; j < st_tensor_numel(&b->value); j++) b->value.data[j] = b->init_value;
     }
     st_rng_seed(&net->rng, seed ^ 0x5DEECE66DULL); /* dropout masks: their own stream */
     return ST_OK;

@@ -90,6 +90,9 @@ typedef struct { float p; int planes; } st_dropout_conf; /* planes: dropout2d */
 typedef struct { int in_features, out_features, bias; } st_linear_conf;
 typedef struct { st_act act; float slope; } st_act_conf;
 typedef struct { int dim; } st_concat_conf;
+typedef struct { float A, S; } st_scaled_tanh_conf;
+typedef struct { int n, ch[ST_MAX_DIMS]; } st_select_conf;      /* channel indices */
+typedef struct { int in_features, out_features, centers; } st_rbf_conf; /* centers: buffer index */
 
 struct st_node {
     char *name;
@@ -110,6 +113,9 @@ struct st_node {
         st_linear_conf linear;
         st_act_conf act;
         st_concat_conf concat;
+        st_scaled_tanh_conf stanh;
+        st_select_conf select;
+        st_rbf_conf rbf;
     } u;
     st_tensor out, grad;                /* with the batch dimension in front */
     int32_t *idx;                       /* max pooling: argmax per output element */
@@ -139,6 +145,7 @@ typedef struct {
     char *name;
     int node;
     int is_count;
+    int fixed;                          /* set by its op (RBF centres); st_net_init keeps it */
     float init_value;
     st_tensor value;                    /* malloc'ed data (none for the count) */
 } st_buffer;

@@ -16,6 +16,7 @@ st_status st_zoo_vision(const char *base, const char *opts, char **text);    /* 
 const char *const *st_zoo_vision_names(void); /* its models, NULL-terminated */
 st_status st_zoo_unet(const char *base, const char *opts, char **text);      /* zoo_unet.c */
 st_status st_zoo_hourglass(const char *base, const char *opts, char **text); /* zoo_hourglass.c */
+st_status st_zoo_lenet(const char *base, const char *opts, char **text);     /* zoo_lenet.c */
 
 /* One integer option: `key=value` with min <= value <= max; *value keeps its default when
  * the key is absent. */

@@ -163,6 +163,26 @@ expect_ok "hourglass run matches PyTorch (last stack)" $CMP $T/out.npy $FX/hourg
 expect_ok "hourglass grad mse" $S grad $HG --weights $FX/hourglass.weights.safetensors --input $FX/hourglass.x.npy \
     --target $FX/hourglass.target.npy --loss mse --output $T/g.safetensors
 expect_ok "hourglass grad: summed MSE over the stacks matches PyTorch" $CMP $T/g.safetensors $FX/hourglass.mse.safetensors 1e-4
+# ---------------------------------------------------------------- LeNet-5 in the zoo (models.md A2, A3)
+# the zoo's lenet5 is the network of lenet5.net: its PyTorch fixtures hold for it too
+W=$FX/lenet5.weights.safetensors
+expect_ok "zoo lenet5 run" $S run lenet5 --weights $W --input $FX/lenet5.x.npy --output $T/out.npy
+expect_ok "zoo lenet5 run matches PyTorch" $CMP $T/out.npy $FX/lenet5.out.npy
+expect_ok "zoo lenet5 grad ce" $S grad lenet5 --weights $W --input $FX/lenet5.x.npy --target $FX/lenet5.labels.npy --loss ce --output $T/g.safetensors
+expect_ok "zoo lenet5 grad ce matches PyTorch" $CMP $T/g.safetensors $FX/lenet5.ce.safetensors
+# lenet5-classic (scaled tanh, trainable subsampling, C3's connection table, RBF output)
+# against scripts/gen_lenet_fixtures.py
+m=lenet5-classic; W=$FX/$m.weights.safetensors
+expect_ok "$m run" $S run $m --weights $W --input $FX/$m.x.npy --output $T/out.npy
+expect_ok "$m run matches PyTorch" $CMP $T/out.npy $FX/$m.out.npy
+expect_ok "$m grad ce" $S grad $m --weights $W --input $FX/$m.x.npy --target $FX/$m.labels.npy --loss ce --output $T/g.safetensors
+expect_ok "$m grad ce matches PyTorch" $CMP $T/g.safetensors $FX/$m.ce.safetensors
+$S model $m >$T/rt.net 2>"$T/err"
+expect_ok "$m model file round trip gives PyTorch's output" sh -c "$S run $T/rt.net --weights $W --input $FX/$m.x.npy --output $T/o3.npy && $CMP $T/o3.npy $FX/$m.out.npy"
+$S summary $m >$T/s 2>$T/err
+if grep -q "total parameters: 60,000$" $T/s; then ok "summary $m prints 60,000"; else bad "summary $m prints 60,000"; fi
+expect_fail "$m takes no options" "lenet5-classic' takes no options" $S summary $m:size=28
+expect_fail "lenet5 size must be 28 or 32" "size=30 is not 28 or 32" $S summary lenet5:size=30
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
