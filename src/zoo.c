@@ -41,8 +41,10 @@ static const zoo_entry zoo[] = {
 
 static const char *const names[] = {"mnist1d-cnn", "mnist1d-mlp", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19",
                                     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "resnet18", "resnet34",
-                                    "resnet50", "resnet101", "resnet152", "unet", "unet-same", "deconvnet", "hourglass",
-                                    "lenet5", "lenet5-classic", NULL};
+                                    "resnet50", "resnet101", "resnet152", "alexnet2012", "preact-resnet18",
+                                    "preact-resnet34", "preact-resnet50", "preact-resnet101", "preact-resnet152",
+                                    "preact-resnet200", "unet", "unet-same", "deconvnet", "hourglass", "lenet5",
+                                    "lenet5-classic", NULL};
 
 static const st_zoo_generator generators[] = {st_zoo_vision, st_zoo_unet, st_zoo_hourglass, st_zoo_lenet};
 

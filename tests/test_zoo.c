@@ -1,6 +1,8 @@
 /* test_zoo.c - the torchvision models of zoo_vision.c: every one parses, has torchvision's
  * exact parameter count and state_dict names and shapes, the options work, and small
- * inputs run forward to finite outputs. */
+ * inputs run forward to finite outputs. The same for alexnet2012 and the pre-activation
+ * ResNets, whose structure (groups, LRN, receptive field; no ReLU after an addition, no
+ * batch norm on projections) is checked too. */
 #include "stride.h"
 #include "test.h"
 #include "zoo.h"
@@ -14,6 +16,13 @@ static const struct { const char *name; int64_t params; } counts[] = {
     {"vgg11_bn", 132868840}, {"vgg13_bn", 133053736}, {"vgg16_bn", 138365992}, {"vgg19_bn", 143678248},
     {"resnet18", 11689512},  {"resnet34", 21797672},  {"resnet50", 25557032},
     {"resnet101", 44549160}, {"resnet152", 60192808},
+    /* models.md A4 */
+    {"alexnet2012", 60965224},
+    /* fb.resnet.torch's preresnet layout, counted by an independent Python sum and by the
+     * PyTorch re-implementation in scripts/zoo_parity.py (models.md A8 gives 64,666,280 for
+     * depth 200: its inferred layout adds a 64-channel BN on layer1.0's input, 128 more) */
+    {"preact-resnet18", 11687720},  {"preact-resnet34", 21795880},  {"preact-resnet50", 25549352},
+    {"preact-resnet101", 44541480}, {"preact-resnet152", 60185128}, {"preact-resnet200", 64666280 - 2 * 64},
 };
 #define NCOUNTS (int)(sizeof counts / sizeof counts[0])
 
@@ -88,6 +97,94 @@ static void forward_finite(const char *name, int c, int size, int classes) {
     st_net_free(net);
 }
 
+/* The index of the node called `name`, or -1. */
+static int node_index(st_net *net, const char *name) {
+    for (int i = 0; i < st_net_num_nodes(net); i++)
+        if (!strcmp(st_net_node_name(net, i), name)) return i;
+    return -1;
+}
+
+/* How many nodes have op `op` and a name ending in `suffix`. */
+static int count_nodes(st_net *net, const char *op, const char *suffix) {
+    int k = 0;
+    size_t ls = strlen(suffix);
+    for (int i = 0; i < st_net_num_nodes(net); i++) {
+        const char *nm = st_net_node_name(net, i);
+        size_t ln = strlen(nm);
+        k += !strcmp(st_net_node_op(net, i), op) && ln >= ls && !strcmp(nm + ln - ls, suffix);
+    }
+    return k;
+}
+
+/* A residual net is pre-activation iff no ReLU follows an addition (post-activation ResNets
+ * have one after every block). */
+static int relu_after_add(st_net *net) {
+    int k = 0;
+    for (int i = 0; i + 1 < st_net_num_nodes(net); i++)
+        k += !strcmp(st_net_node_op(net, i), "add") && !strcmp(st_net_node_op(net, i + 1), "relu");
+    return k;
+}
+
+/* alexnet2012 (models.md A4) and the pre-activation ResNets (A8) */
+static void named_checks_2016(st_net *net, const char *model) {
+    char buf[64];
+    if (!strcmp(model, "alexnet2012")) {
+        check_param(net, model, "conv1.weight", "(96, 3, 11, 11)");
+        check_param(net, model, "conv2.weight", "(256, 48, 5, 5)"); /* groups=2 */
+        check_param(net, model, "conv3.weight", "(384, 256, 3, 3)");
+        check_param(net, model, "conv4.weight", "(384, 192, 3, 3)");
+        check_param(net, model, "conv5.weight", "(256, 192, 3, 3)");
+        check_param(net, model, "conv5.bias", "(256)");
+        check_param(net, model, "fc6.weight", "(4096, 9216)");
+        check_param(net, model, "fc8.weight", "(1000, 4096)");
+        CHECK(count_nodes(net, "local_response_norm", "") == 2 && node_index(net, "norm1") >= 0 &&
+                  node_index(net, "norm2") >= 0, "alexnet2012: LRN layers norm1 and norm2");
+        CHECK(count_nodes(net, "dropout", "") == 2, "alexnet2012: two dropouts");
+        int i = node_index(net, "pool5"), nd, sh[ST_MAX_DIMS];
+        CHECK(i >= 0, "alexnet2012: no pool5");
+        if (i >= 0) {
+            st_net_node_shape(net, i, &nd, sh);
+            CHECK(nd == 4 && sh[1] == 256 && sh[2] == 6 && sh[3] == 6, "alexnet2012: pool5 is not 256x6x6");
+            st_node_info info;
+            CHECK(st_net_node_info(net, i, &info) == ST_OK && info.rf_valid, "alexnet2012: pool5 info");
+            /* rf is an int now and may become a double: compare loosely */
+            CHECK((int)(info.rf[0] + 0.5) == 195 && (int)(info.rf[1] + 0.5) == 195,
+                  "alexnet2012: pool5 sees %gx%g pixels, want 195", (double)info.rf[0], (double)info.rf[1]);
+        }
+    }
+    if (!strncmp(model, "preact-resnet", 13)) {
+        int deep = strcmp(model, "preact-resnet18") && strcmp(model, "preact-resnet34"); /* bottlenecks */
+        int wide = deep ? 4 : 1, stages = 0;
+        for (int i = 0; i < st_net_num_nodes(net); i++) stages += !strcmp(st_net_node_op(net, i), "add");
+        CHECK(relu_after_add(net) == 0 && stages > 0, "%s: a ReLU follows an addition", model);
+        CHECK(count_nodes(net, "batch_norm2d", "downsample.1") == 0, "%s: a projection has batch norm", model);
+        CHECK(!param_shape(net, "layer1.0.bn1.weight", buf, sizeof buf)[0], "%s: layer1.0 is pre-activated", model);
+        snprintf(buf, sizeof buf, "(%d)", 64 * wide); /* layer2.0 normalises layer1's output */
+        check_param(net, model, "layer2.0.bn1.weight", buf);
+        snprintf(buf, sizeof buf, "(%d, %d, 1, 1)", 128 * wide, 64 * wide);
+        check_param(net, model, "layer2.0.downsample.0.weight", buf);
+        snprintf(buf, sizeof buf, "(%d)", 512 * wide);
+        check_param(net, model, "bn_final.weight", buf);
+        check_param(net, model, "layer4.0.bn1.bias", deep ? "(1024)" : "(256)");
+        check_state(net, model, "bn_final.running_var", 1, (int64_t[]){512 * wide});
+        snprintf(buf, sizeof buf, "(1000, %d)", 512 * wide);
+        check_param(net, model, "fc.weight", buf);
+        if (deep) {
+            check_param(net, model, "layer1.0.downsample.0.weight", "(256, 64, 1, 1)");
+            check_param(net, model, "layer1.0.bn2.weight", "(64)");
+            check_param(net, model, "layer1.0.bn3.weight", "(64)"); /* bn3 normalises conv3's input */
+            check_param(net, model, "layer1.1.bn1.weight", "(256)");
+            check_param(net, model, "layer3.1.conv3.weight", "(1024, 256, 1, 1)");
+        } else {
+            char tmp[64];
+            CHECK(!param_shape(net, "layer1.0.downsample.0.weight", tmp, sizeof tmp)[0],
+                  "%s: layer1.0 has no projection", model);
+            check_param(net, model, "layer1.1.bn1.weight", "(64)");
+            check_param(net, model, "layer1.0.bn2.weight", "(64)");
+        }
+    }
+}
+
 /* torchvision state_dict names and shapes, for some of the models */
 static void named_checks(st_net *net, const char *model) {
     if (!strcmp(model, "alexnet")) {
@@ -147,6 +244,7 @@ int main(void) {
               (long long)counts[i].params);
         check_output(net, counts[i].name, 1000);
         named_checks(net, counts[i].name);
+        named_checks_2016(net, counts[i].name);
         st_net_free(net);
     }
 
@@ -159,6 +257,22 @@ int main(void) {
         int pool = 0;
         for (int i = 0; i < st_net_num_nodes(net); i++) pool |= !strcmp(st_net_node_op(net, i), "max_pool2d");
         CHECK(!pool, "resnet18 cifar: has a max-pool");
+        CHECK(relu_after_add(net) == 8, "resnet18: %d ReLUs after additions, want 8", relu_after_add(net));
+        st_net_free(net);
+    }
+    net = build("preact-resnet18:classes=10,size=32,cifar=1");
+    if (net) {
+        check_param(net, "preact-resnet18 cifar", "conv1.weight", "(64, 3, 3, 3)");
+        check_param(net, "preact-resnet18 cifar", "fc.weight", "(10, 512)");
+        check_output(net, "preact-resnet18 cifar", 10);
+        CHECK(count_nodes(net, "max_pool2d", "") == 0, "preact-resnet18 cifar: has a max-pool");
+        st_net_free(net);
+    }
+    net = build("alexnet2012:size=67,classes=7,channels=1");
+    if (net) { /* the smallest input: pool5 is 1x1, so fc6 takes 256 inputs */
+        check_param(net, "alexnet2012 options", "conv1.weight", "(96, 1, 11, 11)");
+        check_param(net, "alexnet2012 options", "fc6.weight", "(4096, 256)");
+        check_output(net, "alexnet2012 options", 7);
         st_net_free(net);
     }
     net = build("resnet50:channels=1,size=96,classes=5");
@@ -181,6 +295,9 @@ int main(void) {
     forward_finite("resnet18:size=64", 3, 64, 1000);
     forward_finite("vgg11_bn:size=32", 3, 32, 1000);
     forward_finite("resnet50:size=32,classes=10,cifar=1,channels=1", 1, 32, 10);
+    forward_finite("alexnet2012:size=67", 3, 67, 1000);
+    forward_finite("preact-resnet50:size=64,classes=10", 3, 64, 10);
+    forward_finite("preact-resnet18:size=32,cifar=1,channels=1", 1, 32, 1000);
     /* U-Nets (models.md A9): counts, output sizes, and a forward through crop and concat */
     static const struct { const char *name; int64_t params; int out_c, out_hw; } unets[] = {
         {"unet", 31030658, 2, 388},
@@ -224,6 +341,10 @@ int main(void) {
         {"alexnet:size=x", "needs an integer, got 'x'"},
         {"mnist1d-cnn:size=3", "takes no options"},
         {"resnet17", "no built-in model named 'resnet17'"},
+        {"alexnet2012:size=66", "too small (at least 67)"},
+        {"alexnet2012:cifar=1", "unknown option 'cifar'"},
+        {"preact-resnet50:cifar=2", "cifar=2 is out of range 0..1"},
+        {"preact-resnet20", "no built-in model named 'preact-resnet20'"},
     };
     for (size_t i = 0; i < sizeof bad_opts / sizeof bad_opts[0]; i++) {
         st_status rc = st_net_from_zoo(bad_opts[i].name, &u);
