@@ -2,7 +2,8 @@
 # setup.sh - on a fresh Debian machine: install what stride needs, build it, and run the
 # main job (train the book's MNIST-1D CNN with the book's protocol).
 #   sh scripts/setup.sh             install, build, train mnist1d-cnn
-#   sh scripts/setup.sh --deps      only install the Debian packages (used by CI)
+#   sh scripts/setup.sh --deps      only install the Debian packages the build needs
+#   sh scripts/setup.sh --ci        those and PyTorch + torchvision for `make test-zoo` (CI)
 #   sh scripts/setup.sh --bench     also install what `make bench` needs (python3-torch)
 set -eu
 cd "$(dirname "$0")/.."
@@ -10,7 +11,10 @@ cd "$(dirname "$0")/.."
 # build-essential: the C compiler (gcc, with OpenMP) and make; pkg-config and
 # libcairo2-dev: the PNG plots of `stride experiment`.
 PKGS="build-essential pkg-config libcairo2-dev"
-case "${1:-}" in --bench) PKGS="$PKGS python3-torch python3-numpy" ;; esac
+case "${1:-}" in
+--bench) PKGS="$PKGS python3-torch python3-numpy" ;;
+--ci) PKGS="$PKGS python3-torch python3-torchvision python3-numpy" ;;
+esac
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -23,7 +27,7 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-[ "${1:-}" = "--deps" ] && exit 0
+case "${1:-}" in --deps | --ci) exit 0 ;; esac
 
 make -j"$(nproc)"
 ./stride train mnist1d-cnn
