@@ -209,6 +209,21 @@ static st_status convt_configure(st_net *net, st_node *n, st_args *a, int dims) 
         (rc = st_arg_ints(a, "output_padding", dims, c->out_pad + o)))
         return rc;
     int ih = dims == 1 ? 1 : in->shape[1], iw = dims == 1 ? in->shape[1] : in->shape[2];
+    /* output_size=(H, W), as in PyTorch's forward(x, output_size): picks the output_padding
+     * that gives that size, which must lie in [min, min + stride - 1] */
+    if (st_arg_has(a, "output_size")) {
+        int want[2] = {1, 1}, insz[2] = {ih, iw};
+        if (st_arg_has(a, "output_padding"))
+            return st_fail(ST_ERR_PARSE, "give output_size or output_padding, not both");
+        if ((rc = st_arg_ints(a, "output_size", dims, want + o))) return rc;
+        for (int ax = o; ax < 2; ax++) {
+            int lo = (insz[ax] - 1) * c->s[ax] - 2 * c->pad[ax] + c->d[ax] * (c->k[ax] - 1) + 1, hi = lo + c->s[ax] - 1;
+            if (want[ax] < lo || want[ax] > hi)
+                return st_fail(ST_ERR_SHAPE, "requested an output size of %d, but valid sizes range from %d to %d (for an input of %d)",
+                               want[ax], lo, hi, insz[ax]);
+            c->out_pad[ax] = want[ax] - lo;
+        }
+    }
     rc = st_convt_geom_init(&c->geom, c->in_channels, c->out_channels, c->groups, c->k, c->s, c->d, c->pad,
                             c->out_pad, ih, iw);
     if (rc) return rc;
@@ -1174,8 +1189,8 @@ static const st_op ops[] = {
     {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL, 0, 0},
     {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0, 0},
     {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0, 0},
-    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0},
-    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0},
+    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding output_size dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0},
+    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding output_size dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0},
     {"max_pool1d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1, 0},
     {"max_pool2d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1, 0},
     {"avg_pool1d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},

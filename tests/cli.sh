@@ -69,6 +69,17 @@ if grep -q "total parameters: 762$" $T/s; then ok "edited model file (8 channels
 $S summary $FX/lenet5.net >$T/s 2>$T/err
 if grep -q "total parameters: 61,706$" $T/s && grep -q "^pool2 .*16x16 (jump 4,4)" $T/s; then ok "lenet5.net: 61,706 parameters, pool2 sees 16x16"; else bad "lenet5.net: 61,706 parameters, pool2 sees 16x16"; fi
 
+# conv_transpose output_size= (PyTorch's forward(x, output_size)) picks the output_padding
+printf 'x = input(shape=(2, 7, 9))\nt = conv_transpose2d(out_channels=3, kernel_size=3, stride=2, padding=1, output_size=(14, 17))\n' >$T/os.net
+$S summary $T/os.net >$T/s 2>$T/err
+grep -q "^t .*(1, 3, 14, 17)" $T/s && ok "conv_transpose2d output_size=(14, 17)" || bad "conv_transpose2d output_size=(14, 17)"
+$S model $T/os.net >$T/s 2>$T/err
+grep -q "output_padding=(1, 0)" $T/s && ok "output_size prints as output_padding=(1, 0)" || bad "output_size prints as output_padding=(1, 0)"
+sed 's/(14, 17)/(15, 17)/' $T/os.net >$T/os2.net
+expect_fail "conv_transpose2d output_size out of range" "requested an output size of 15, but valid sizes range from 13 to 14" $S summary $T/os2.net
+sed 's/output_size=(14, 17)/output_size=(14, 17), output_padding=1/' $T/os.net >$T/os3.net
+expect_fail "output_size and output_padding together" "not both" $S summary $T/os3.net
+
 # ---------------------------------------------------------------- equivariance (UDL 6.1, 10.2)
 printf 'x = input(shape=(1, 64))\nc1 = conv1d(out_channels=4, kernel_size=3, padding=1)\nr1 = relu()\nc2 = conv1d(out_channels=4, kernel_size=5, padding=2)\nr2 = relu()\ns = conv1d(out_channels=4, kernel_size=3, stride=2, padding=1)\ng = adaptive_avg_pool1d(output_size=1)\nf = flatten()\nfc = linear(out_features=3)\n' >$T/eq.net
 $S equivariance $T/eq.net --shift 1 >$T/eq1 2>$T/err
