@@ -27,11 +27,12 @@ MODELS = ["resnet18", "resnet50", "vgg11_bn", "alexnet"]
 class DoubleConv(torch.nn.Sequential):
     """milesial/Pytorch-UNet's DoubleConv, same module names (double_conv.0..5)."""
 
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, mid=None):
         super().__init__()
         nn = torch.nn
-        self.double_conv = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                                         nn.ReLU(), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        mid = mid or cout
+        self.double_conv = nn.Sequential(nn.Conv2d(cin, mid, 3, padding=1, bias=False), nn.BatchNorm2d(mid),
+                                         nn.ReLU(), nn.Conv2d(mid, cout, 3, padding=1, bias=False),
                                          nn.BatchNorm2d(cout), nn.ReLU())
 
 
@@ -45,24 +46,31 @@ class Down(torch.nn.Module):
 
 
 class Up(torch.nn.Module):
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, bilinear=False):
         super().__init__()
-        self.up = torch.nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
-        self.conv = DoubleConv(cin, cout)
+        if bilinear:
+            self.up = torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+            self.conv = DoubleConv(cin, cout, cin // 2)
+        else:
+            self.up = torch.nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
+            self.conv = DoubleConv(cin, cout)
 
     def forward(self, x, skip):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
 class UNetSame(torch.nn.Module):
-    """The transposed-conv U-Net of milesial/Pytorch-UNet (models.md A9.2), for sizes that
-    are multiples of 16 (no padding of the upsampled maps needed)."""
+    """The U-Net of milesial/Pytorch-UNet (models.md A9.2), transposed convolutions or
+    (bilinear=True) bilinear upsampling, for sizes that are multiples of 16 (no padding of
+    the upsampled maps needed)."""
 
-    def __init__(self, channels=3, classes=2):
+    def __init__(self, channels=3, classes=2, bilinear=False):
         super().__init__()
+        f = 2 if bilinear else 1
         self.inc = DoubleConv(channels, 64)
-        self.down1, self.down2, self.down3, self.down4 = Down(64, 128), Down(128, 256), Down(256, 512), Down(512, 1024)
-        self.up1, self.up2, self.up3, self.up4 = Up(1024, 512), Up(512, 256), Up(256, 128), Up(128, 64)
+        self.down1, self.down2, self.down3, self.down4 = Down(64, 128), Down(128, 256), Down(256, 512), Down(512, 1024 // f)
+        self.up1, self.up2 = Up(1024, 512 // f, bilinear), Up(512, 256 // f, bilinear)
+        self.up3, self.up4 = Up(256, 128 // f, bilinear), Up(128, 64, bilinear)
         self.outc = torch.nn.Module()
         self.outc.conv = torch.nn.Conv2d(64, classes, 1)
 
@@ -250,6 +258,8 @@ def reference(name):
     """The PyTorch model for a name of tests/zoo.sh, and its input size."""
     if name == "unet-same":
         return UNetSame(), 64
+    if name == "unet-bilinear":
+        return UNetSame(bilinear=True), 64
     if name == "alexnet2012":
         return AlexNet2012(), 227
     if name.startswith("preact-resnet"):
@@ -262,7 +272,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(224)
     torch.set_num_threads(2)
-    for name in MODELS + ["unet-same", "alexnet2012", "preact-resnet18", "preact-resnet50"]:
+    for name in MODELS + ["unet-same", "unet-bilinear", "alexnet2012", "preact-resnet18", "preact-resnet50"]:
         m, size = reference(name)
         m.train()
         with torch.no_grad():  # non-trivial running statistics
@@ -288,6 +298,9 @@ def main():
         f.write("alexnet2012 %d\n" % sum(p.numel() for p in AlexNet2012().parameters()))
         for depth in PreActResNet.DEPTHS:
             f.write("preact-resnet%d %d\n" % (depth, sum(p.numel() for p in PreActResNet(depth).parameters())))
+        for ch, bil in ((3, 0), (1, 0), (3, 1), (1, 1)):
+            n = sum(p.numel() for p in UNetSame(channels=ch, bilinear=bool(bil)).parameters())
+            f.write("unet-same:channels=%d,bilinear=%d %d\n" % (ch, bil, n))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
  *              with its state_dict names: 3x3 convolutions with padding 1 and no bias, batch
  *              norm, ReLU; concat [skip, upsampled]; 3 -> 2 channels, 31,037,698 parameters.
  *              Output size = input size; the input side must be a multiple of 16.
+ *              bilinear=1: milesial's UNet(bilinear=True), 17,263,042 parameters.
  *   deconvnet  VGG-16's convolutions with batch norm, pooling switches, fc6/fc7 as 7x7 and
  *              1x1 convolutions, fc6-deconv, then unpooling with the switches and 3x3
  *              transposed convolutions back to full size; 3 x 224 x 224 -> 21 x 224 x 224,
@@ -54,17 +55,27 @@ static void unet_valid(FILE *f, const char *name, int channels, int classes, int
     fprintf(f, "head = conv2d(out_channels=%d, kernel_size=1)\n", classes);
 }
 
-/* milesial's DoubleConv: (conv3x3 no bias, BN, ReLU) twice, under PREFIX.double_conv.{0..5} */
-static void double_conv(FILE *f, const char *prefix, const char *input, int out) {
-    fprintf(f, "%s.double_conv.0 = conv2d(%s, out_channels=%d, kernel_size=3, padding=1, bias=False)\n", prefix, input, out);
+/* milesial's DoubleConv: (conv3x3 no bias, BN, ReLU) twice, under PREFIX.double_conv.{0..5};
+ * the first conv has `mid` output channels */
+static void double_conv_mid(FILE *f, const char *prefix, const char *input, int mid, int out) {
+    fprintf(f, "%s.double_conv.0 = conv2d(%s, out_channels=%d, kernel_size=3, padding=1, bias=False)\n", prefix, input, mid);
     fprintf(f, "%s.double_conv.1 = batch_norm2d()\n%s.double_conv.2 = relu()\n", prefix, prefix);
     fprintf(f, "%s.double_conv.3 = conv2d(out_channels=%d, kernel_size=3, padding=1, bias=False)\n", prefix, out);
     fprintf(f, "%s.double_conv.4 = batch_norm2d()\n%s.double_conv.5 = relu()\n", prefix, prefix);
 }
 
-static void unet_same(FILE *f, const char *name, int channels, int classes, int size) {
+static void double_conv(FILE *f, const char *prefix, const char *input, int out) {
+    double_conv_mid(f, prefix, input, out, out);
+}
+
+/* bilinear = 1: milesial's UNet(bilinear=True): the up path upsamples (bilinear,
+ * align_corners=True) instead of a transposed conv, so down4 and each Up's conv end at half
+ * the width (factor 2), and each Up's DoubleConv has in_channels / 2 middle channels. */
+static void unet_same(FILE *f, const char *name, int channels, int classes, int size, int bilinear) {
     static const int width[5] = {64, 128, 256, 512, 1024};
-    fprintf(f, "# %s: U-Net with 'same' padding and batch norm (milesial/Pytorch-UNet names)\n", name);
+    int factor = bilinear ? 2 : 1;
+    fprintf(f, "# %s: U-Net with 'same' padding and batch norm (milesial/Pytorch-UNet names%s)\n", name,
+            bilinear ? ", bilinear upsampling" : "");
     fprintf(f, "x = input(shape=(%d, %d, %d))\n", channels, size, size);
     double_conv(f, "inc", "x", width[0]);
     for (int l = 1; l <= 4; l++) {
@@ -73,18 +84,22 @@ static void unet_same(FILE *f, const char *name, int channels, int classes, int 
         fprintf(f, "down%d.maxpool_conv.0 = max_pool2d(%s, kernel_size=2)\n", l, in);
         snprintf(pre, sizeof pre, "down%d.maxpool_conv.1", l);
         snprintf(in, sizeof in, "down%d.maxpool_conv.0", l);
-        double_conv(f, pre, in, width[l]);
+        double_conv(f, pre, in, l == 4 ? width[l] / factor : width[l]);
     }
     for (int u = 1; u <= 4; u++) {
         char pre[64], from[64], skip[64], cat[64];
+        int in_ch = width[5 - u], out = u == 4 ? width[0] : width[4 - u] / factor;
         snprintf(from, sizeof from, u == 1 ? "down4.maxpool_conv.1.double_conv.5" : "up%d.conv.double_conv.5", u - 1);
         if (u == 4) snprintf(skip, sizeof skip, "inc.double_conv.5");
         else snprintf(skip, sizeof skip, "down%d.maxpool_conv.1.double_conv.5", 4 - u);
-        fprintf(f, "up%d.up = conv_transpose2d(%s, out_channels=%d, kernel_size=2, stride=2)\n", u, from, width[4 - u]);
+        if (bilinear)
+            fprintf(f, "up%d.up = upsample(%s, scale_factor=2, mode='bilinear', align_corners=True)\n", u, from);
+        else
+            fprintf(f, "up%d.up = conv_transpose2d(%s, out_channels=%d, kernel_size=2, stride=2)\n", u, from, in_ch / 2);
         fprintf(f, "up%d.cat = concat(%s, up%d.up)\n", u, skip, u);
         snprintf(pre, sizeof pre, "up%d.conv", u);
         snprintf(cat, sizeof cat, "up%d.cat", u);
-        double_conv(f, pre, cat, width[4 - u]);
+        double_conv_mid(f, pre, cat, bilinear ? in_ch / 2 : out, out);
     }
     fprintf(f, "outc.conv = conv2d(out_channels=%d, kernel_size=1)\n", classes);
 }
@@ -132,9 +147,10 @@ st_status st_zoo_unet(const char *base, const char *opts, char **text) {
     int kind = !strcmp(base, "unet") ? 0 : !strcmp(base, "unet-same") ? 1 : !strcmp(base, "deconvnet") ? 2 : -1;
     if (kind < 0) return ST_ERR_NOTFOUND;
     static const int def_channels[3] = {1, 3, 3}, def_classes[3] = {2, 2, 21}, def_size[3] = {572, 256, 224};
-    int channels = def_channels[kind], classes = def_classes[kind], size = def_size[kind];
-    st_zoo_opt keys[] = {{"channels", &channels, 1, 100000}, {"classes", &classes, 1, 100000}, {"size", &size, 1, 100000}};
-    st_status rc = st_zoo_options(base, opts, keys, 3);
+    int channels = def_channels[kind], classes = def_classes[kind], size = def_size[kind], bilinear = 0;
+    st_zoo_opt keys[] = {{"channels", &channels, 1, 100000}, {"classes", &classes, 1, 100000}, {"size", &size, 1, 100000},
+                         {"bilinear", &bilinear, 0, 1}};
+    st_status rc = st_zoo_options(base, opts, keys, kind == 1 ? 4 : 3);
     if (rc) return rc;
     if (kind == 0 && ((size - 60) % 16 || size < 188)) /* 572 = 16*32 + 60 */
         return st_fail(ST_ERR_ARG, "model 'unet': size=%d does not fit its valid convolutions: the input must be "
@@ -151,7 +167,7 @@ st_status st_zoo_unet(const char *base, const char *opts, char **text) {
     FILE *f = open_memstream(&buf, &len);
     if (!f) return st_fail(ST_ERR_NOMEM, "out of memory writing a model's text");
     if (kind == 2) deconvnet(f, name, channels, classes, size);
-    else if (kind == 1) unet_same(f, name, channels, classes, size);
+    else if (kind == 1) unet_same(f, name, channels, classes, size, bilinear);
     else unet_valid(f, name, channels, classes, size);
     if (fclose(f) != 0) { free(buf); return st_fail(ST_ERR_NOMEM, "out of memory writing a model's text"); }
     *text = buf;

@@ -304,6 +304,7 @@ int main(void) {
         {"unet:channels=3", 31031810, 2, 388},
         {"unet-same", 31037698, 2, 256},
         {"unet-same:channels=1", 31036546, 2, 256},
+        {"unet-same:bilinear=1", 17263042, 2, 256}, /* milesial's UNet(bilinear=True), counted by PyTorch in test-zoo */
         {"deconvnet", 251805653, 21, 224},
     };
     for (size_t i = 0; i < sizeof unets / sizeof unets[0]; i++) {

@@ -15,9 +15,9 @@ if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
 fi
 "$PY" scripts/zoo_parity.py "$T" || { echo "zoo: 0 passed, 1 failed"; exit 1; }
 pass=0; fail=0
-for m in resnet18 resnet50 vgg11_bn alexnet unet-same alexnet2012 preact-resnet18 preact-resnet50; do
+for m in resnet18 resnet50 vgg11_bn alexnet unet-same unet-bilinear alexnet2012 preact-resnet18 preact-resnet50; do
     model=$m
-    case $m in unet-same | preact-*) model=$m:size=64 ;; esac
+    case $m in unet-same | preact-*) model=$m:size=64 ;; unet-bilinear) model=unet-same:size=64,bilinear=1 ;; esac
     if ./stride run $model --weights $T/$m.safetensors --input $T/$m.x.npy --output $T/$m.out.npy &&
         build/tests/compare $T/$m.out.npy $T/$m.y.npy 1e-4; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $m"; fi
 done
