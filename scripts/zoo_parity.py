@@ -64,15 +64,16 @@ class UNetSame(torch.nn.Module):
     (bilinear=True) bilinear upsampling, for sizes that are multiples of 16 (no padding of
     the upsampled maps needed)."""
 
-    def __init__(self, channels=3, classes=2, bilinear=False):
+    def __init__(self, channels=3, classes=2, bilinear=False, width=64):
         super().__init__()
-        f = 2 if bilinear else 1
-        self.inc = DoubleConv(channels, 64)
-        self.down1, self.down2, self.down3, self.down4 = Down(64, 128), Down(128, 256), Down(256, 512), Down(512, 1024 // f)
-        self.up1, self.up2 = Up(1024, 512 // f, bilinear), Up(512, 256 // f, bilinear)
-        self.up3, self.up4 = Up(256, 128 // f, bilinear), Up(128, 64, bilinear)
+        f, w = 2 if bilinear else 1, width
+        self.inc = DoubleConv(channels, w)
+        self.down1, self.down2, self.down3 = Down(w, 2 * w), Down(2 * w, 4 * w), Down(4 * w, 8 * w)
+        self.down4 = Down(8 * w, 16 * w // f)
+        self.up1, self.up2 = Up(16 * w, 8 * w // f, bilinear), Up(8 * w, 4 * w // f, bilinear)
+        self.up3, self.up4 = Up(4 * w, 2 * w // f, bilinear), Up(2 * w, w, bilinear)
         self.outc = torch.nn.Module()
-        self.outc.conv = torch.nn.Conv2d(64, classes, 1)
+        self.outc.conv = torch.nn.Conv2d(w, classes, 1)
 
     def forward(self, x):
         x1 = self.inc(x)
@@ -298,9 +299,9 @@ def main():
         f.write("alexnet2012 %d\n" % sum(p.numel() for p in AlexNet2012().parameters()))
         for depth in PreActResNet.DEPTHS:
             f.write("preact-resnet%d %d\n" % (depth, sum(p.numel() for p in PreActResNet(depth).parameters())))
-        for ch, bil in ((3, 0), (1, 0), (3, 1), (1, 1)):
-            n = sum(p.numel() for p in UNetSame(channels=ch, bilinear=bool(bil)).parameters())
-            f.write("unet-same:channels=%d,bilinear=%d %d\n" % (ch, bil, n))
+        for ch, bil, w in ((3, 0, 64), (1, 0, 64), (3, 1, 64), (1, 1, 64), (1, 0, 16), (3, 1, 8)):
+            n = sum(p.numel() for p in UNetSame(channels=ch, bilinear=bool(bil), width=w).parameters())
+            f.write("unet-same:channels=%d,bilinear=%d,width=%d %d\n" % (ch, bil, w, n))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@
  *              1x1 convolutions, fc6-deconv, then unpooling with the switches and 3x3
  *              transposed convolutions back to full size; 3 x 224 x 224 -> 21 x 224 x 224,
  *              251,805,653 parameters (Caffe layer names, batch norm as NAME_bn).
- * Options after a colon: channels=C, classes=K, size=S (e.g. "unet-same:channels=1,size=128").
+ * Options after a colon: channels=C, classes=K, size=S (e.g. "unet-same:channels=1,size=128"),
+ * width=W (the first level's channels, 64; the others scale with it: a scaled-down net for
+ * small data), and for deconvnet fc=K (fc6's kernel, 7; fc6 and fc7 have 64 W channels), so
+ * that "deconvnet:size=64,width=16,fc=2" fits 64x64 images.
  */
 #include "zoo.h"
 
@@ -21,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void unet_valid(FILE *f, const char *name, int channels, int classes, int size) {
-    static const int width[5] = {64, 128, 256, 512, 1024};
+static void unet_valid(FILE *f, const char *name, int channels, int classes, int size, int w0) {
+    const int width[5] = {w0, 2 * w0, 4 * w0, 8 * w0, 16 * w0};
     fprintf(f, "# %s: U-Net (Ronneberger et al. 2015), valid convolutions, crop and concatenate\n", name);
     fprintf(f, "x = input(shape=(%d, %d, %d))\n", channels, size, size);
     const char *prev = "x";
@@ -71,8 +74,8 @@ static void double_conv(FILE *f, const char *prefix, const char *input, int out)
 /* bilinear = 1: milesial's UNet(bilinear=True): the up path upsamples (bilinear,
  * align_corners=True) instead of a transposed conv, so down4 and each Up's conv end at half
  * the width (factor 2), and each Up's DoubleConv has in_channels / 2 middle channels. */
-static void unet_same(FILE *f, const char *name, int channels, int classes, int size, int bilinear) {
-    static const int width[5] = {64, 128, 256, 512, 1024};
+static void unet_same(FILE *f, const char *name, int channels, int classes, int size, int bilinear, int w0) {
+    const int width[5] = {w0, 2 * w0, 4 * w0, 8 * w0, 16 * w0};
     int factor = bilinear ? 2 : 1;
     fprintf(f, "# %s: U-Net with 'same' padding and batch norm (milesial/Pytorch-UNet names%s)\n", name,
             bilinear ? ", bilinear upsampling" : "");
@@ -110,8 +113,9 @@ static void conv_bn_relu(FILE *f, const char *op, const char *name, const char *
     fprintf(f, "%s_bn = batch_norm2d()\n%s_relu = relu()\n", name, name);
 }
 
-static void deconvnet(FILE *f, const char *name, int channels, int classes, int size) {
-    static const int blocks[5] = {2, 2, 3, 3, 3}, width[5] = {64, 128, 256, 512, 512};
+static void deconvnet(FILE *f, const char *name, int channels, int classes, int size, int w0, int fc) {
+    static const int blocks[5] = {2, 2, 3, 3, 3};
+    const int width[5] = {w0, 2 * w0, 4 * w0, 8 * w0, 8 * w0};
     fprintf(f, "# %s: DeconvNet (Noh, Hong, Han 2015), batch norm after every conv and deconv\n", name);
     fprintf(f, "x = input(shape=(%d, %d, %d))\n", channels, size, size);
     char prev[80] = "x", cur[64];
@@ -124,9 +128,9 @@ static void deconvnet(FILE *f, const char *name, int channels, int classes, int 
         fprintf(f, "pool%d = max_pool2d(%s, kernel_size=2)\n", b + 1, prev);
         snprintf(prev, sizeof prev, "pool%d", b + 1);
     }
-    conv_bn_relu(f, "conv2d", "fc6", prev, 4096, 7, 0);
-    conv_bn_relu(f, "conv2d", "fc7", "fc6_relu", 4096, 1, 0);
-    conv_bn_relu(f, "conv_transpose2d", "fc6_deconv", "fc7_relu", 512, 7, 0);
+    conv_bn_relu(f, "conv2d", "fc6", prev, 64 * w0, fc, 0);
+    conv_bn_relu(f, "conv2d", "fc7", "fc6_relu", 64 * w0, 1, 0);
+    conv_bn_relu(f, "conv_transpose2d", "fc6_deconv", "fc7_relu", width[4], fc, 0);
     snprintf(prev, sizeof prev, "fc6_deconv_relu");
     /* the decoder mirrors the encoder; the last deconv of blocks 4..2 halves the channels */
     for (int b = 4; b >= 0; b--) {
@@ -147,10 +151,11 @@ st_status st_zoo_unet(const char *base, const char *opts, char **text) {
     int kind = !strcmp(base, "unet") ? 0 : !strcmp(base, "unet-same") ? 1 : !strcmp(base, "deconvnet") ? 2 : -1;
     if (kind < 0) return ST_ERR_NOTFOUND;
     static const int def_channels[3] = {1, 3, 3}, def_classes[3] = {2, 2, 21}, def_size[3] = {572, 256, 224};
-    int channels = def_channels[kind], classes = def_classes[kind], size = def_size[kind], bilinear = 0;
+    int channels = def_channels[kind], classes = def_classes[kind], size = def_size[kind], bilinear = 0, width = 64, fc = 7;
     st_zoo_opt keys[] = {{"channels", &channels, 1, 100000}, {"classes", &classes, 1, 100000}, {"size", &size, 1, 100000},
-                         {"bilinear", &bilinear, 0, 1}};
-    st_status rc = st_zoo_options(base, opts, keys, kind == 1 ? 4 : 3);
+                         {"width", &width, 1, 4096}, {kind == 1 ? "bilinear" : "fc", kind == 1 ? &bilinear : &fc, kind == 1 ? 0 : 1,
+                                                          kind == 1 ? 1 : 64}};
+    st_status rc = st_zoo_options(base, opts, keys, kind == 0 ? 4 : 5);
     if (rc) return rc;
     if (kind == 0 && ((size - 60) % 16 || size < 188)) /* 572 = 16*32 + 60 */
         return st_fail(ST_ERR_ARG, "model 'unet': size=%d does not fit its valid convolutions: the input must be "
@@ -158,17 +163,19 @@ st_status st_zoo_unet(const char *base, const char *opts, char **text) {
     if (kind == 1 && size % 16)
         return st_fail(ST_ERR_ARG, "model 'unet-same': size=%d is not a multiple of 16 (four 2x2 poolings must halve "
                        "it exactly)", size);
-    if (kind == 2 && (size % 32 || size < 224))
-        return st_fail(ST_ERR_ARG, "model 'deconvnet': size=%d must be a multiple of 32 and at least 224 (fc6, a 7x7 "
-                       "valid convolution, needs pool5 >= 7)", size);
+    if (kind == 1 && bilinear && width % 2)
+        return st_fail(ST_ERR_ARG, "model 'unet-same': bilinear=1 needs an even width, not %d", width);
+    if (kind == 2 && (size % 32 || size / 32 < fc))
+        return st_fail(ST_ERR_ARG, "model 'deconvnet': size=%d must be a multiple of 32 with size/32 >= fc=%d (fc6, a %dx%d "
+                       "valid convolution, needs pool5 >= %d)", size, fc, fc, fc, fc);
     char *buf = NULL, name[160];
     size_t len = 0;
     snprintf(name, sizeof name, "%s%s%s", base, *opts ? ":" : "", opts);
     FILE *f = open_memstream(&buf, &len);
     if (!f) return st_fail(ST_ERR_NOMEM, "out of memory writing a model's text");
-    if (kind == 2) deconvnet(f, name, channels, classes, size);
-    else if (kind == 1) unet_same(f, name, channels, classes, size, bilinear);
-    else unet_valid(f, name, channels, classes, size);
+    if (kind == 2) deconvnet(f, name, channels, classes, size, width, fc);
+    else if (kind == 1) unet_same(f, name, channels, classes, size, bilinear, width);
+    else unet_valid(f, name, channels, classes, size, width);
     if (fclose(f) != 0) { free(buf); return st_fail(ST_ERR_NOMEM, "out of memory writing a model's text"); }
     *text = buf;
     return ST_OK;
