@@ -1059,7 +1059,7 @@ static cairo_surface_t *heat_surface(const float *heat, int joints, int hh, int 
             double v = *peak > 0 ? mx[(size_t)i * hw + j] / *peak : 0, rgb[3];
             if (!(v > 0)) v = 0;
             cmap_rgb(CMAP(inferno), 0.25 + 0.75 * v, rgb);
-            row[j] = argb(0.85 * sqrt(v), rgb[0], rgb[1], rgb[2]);
+            row[j] = argb(0.9 * v, rgb[0], rgb[1], rgb[2]);
         }
     }
     cairo_surface_mark_dirty(s);
