@@ -195,5 +195,74 @@ if grep -q "total parameters: 60,000$" $T/s; then ok "summary $m prints 60,000";
 expect_fail "$m takes no options" "lenet5-classic' takes no options" $S summary $m:size=28
 expect_fail "lenet5 size must be 28 or 32" "size=30 is not 28 or 32" $S summary lenet5:size=30
 
+# ---------------------------------------------------------------- pictures (stride plot, stride show)
+# png_check FILE [W H]: a PNG (signature, IHDR), W x H pixels if given, and not blank: at least
+# 20 bytes per 1000 pixels, twice what cairo's PNG of a plain white picture of that size takes (5-10)
+png_check() {
+    f=$1; ew=$2; eh=$3
+    [ -f "$f" ] || { echo "$f: not written" >&2; return 1; }
+    sig=$(od -An -tx1 -N8 "$f" | tr -d ' \n')
+    [ "$sig" = 89504e470d0a1a0a ] || { echo "$f: not a PNG (starts $sig)" >&2; return 1; }
+    set -- $(od -An -tu1 -j12 -N12 "$f")
+    [ "$1 $2 $3 $4" = "73 72 68 82" ] || { echo "$f: no IHDR chunk" >&2; return 1; }
+    w=$(( ($5 << 24) + ($6 << 16) + ($7 << 8) + $8 )); h=$(( ($9 << 24) + (${10} << 16) + (${11} << 8) + ${12} ))
+    [ -z "$ew" ] || [ "$w $h" = "$ew $eh" ] || { echo "$f: $w x $h, expected $ew x $eh" >&2; return 1; }
+    size=$(wc -c <"$f")
+    [ $((size * 1000)) -gt $((w * h * 20)) ] || { echo "$f: $size bytes for $w x $h pixels: blank?" >&2; return 1; }
+}
+# a CAIRO=0 build has the commands but cannot draw: they say so
+if ! $S show mnist1d-cnn --filters $T/probe.png 2>&1 | grep -q "built without cairo"; then
+    # a log as 'stride train --log' writes it, with nulls, missing keys, a metric and a blank line
+    printf '%s\n' '{"step": 0, "epoch": 0, "lr": 0.1, "train_loss": 2.3, "train_error": 0.9, "test_loss": 2.31, "test_error": 0.91, "seconds": 0.1}' \
+        '{"step": 50, "epoch": 1, "lr": 0.1, "train_loss": 1.2, "train_error": 0.4, "test_loss": null, "test_error": null, "seconds": 1.0, "test_top5": 0.8}' \
+        '' '{"step": 100, "epoch": 2, "lr": 0.01, "train_loss": 0.7, "train_error": 0.2, "test_loss": 0.9, "test_error": 0.3, "seconds": 2.0, "test_top5": 0.95}' >$T/a.jsonl
+    $S train mnist1d-cnn --steps 40 --eval-every 10 --quiet --log $T/b.jsonl >/dev/null 2>&1
+    expect_ok "plot two logs" $S plot $T/a.jsonl $T/b.jsonl --out $T/curves.png
+    expect_ok "plot: a PNG, 4 panels of 480 x 500, not blank" png_check $T/curves.png 1920 500
+    expect_ok "plot one log without lr or metrics: 2 panels" $S plot $T/b.jsonl --out $T/c2.png
+    expect_ok "plot: 2 panels are 960 x 500" png_check $T/c2.png 960 500
+    printf '%s\n' '{"step": 0, "train_loss": 1}' '{"step": 10, "train_loss": 0.5' >$T/bad.jsonl
+    expect_fail "plot: a malformed line names file and line" "bad.jsonl:2:.*expected ',' or '}'" $S plot $T/bad.jsonl --out $T/x.png
+    printf '%s\n' '{"step": 0, "train_loss": 1}' 'step 10' >$T/bad2.jsonl
+    expect_fail "plot: a line that is not an object" "bad2.jsonl:2:1: expected '\{'" $S plot $T/bad2.jsonl --out $T/x.png
+    expect_fail "plot: a missing log" "cannot open '$T/none.jsonl'" $S plot $T/none.jsonl --out $T/x.png
+    # filters: 2D (one input channel), RGB, 1D
+    expect_ok "show lenet5 filters" $S show lenet5 --weights $FX/lenet5.weights.safetensors --filters $T/f.png
+    expect_ok "show lenet5 filters: a PNG" png_check $T/f.png
+    expect_ok "show resnet18 filters (RGB, untrained)" $S show resnet18 --filters $T/f3.png
+    expect_ok "show resnet18 filters: a PNG" png_check $T/f3.png
+    expect_ok "show mnist1d-cnn filters (1D)" $S show mnist1d-cnn --filters $T/f1.png
+    expect_ok "show mnist1d-cnn filters: a PNG" png_check $T/f1.png
+    expect_fail "show --filters of a model without convolutions" "mnist1d-mlp has no convolution layer" $S show mnist1d-mlp --filters $T/x.png
+    expect_fail "show an unknown model" "no-such-model" $S show no-such-model --filters $T/x.png
+    # feature maps: one PNG per node with spatial output (lenet5: input, 3 conv stages x 2 ... = 7)
+    expect_ok "show lenet5 features" $S show lenet5 --weights $FX/lenet5.weights.safetensors --input $FX/lenet5.x.npy --index 1 --features $T/feat
+    n=$(ls $T/feat/*.png 2>/dev/null | wc -l)
+    want=$($S summary lenet5 | awk '$3 ~ /^\(1,/ && $0 ~ /\(1, [0-9]+, [0-9]+, [0-9]+\)/' | wc -l)
+    if [ "$n" -eq "$want" ] && [ "$n" -gt 0 ]; then ok "show lenet5 features: one PNG per spatial node ($n)"; else bad "show lenet5 features: $n PNGs, expected $want"; fi
+    expect_ok "show lenet5 features: conv1 is a PNG" png_check $T/feat/001_conv1.png
+    $S show lenet5 --weights $FX/lenet5.weights.safetensors --input $FX/lenet5.x.npy --index 0 --features $T/feat0 >/dev/null 2>&1
+    if ! cmp -s $T/feat/001_conv1.png $T/feat0/001_conv1.png; then ok "show features depend on the sample"; else bad "show features depend on the sample"; fi
+    expect_fail "show --index out of range" "--index 99 is out of range: .*lenet5.x.npy holds [0-9]+ samples" \
+        $S show lenet5 --input $FX/lenet5.x.npy --index 99 --features $T/feat
+    expect_fail "show --input of the wrong shape" "but the model's input is" $S show lenet5 --input $FX/mnist1d-cnn.x.npy --features $T/feat
+    expect_ok "show mnist1d-cnn features, signals and confusion" $S show mnist1d-cnn --weights $FX/mnist1d-cnn.weights.safetensors \
+        --input $FX/mnist1d-cnn.x.npy --features $T/feat1 --signals $T/sig.png --truth $FX/mnist1d-cnn.labels.npy --confusion $T/conf.png
+    expect_ok "show 1D features: a PNG" png_check $T/feat1/001_conv1.png
+    expect_ok "show signals: a PNG" png_check $T/sig.png
+    expect_ok "show confusion: a PNG" png_check $T/conf.png
+    expect_ok "show segmentation masks" $S show $FX/seg.net --weights $FX/seg.weights.safetensors --input $FX/seg.x.npy \
+        --masks $T/masks.png --truth $FX/seg.labels.npy
+    expect_ok "show masks: a PNG" png_check $T/masks.png
+    expect_ok "show hourglass heatmaps" $S show $HG --weights $FX/hourglass.weights.safetensors --input $FX/hourglass.x.npy \
+        --heatmaps $T/heat.png --truth $FX/hourglass.target.npy
+    expect_ok "show heatmaps: a PNG" png_check $T/heat.png
+    expect_fail "show --confusion without labels" "needs --truth" $S show mnist1d-cnn --input $FX/mnist1d-cnn.x.npy --confusion $T/x.png
+else
+    expect_fail "without cairo, plot says so" "built without cairo" $S show lenet5 --filters $T/x.png
+fi
+expect_ok "plot --help" $S plot --help
+expect_ok "show --help" $S show --help
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -59,5 +59,7 @@ void free_curve(train_curve *c);
 int cmd_train(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_equivariance(int argc, char **argv);
+int cmd_plot(int argc, char **argv); /* show.c */
+int cmd_show(int argc, char **argv);
 
 #endif

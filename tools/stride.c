@@ -408,6 +408,8 @@ static void usage(FILE *f) {
             "  run MODEL              eval-mode forward of an .npy batch\n"
             "  grad MODEL             loss and gradients of an .npy batch as safetensors\n"
             "  equivariance MODEL     how far each layer is from shift equivariance and invariance\n"
+            "  plot LOG.jsonl ...     training curves from 'train --log' files, as PNG\n"
+            "  show MODEL             filters, feature maps and predictions as PNG\n"
             "  version                print the version\n\n"
             "MODEL is a built-in name (stride model lists them) or a model file.\n",
             ST_VERSION);
@@ -426,6 +428,8 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "run")) return cmd_run(argc, argv);
     if (!strcmp(c, "grad")) return cmd_grad(argc, argv);
     if (!strcmp(c, "equivariance")) return cmd_equivariance(argc, argv);
+    if (!strcmp(c, "plot")) return cmd_plot(argc, argv);
+    if (!strcmp(c, "show")) return cmd_show(argc, argv);
     fprintf(stderr, "stride: unknown command '%s'\n\n", c);
     usage(stderr);
     return 2;
