@@ -225,8 +225,9 @@ int64_t st_loader_batches_per_epoch(const st_loader *l);
 /* The next st_loader_next returns batch `batch` of epoch `epoch` (for exact resume). */
 void st_loader_seek(st_loader *l, int64_t epoch, int64_t batch);
 void st_loader_tell(const st_loader *l, int64_t *epoch, int64_t *batch); /* the next batch's place */
-/* Builds batch (epoch, batch) directly on the calling thread, into x (shape[0] >= batch
- * size), labels / targets as for st_loader_next: what the thread does, without it. */
+/* Builds batch (epoch, batch) directly on the calling thread: what the thread does,
+ * without it. x (and targets) must have been made with room for the loader's batch size,
+ * labels too; x->shape[0] is set to this batch's size. */
 st_status st_loader_batch(const st_loader *l, int64_t epoch, int64_t batch, st_tensor *x, int32_t *labels,
                           st_tensor *targets);
 double st_loader_wait_seconds(const st_loader *l); /* total time st_loader_next waited for data */

@@ -385,8 +385,7 @@ st_status st_loader_batch(const st_loader *l, int64_t epoch, int64_t batch, st_t
     if (epoch < 0 || batch < 0 || batch >= l->per_epoch)
         return st_fail(ST_ERR_ARG, "loader: no batch %lld of epoch %lld (%lld batches per epoch)", (long long)batch,
                        (long long)epoch, (long long)l->per_epoch);
-    if (!x || x->ndim != d->ndim + 1 || x->shape[0] < l->batch ||
-        (d->kind == ST_TARGET_DENSE ? !targets || targets->shape[0] < l->batch : !labels))
+    if (!x || x->ndim != d->ndim + 1 || (d->kind == ST_TARGET_DENSE ? !targets : !labels))
         return st_fail(ST_ERR_ARG, "loader: st_loader_batch needs x (and labels or targets) for %d samples", l->batch);
     int *perm = malloc(sizeof(int) * (size_t)d->n);
     if (!perm) return st_fail(ST_ERR_NOMEM, "loader: out of memory");

@@ -315,8 +315,10 @@ static st_status list_dir(const char *dir, int dirs, strlist *out) {
     return ST_OK;
 }
 
-/* split/<class>/<image>, classes numbered by their place in `classes` (train's, sorted). */
-static st_status load_image_split(const char *root, const char *split, const strlist *classes, st_dataset *out) {
+/* split/<class>/<image>, classes numbered by their place in `classes` (train's, sorted);
+ * channels 0: 1 or 3 as the first image has them, then every image converted to that. */
+static st_status load_image_split(const char *root, const char *split, const strlist *classes, int channels,
+                                  st_dataset *out) {
     char dir[4096], p[4096], first[8192] = "";
     if (!join(dir, sizeof dir, root, split)) return st_fail(ST_ERR_IO, "%s: path too long", root);
     strlist sub;
@@ -338,7 +340,7 @@ static st_status load_image_split(const char *root, const char *split, const str
             char fp[8192];
             join(fp, sizeof fp, p, files.v[f]);
             image im;
-            if ((s = decode_image(fp, ref.c, &im))) break;
+            if ((s = decode_image(fp, ref.c ? ref.c : channels, &im))) break;
             if (!ref.c) { ref = im; memcpy(first, fp, sizeof first); }
             else if (im.h != ref.h || im.w != ref.w) {
                 s = st_fail(ST_ERR_SHAPE, "%s: %dx%d pixels, but %s is %dx%d: all images must have one size", fp, im.w,
@@ -383,8 +385,8 @@ static st_status load_images(const char *root, st_dataset *train, st_dataset *te
     strlist classes;
     st_status s = list_dir(p, 1, &classes);
     if (s) return s;
-    s = load_image_split(root, "train", &classes, train);
-    if (!s) s = load_image_split(root, "test", &classes, test);
+    s = load_image_split(root, "train", &classes, 0, train);
+    if (!s) s = load_image_split(root, "test", &classes, train->shape[0], test); /* test converted like train */
     strlist_free(&classes);
     return s;
 }
@@ -442,15 +444,21 @@ st_status cli_data_read(const char *spec, st_dataset *train, st_dataset *test, c
     return s;
 }
 
+/* cli_fail's message, kept here so that tests can link this file without stride.c */
+static int data_fail(void) {
+    fprintf(stderr, "stride: %s\n", st_errmsg());
+    return 1;
+}
+
 int cli_load_data(const char *spec, st_dataset *train, st_dataset *test) {
-    if (cli_data_read(spec, train, test, NULL)) return cli_fail();
+    if (cli_data_read(spec, train, test, NULL)) return data_fail();
     return 0;
 }
 
 int cli_data_info(const char *spec) {
     st_dataset tr, te;
     const char *fmt;
-    if (cli_data_read(spec, &tr, &te, &fmt)) return cli_fail();
+    if (cli_data_read(spec, &tr, &te, &fmt)) return data_fail();
     char sh[96];
     static const char *kinds[] = {"class labels", "per-pixel class masks", "dense targets"};
     printf("%s (%s): %d train / %d test samples of shape %s, %s", spec, fmt, tr.n, te.n,
