@@ -184,5 +184,14 @@ if grep -q "total parameters: 60,000$" $T/s; then ok "summary $m prints 60,000";
 expect_fail "$m takes no options" "lenet5-classic' takes no options" $S summary $m:size=28
 expect_fail "lenet5 size must be 28 or 32" "size=30 is not 28 or 32" $S summary lenet5:size=30
 
+# ---------------------------------------------------------------- data sets (tools/data_files.c)
+$S data fashion-mnist --info >$T/out 2>$T/err
+if grep -q "60000 train / 10000 test samples of shape (1, 28, 28)" $T/out && grep -q "first train labels 9 0 0 3 0 2 7 2 5 5" $T/out \
+    && grep -q "mean 0.28604, std 0.35302" $T/out; then ok "data fashion-mnist --info"; else bad "data fashion-mnist --info"; fi
+$S data mnist1d --out $T/m1d >$T/out 2>$T/err
+expect_ok "data --info reads .npy folders" sh -c "$S data $T/m1d --info | grep -q '4000 train / 1000 test samples of shape (1, 40)'"
+expect_fail "data --info on a folder without data" "no data set found" $S data $T/m1d/.. --info
+expect_fail "data --info on a missing folder" "no such folder" $S data $T/none --info
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
