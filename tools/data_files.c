@@ -276,12 +276,14 @@ static st_status decode_image(const char *path, int channels, image *im) {
 #ifdef ST_HAVE_PNG
         return decode_png(path, channels, im);
 #else
+        (void)channels; (void)im;
         return st_fail(ST_ERR_IO, "%s: this stride was built without libpng (apt-get install libpng-dev and rebuild)", path);
 #endif
     }
 #ifdef ST_HAVE_JPEG
     return decode_jpeg(path, channels, im);
 #else
+    (void)channels; (void)im;
     return st_fail(ST_ERR_IO, "%s: this stride was built without libjpeg (apt-get install libjpeg-dev and rebuild)", path);
 #endif
 }
@@ -339,7 +341,7 @@ static st_status load_image_split(const char *root, const char *split, const str
         for (int f = 0; f < files.n && !s; f++) {
             char fp[8192];
             join(fp, sizeof fp, p, files.v[f]);
-            image im;
+            image im = {0};
             if ((s = decode_image(fp, ref.c ? ref.c : channels, &im))) break;
             if (!ref.c) { ref = im; memcpy(first, fp, sizeof first); }
             else if (im.h != ref.h || im.w != ref.w) {
