@@ -6,7 +6,8 @@
 #   make fixtures   regenerate the PyTorch fixtures (needs python3-torch)
 #   make install    PREFIX=/usr/local
 #   make debug      -O0 with sanitizers
-# Switches: OPENMP=0 (serial build), CAIRO=0 (CLI without plots), ARCH= (default -march=native)
+# Switches: OPENMP=0 (serial build), CAIRO=0 (CLI without plots), ZLIB=0 PNG=0 JPEG=0 (CLI without
+#           .gz, PNG or JPEG data files), ARCH= (default -march=native)
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -18,6 +19,7 @@ OPT     ?= -O3
 CFLAGS  ?= $(OPT) $(ARCH) -g
 CFLAGS  += -std=c11 -ffp-contract=fast -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -Iinclude -Isrc -MMD -MP
 LDLIBS  += -lm
+LDLIBS  += -pthread  # the batch loader's prefetch thread
 
 ifeq ($(OPENMP),1)
 CFLAGS  += -fopenmp
@@ -28,6 +30,22 @@ endif
 
 CLI_CFLAGS :=
 CLI_LIBS   :=
+# data files: gzip (zlib), PNG (libpng), JPEG (libjpeg); each can be switched off (=0)
+ZLIB    ?= $(shell pkg-config --exists zlib 2>/dev/null && echo 1 || echo 0)
+PNG     ?= $(shell pkg-config --exists libpng 2>/dev/null && echo 1 || echo 0)
+JPEG    ?= $(shell pkg-config --exists libjpeg 2>/dev/null && echo 1 || echo 0)
+ifeq ($(ZLIB),1)
+CLI_CFLAGS += -DST_HAVE_ZLIB $(shell pkg-config --cflags zlib)
+CLI_LIBS   += $(shell pkg-config --libs zlib)
+endif
+ifeq ($(PNG),1)
+CLI_CFLAGS += -DST_HAVE_PNG $(shell pkg-config --cflags libpng)
+CLI_LIBS   += $(shell pkg-config --libs libpng)
+endif
+ifeq ($(JPEG),1)
+CLI_CFLAGS += -DST_HAVE_JPEG $(shell pkg-config --cflags libjpeg)
+CLI_LIBS   += $(shell pkg-config --libs libjpeg)
+endif
 ifeq ($(CAIRO),1)
 CLI_CFLAGS += -DST_HAVE_CAIRO $(shell pkg-config --cflags cairo)
 CLI_LIBS   += $(shell pkg-config --libs cairo)
@@ -54,6 +72,10 @@ build/tools/%.o: tools/%.c | build/tools
 	$(CC) $(CFLAGS) $(CLI_CFLAGS) -c $< -o $@
 build/tests/%: tests/%.c build/libstride.a | build/tests
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
+
+# test_dataset also reads files through the CLI's data_files.c (gzip, PNG, JPEG)
+build/tests/test_dataset: tests/test_dataset.c build/tools/data_files.o build/libstride.a | build/tests
+	$(CC) $(CFLAGS) $(CLI_CFLAGS) $< -o $@ build/tools/data_files.o build/libstride.a $(LDFLAGS) $(CLI_LIBS) $(LDLIBS)
 
 build/tests/compare: tests/compare.c build/libstride.a | build/tests
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)

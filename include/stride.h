@@ -149,6 +149,90 @@ void st_mnist1d_default_args(st_mnist1d_args *a);
 st_status st_mnist1d_generate(const st_mnist1d_args *a, st_mnist1d *out);
 void st_mnist1d_free(st_mnist1d *d);
 
+/* ---------------------------------------------------------------- data sets and loading
+ * A data set holds float samples (pixels scaled to [0, 1] when read from bytes) and one
+ * kind of target. Everything random (a validation split, the epoch's order, each sample's
+ * augmentation) is a pure function of (seed, epoch, position), so results depend neither
+ * on threads nor on prefetching, and a loader seeked to (epoch, batch) replays a run. */
+typedef enum { ST_TARGET_CLASS = 0, ST_TARGET_MASK = 1, ST_TARGET_DENSE = 2 } st_target_kind;
+typedef struct {
+    int n;                          /* samples */
+    int ndim, shape[ST_MAX_DIMS];   /* per-sample shape: (C, L) or (C, H, W) */
+    float *x;                       /* n * prod(shape), owned */
+    st_target_kind kind;
+    int32_t *labels;                /* CLASS: n labels; MASK: n * H * W per-pixel classes */
+    float *targets;                 /* DENSE: n * prod(tshape), e.g. keypoint heatmaps */
+    int tndim, tshape[ST_MAX_DIMS]; /* DENSE per-sample target shape */
+    int classes;                    /* number of classes (CLASS, MASK): largest label + 1 */
+} st_dataset;
+void st_dataset_free(st_dataset *d); /* frees the buffers, leaves d zeroed */
+int64_t st_dataset_sample_size(const st_dataset *d); /* prod(shape) */
+
+/* IDX files (MNIST, Fashion-MNIST), from memory already decompressed: any element type
+ * (u8, i8, i16 -> i32, i32, f32, f64), big-endian as stored, into a little-endian array.
+ * Checks the magic, the dimensions and the exact length; `what` (a file name) starts
+ * every error message. */
+st_status st_idx_parse(const void *buf, size_t len, const char *what, st_array *out);
+/* An image file (N, H, W) and a label file (N): samples (1, H, W) scaled to [0, 1]. */
+st_status st_dataset_from_idx(const void *images, size_t ilen, const void *labels, size_t llen,
+                              const char *what, st_dataset *out);
+/* CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes (3, 32, 32).
+ * Appends: *out must be zeroed or hold earlier CIFAR-10 batches. */
+st_status st_dataset_from_cifar10(const void *buf, size_t len, const char *what, st_dataset *out);
+/* From arrays (e.g. .npy files): x is (N, L), (N, C, L) or (N, C, H, W), u8 scaled by
+ * 1/255, other types converted to float. y decides the kind: integers (N) -> CLASS,
+ * integers (N, H, W) -> MASK (H, W those of x; negative values are kept as "ignore"),
+ * floats (N, ...) -> DENSE. xname and yname start the error messages. */
+st_status st_dataset_from_arrays(const st_array *x, const st_array *y, const char *xname,
+                                 const char *yname, st_dataset *out);
+/* Mean and (population) standard deviation of each channel: shape[0] values each. */
+void st_dataset_channel_stats(const st_dataset *d, double *mean, double *std);
+/* x = (x - mean[c]) / std[c] per channel. */
+void st_dataset_normalize(st_dataset *d, const float *mean, const float *std);
+/* Moves n_val samples, chosen at random from `seed`, into *val (both keep their original
+ * order). */
+st_status st_dataset_split(st_dataset *d, int n_val, uint64_t seed, st_dataset *val);
+
+/* Augmentation, drawn per sample. Zero-filled shifts use 0 for masks and targets too. */
+typedef struct {
+    int crop_pad;       /* random crop of the image zero-padded by crop_pad on every side */
+    int hflip;          /* horizontal flip (last axis) with p = 0.5 */
+    int translate;      /* random translation up to +-translate pixels per axis, zero fill */
+    int circular_shift; /* 1D signals: roll along L by up to +-circular_shift */
+} st_augment;
+/* One sample's drawn transform, applied in this order: crop (a shift by crop_pad - offset),
+ * translation, flip, roll. For 1D samples the dy fields are 0. */
+typedef struct { int crop_dy, crop_dx, shift_dy, shift_dx, flip, roll; } st_augment_params;
+void st_augment_draw(const st_augment *a, int spatial_dims, st_rng *r, st_augment_params *p);
+/* Applies p to one sample of shape (C, L) or (C, H, W): out and in must not overlap. */
+void st_augment_apply(const st_augment_params *p, int ndim, const int *shape, const float *in, float *out);
+/* The same to an (H, W) integer mask (1D: h = 1); shifted-in pixels get `fill`. */
+void st_augment_apply_labels(const st_augment_params *p, int h, int w, const int32_t *in, int32_t *out,
+                             int32_t fill);
+
+/* Batches, prepared one ahead by a background thread (pthreads). The data set must
+ * outlive the loader and stay unchanged. */
+typedef struct st_loader st_loader;
+/* aug may be NULL. DENSE targets are augmented with the image: their last one (1D) or
+ * two (2D) dimensions must equal the image's. */
+st_status st_loader_new(const st_dataset *d, int batch, int shuffle, int drop_last, const st_augment *aug,
+                        uint64_t seed, st_loader **out);
+/* The next batch: x (B, ...), labels (B, or B*H*W for masks; NULL for DENSE) or targets
+ * (B, ...; NULL otherwise); valid until the next call, seek or free. The last batch of an
+ * epoch is smaller unless drop_last. Epochs follow one another without end. */
+st_status st_loader_next(st_loader *l, const st_tensor **x, const int32_t **labels, const st_tensor **targets);
+int64_t st_loader_batches_per_epoch(const st_loader *l);
+/* The next st_loader_next returns batch `batch` of epoch `epoch` (for exact resume). */
+void st_loader_seek(st_loader *l, int64_t epoch, int64_t batch);
+void st_loader_tell(const st_loader *l, int64_t *epoch, int64_t *batch); /* the next batch's place */
+/* Builds batch (epoch, batch) directly on the calling thread: what the thread does,
+ * without it. x (and targets) must have been made with room for the loader's batch size,
+ * labels too; x->shape[0] is set to this batch's size. */
+st_status st_loader_batch(const st_loader *l, int64_t epoch, int64_t batch, st_tensor *x, int32_t *labels,
+                          st_tensor *targets);
+double st_loader_wait_seconds(const st_loader *l); /* total time st_loader_next waited for data */
+void st_loader_free(st_loader *l);
+
 /* ---------------------------------------------------------------- networks */
 typedef struct st_net st_net;
 

@@ -9,8 +9,10 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # build-essential: the C compiler (gcc, with OpenMP) and make; pkg-config and
-# libcairo2-dev: the PNG plots of `stride experiment`.
-PKGS="build-essential pkg-config libcairo2-dev"
+# libcairo2-dev: the PNG plots of `stride experiment`; zlib1g-dev, libpng-dev, libjpeg-dev:
+# reading .gz IDX files and PNG/JPEG image folders; dataset-fashion-mnist: the data set
+# (`--data fashion-mnist`) and the loader tests.
+PKGS="build-essential pkg-config libcairo2-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist"
 case "${1:-}" in
 --bench) PKGS="$PKGS python3-torch python3-numpy" ;;
 --ci) PKGS="$PKGS python3-torch python3-torchvision python3-numpy" ;;

@@ -263,6 +263,14 @@ else
 fi
 expect_ok "plot --help" $S plot --help
 expect_ok "show --help" $S show --help
+# ---------------------------------------------------------------- data sets (tools/data_files.c)
+$S data fashion-mnist --info >$T/out 2>$T/err
+if grep -q "60000 train / 10000 test samples of shape (1, 28, 28)" $T/out && grep -q "first train labels 9 0 0 3 0 2 7 2 5 5" $T/out \
+    && grep -q "mean 0.28604, std 0.35302" $T/out; then ok "data fashion-mnist --info"; else bad "data fashion-mnist --info"; fi
+$S data mnist1d --out $T/m1d >$T/out 2>$T/err
+expect_ok "data --info reads .npy folders" sh -c "$S data $T/m1d --info | grep -q '4000 train / 1000 test samples of shape (1, 40)'"
+expect_fail "data --info on a folder without data" "no data set found" $S data $T/m1d/.. --info
+expect_fail "data --info on a missing folder" "no such folder" $S data $T/none --info
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -56,6 +56,16 @@ typedef struct {
 int train_run(st_net *net, const dataset *d, const train_opts *o, train_curve *curve);
 void free_curve(train_curve *c);
 
+/* ---------------------------------------------------------------- data files (data_files.c)
+ * spec: "fashion-mnist" (Debian's dataset-fashion-mnist), "mnist" (the same place), or a
+ * folder holding IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+ * t10k-...), CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin), .npy pairs
+ * ({train,test}_{x,y}.npy) or train/ and test/ with one sub-folder of PNG/JPEG images per
+ * class (names sorted give the labels). Pixels are scaled to [0, 1]. */
+st_status cli_data_read(const char *spec, st_dataset *train, st_dataset *test, const char **format);
+int cli_load_data(const char *spec, st_dataset *train, st_dataset *test); /* prints the error, returns 1 */
+int cli_data_info(const char *spec);  /* stride data SPEC --info */
+
 int cmd_train(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_equivariance(int argc, char **argv);

@@ -217,10 +217,12 @@ static int cmd_data(int argc, char **argv) {
         {"--shear-scale", "F", "linear ramp slope range (0.75)", NULL},
         {"--shuffle-seq", NULL, "permute the positions of every signal (one fixed permutation)", NULL},
         {"--length", "N", "final signal length (40)", NULL},
+        {"--info", NULL, "with SPEC instead of mnist1d: read a data set (fashion-mnist, mnist, a folder) and describe it", NULL},
         {NULL, NULL, NULL, NULL}};
     const char *pos[1];
     int npos, rc = parse_options("data", "mnist1d --out DIR [generator options]", opts, argc, argv, 2, pos, 1, &npos);
     if (rc) return rc == 1 ? 0 : rc;
+    if (npos == 1 && opt_get(opts, "--info")) return cli_data_info(pos[0]);
     if (npos != 1 || strcmp(pos[0], "mnist1d")) return cli_error("data: the only data set is 'mnist1d' (stride data mnist1d --out DIR)");
     const char *out = opt_get(opts, "--out");
     if (!out) return cli_error("data: --out DIR is required");
