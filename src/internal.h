@@ -114,6 +114,11 @@ double st_cross_entropy_nd_sum(const float *logits, const int32_t *labels, int n
                                double scale, int32_t ignore);
 double st_cross_entropy_nd_sum_f64(const double *logits, const int32_t *labels, int n, int c, int s,
                                    double *dlogits, double scale, int32_t ignore);
+/* The same with label smoothing eps (PyTorch's label_smoothing): targets (1 - eps) onehot + eps / c. */
+double st_cross_entropy_ls_sum(const float *logits, const int32_t *labels, int n, int c, int s, float *dlogits,
+                               double scale, int32_t ignore, double eps);
+double st_cross_entropy_ls_sum_f64(const double *logits, const int32_t *labels, int n, int c, int s,
+                                   double *dlogits, double scale, int32_t ignore, double eps);
 /* The same over a slice of a batch: returns the sum of the losses, gradients times scale. */
 double st_cross_entropy_sum(const float *logits, const int32_t *labels, int n, int c, float *dlogits, double scale);
 double st_cross_entropy_sum_f64(const double *logits, const int32_t *labels, int n, int c, double *dlogits, double scale);
