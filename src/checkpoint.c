@@ -76,9 +76,7 @@ static st_status load_checked(const char *path, const st_tensors *ts, st_net *ne
     st_rng r;
     st_status rc = read_rng(ts, &r);
     if (rc) return rc;
-    if (opt && (rc = st_optim_check_state(opt, ts))) return st_fail_prefix(rc, "optimiser state: ");
-    /* the weights are the entries that are not ours; st_net_set_weights checks them all
-     * before writing any */
+    /* the weights are the entries that are not ours */
     st_tensors view = {0};
     view.names = malloc(sizeof *view.names * (ts->n ? ts->n : 1));
     view.arrays = malloc(sizeof *view.arrays * (ts->n ? ts->n : 1));
@@ -89,7 +87,11 @@ static st_status load_checked(const char *path, const st_tensors *ts, st_net *ne
             view.arrays[view.n++] = ts->arrays[i];
         }
     view.cap = view.n;
-    rc = st_net_set_weights(net, &view);
+    /* check everything, then change: weights first (their errors name the tensors), then
+     * the optimiser state */
+    rc = st_net_check_weights(net, &view);
+    if (!rc && opt && (rc = st_optim_check_state(opt, ts))) st_fail_prefix(rc, "optimiser state: ");
+    if (!rc) rc = st_net_set_weights(net, &view);
     free(view.names);
     free(view.arrays);
     if (rc) return rc;

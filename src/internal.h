@@ -138,6 +138,8 @@ void st_softmax_backward(float *dx, const float *dy, const float *y, int n, int 
 void st_softmax_forward_f64(double *y, const double *x, int n, int c, int s);
 void st_softmax_backward_f64(double *dx, const double *dy, const double *y, int n, int c, int s);
 
+/* What st_net_set_weights checks (names, shapes, dtypes), without changing anything. */
+st_status st_net_check_weights(st_net *net, const st_tensors *ts);
 /* The optimiser's view of a network: its flat value and gradient arenas. */
 st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n);
 

@@ -729,7 +729,7 @@ static void check_entry(const st_tensors *ts, const char *name, const st_tensor 
     }
 }
 
-st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
+st_status st_net_check_weights(st_net *net, const st_tensors *ts) {
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
     char msg[2048] = "";
@@ -747,6 +747,12 @@ st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
             snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%sunexpected '%s'", problems++ ? "; " : "", ts->names[i]);
     }
     if (problems) return st_fail(ST_ERR_SHAPE, "weights do not fit the model (%d problem%s): %s", problems, problems > 1 ? "s" : "", msg);
+    return ST_OK;
+}
+
+st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
+    st_status rc = st_net_check_weights(net, ts);
+    if (rc) return rc;
     for (int i = 0; i < net->nparams + net->nbuffers; i++) {
         int is_param = i < net->nparams;
         st_buffer *b = is_param ? NULL : &net->buffers[i - net->nparams];
