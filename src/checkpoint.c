@@ -69,7 +69,7 @@ static st_status read_rng(const st_tensors *ts, st_rng *r) {
     return ST_OK;
 }
 
-static st_status load_checked(const char *path, const st_tensors *ts, st_net *net, st_optim *opt, st_tensors *meta_out) {
+static st_status load_checked(const st_tensors *ts, st_net *net, st_optim *opt, st_tensors *meta_out) {
     const char *v = st_tensors_meta(ts, "stride.checkpoint");
     if (!v) return st_fail(ST_ERR_FORMAT, "not a stride checkpoint (no 'stride.checkpoint' metadata; a weights file loads with st_net_load_weights)");
     if (strcmp(v, CKPT_VERSION)) return st_fail(ST_ERR_FORMAT, "checkpoint version '%s' is not supported (this build reads " CKPT_VERSION ")", v);
@@ -98,7 +98,6 @@ static st_status load_checked(const char *path, const st_tensors *ts, st_net *ne
     /* nothing below can fail on this file: it was all checked above */
     if (opt) st_optim_set_state(opt, ts);
     st_net_set_rng(net, &r);
-    (void)path;
     for (int i = 0; meta_out && i < ts->n_meta; i++)
         if ((rc = st_tensors_set_meta(meta_out, ts->meta_keys[i], ts->meta_vals[i]))) return rc;
     return ST_OK;
@@ -108,7 +107,7 @@ st_status st_checkpoint_load(const char *path, st_net *net, st_optim *opt, st_te
     st_tensors ts;
     st_tensors_init(&ts);
     st_status rc = st_safetensors_load(path, &ts);
-    if (!rc && (rc = load_checked(path, &ts, net, opt, meta_out))) st_fail_prefix(rc, "checkpoint %s: ", path);
+    if (!rc && (rc = load_checked(&ts, net, opt, meta_out))) st_fail_prefix(rc, "checkpoint %s: ", path);
     st_tensors_free(&ts);
     return rc;
 }

@@ -459,6 +459,7 @@ static void check_checkpoints(void) {
     const char *step = st_tensors_meta(&meta, "step");
     CHECK(step && !strcmp(step, "6") && st_tensors_meta(&meta, "schedule"), "metadata comes back: step %s", step ? step : "(none)");
     CHECK(st_optim_steps(ob) == 6, "optimiser step count %ld after resume", st_optim_steps(ob));
+    st_tensors_free(&meta);
     train(b, ob, &s, 6, 12);
     CHECK(same_state(a, oa, b, ob), "resumed run ends bit-identical to the one that ran straight through");
     /* the resume is exact only because the RNG and step count came back: without the
