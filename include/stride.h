@@ -336,6 +336,101 @@ st_status st_sgd_new(st_net *net, const st_sgd_conf *conf, st_sgd **out);
 void st_sgd_step(st_sgd *opt);
 void st_sgd_free(st_sgd *opt);
 
+/* ---------------------------------------------------------------- training: optimisers, schedules, checkpoints
+ * Optimisers that match torch.optim.SGD / Adam / AdamW (PyTorch 1.13, one parameter
+ * group, every parameter included in weight decay) step for step. A typical step:
+ *   st_optim_set_lr(opt, (float)st_schedule_lr(&sched, step));
+ *   st_net_zero_grad(net);
+ *   if (st_net_step(net, x, ST_LOSS_CE, labels, NULL, &loss, 0) == ST_ERR_NUMERIC) {
+ *       char where[256]; st_net_find_nonfinite(net, where, sizeof where); ... stop }
+ *   st_net_clip_grad_norm(net, 1.0);   (optional)
+ *   st_optim_step(opt);
+ * (st_sgd_* above is SGD through this same code.) */
+typedef enum { ST_OPT_SGD = 0, ST_OPT_ADAM = 1, ST_OPT_ADAMW = 2 } st_optim_kind;
+typedef struct {
+    st_optim_kind kind;
+    float lr;            /* learning rate (SGD default 0.1, Adam/AdamW 0.001) */
+    float momentum;      /* SGD only */
+    float weight_decay;  /* SGD, Adam: added to the gradient (L2); AdamW: decoupled (w *= 1 - lr wd) */
+    int nesterov;        /* SGD only; needs momentum > 0 */
+    float beta1, beta2, eps; /* Adam/AdamW: 0.9, 0.999, 1e-8 */
+} st_optim_conf;
+typedef struct st_optim st_optim;
+/* PyTorch's defaults for the kind (AdamW: weight_decay 0.01, others 0). */
+void st_optim_defaults(st_optim_kind kind, st_optim_conf *c);
+/* An optimiser over all of the net's parameters; ST_ERR_ARG names a bad setting. */
+st_status st_optim_new(st_net *net, const st_optim_conf *c, st_optim **out);
+void st_optim_set_lr(st_optim *o, float lr);
+float st_optim_get_lr(const st_optim *o);
+long st_optim_steps(const st_optim *o);        /* steps taken (Adam's bias-correction count) */
+void st_optim_step(st_optim *o);               /* updates the parameters from their gradients */
+void st_optim_free(st_optim *o);
+/* The state: tensors "optim.momentum_buffer" (SGD with momentum, after the first step) or
+ * "optim.exp_avg", "optim.exp_avg_sq" (Adam, AdamW), 1-D over all parameters in
+ * st_net_param order, and metadata "optim.kind" ("sgd", "adam", "adamw") and
+ * "optim.step". Settings (lr, betas, ...) are not part of it. set_state checks kind
+ * and sizes first and changes nothing on error; check_state only checks. */
+st_status st_optim_get_state(const st_optim *o, st_tensors *out);
+st_status st_optim_set_state(st_optim *o, const st_tensors *ts);
+st_status st_optim_check_state(const st_optim *o, const st_tensors *ts);
+
+/* Learning-rate schedules, closed-form functions of the step t (0-based: the rate of
+ * the t-th optimiser step), so a resumed run needs no scheduler state. They reproduce
+ * PyTorch's StepLR, MultiStepLR, CosineAnnealingLR stepped once per optimiser step, and
+ * with warmup W > 0 SequentialLR([LinearLR(start_factor, total_iters=W), main],
+ * milestones=[W]): base (f + (1 - f) t/W) for t < W, then main(t - W). */
+typedef enum { ST_SCHED_CONSTANT, ST_SCHED_STEP, ST_SCHED_MULTISTEP, ST_SCHED_COSINE } st_sched_kind;
+typedef struct {
+    st_sched_kind kind;
+    double base_lr;
+    long step_size;          /* step: gamma every step_size steps */
+    double gamma;            /* step, multistep: 0.1 */
+    long milestones[16];     /* multistep: increasing steps where lr *= gamma */
+    int n_milestones;
+    long t_max;              /* cosine: steps from base_lr to eta_min */
+    double eta_min;          /* cosine: 0 */
+    long warmup;             /* linear warm-up steps in front (0: none) */
+    double warmup_start_factor; /* warm-up starts at base_lr times this (LinearLR's 1/3) */
+} st_schedule;
+double st_schedule_lr(const st_schedule *s, long step);
+void st_schedule_constant(st_schedule *s, double base_lr); /* constant base_lr, other fields at defaults */
+/* From text: "constant", "step:SIZE[:GAMMA]", "multistep:M1,M2,...[:GAMMA]",
+ * "cosine[:ETA_MIN]" (t_max = total_steps - warmup), then options ",warmup=STEPS",
+ * ",warmup_start=FACTOR", ",gamma=G", ",eta_min=E", ",t_max=STEPS"; e.g.
+ * "multistep:30,60,90:0.1", "cosine,warmup=500". ST_ERR_ARG names the bad part. */
+st_status st_schedule_parse(const char *text, double base_lr, long total_steps, st_schedule *out);
+
+/* torch.nn.utils.clip_grad_norm_: if the L2 norm of all parameter gradients together
+ * exceeds max_norm, scales them all by max_norm / (norm + 1e-6). Returns the norm before
+ * clipping (NaN or Inf when a gradient is; the gradients then become NaN as in PyTorch). */
+double st_net_clip_grad_norm(st_net *net, double max_norm);
+/* Cross-entropy label smoothing as F.cross_entropy(label_smoothing=eps): targets
+ * (1 - eps) onehot + eps/C, with ignore_index and per-position (N, C, H, W) logits
+ * alike; 0 (the default) turns it off. */
+void st_net_set_label_smoothing(st_net *net, float eps);
+/* The net's dropout random-number state (seeded by st_net_init), for checkpoints. */
+void st_net_get_rng(const st_net *net, st_rng *r);
+void st_net_set_rng(st_net *net, const st_rng *r);
+
+/* A checkpoint is one .safetensors file: the weights and buffers by state_dict name (so
+ * st_net_load_weights-style tools can read them), the optimiser state (opt may be NULL),
+ * the net's RNG state ("rng.state") and the caller's metadata (step, epoch, settings: the
+ * metadata of extra_meta, which may be NULL; keys optim.*, rng.*, stride.* are reserved).
+ * It is written atomically (temporary file, fsync, rename). Loading checks the file
+ * against the net and the optimiser (opt NULL: its state is skipped) before changing
+ * either, so on error both are unchanged; meta_out (NULL or initialised) receives all
+ * of the file's metadata. */
+st_status st_checkpoint_save(const char *path, const st_net *net, const st_optim *opt, const st_tensors *extra_meta);
+st_status st_checkpoint_load(const char *path, st_net *net, st_optim *opt, st_tensors *meta_out);
+
+/* Where a NaN or Inf is, after a step that failed with ST_ERR_NUMERIC (call it before the
+ * next forward, while that step's input still exists): the first node in graph order
+ * whose output holds one, else the first parameter gradient, else the first parameter
+ * value, e.g. "node 'conv3' (conv2d) output (first non-finite value nan at index 123)".
+ * Returns ST_ERR_NUMERIC with that text in `where` and st_errmsg(), or ST_OK and ""
+ * when everything is finite. */
+st_status st_net_find_nonfinite(const st_net *net, char *where, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

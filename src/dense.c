@@ -102,10 +102,16 @@ ACT_PAIR(st_act_forward_f64, st_act_backward_f64, double, exp, tanh)
  * per-pixel classification); labels (n, s). Returns the SUM of the losses of the labels
  * that are not `ignore` and writes dlogits = (softmax - onehot) * scale (zero for ignored
  * positions; scale = 1/count for the mean), so that slices of one batch can be done
- * separately. One exp per logit, kept in dlogits; sums in double. */
-#define CE(NAME_ND, NAME_SUM, NAME, T, EXP)                                              \
-double NAME_ND(const T *logits, const int32_t *labels, int n, int c, int s, T *dlogits,  \
-               double scale, int32_t ignore) {                                           \
+ * separately. One exp per logit, kept in dlogits; sums in double.
+ *
+ * With label smoothing eps (PyTorch's F.cross_entropy(label_smoothing=eps)) the target is
+ * (1 - eps) onehot + eps / c, so for one position, with lse = logsumexp(z),
+ *     l = (1 - eps) (lse - z_t) + eps/c sum_j (lse - z_j)
+ *     dl/dz_j = softmax_j - (1 - eps) [j = t] - eps/c
+ * PyTorch divides the smoothing term by the same count of non-ignored targets. */
+#define CE(NAME_LS, NAME_ND, NAME_SUM, NAME, T, EXP)                                     \
+double NAME_LS(const T *logits, const int32_t *labels, int n, int c, int s, T *dlogits,  \
+               double scale, int32_t ignore, double eps) {                               \
     double total = 0;                                                                    \
     for (int i = 0; i < n; i++)                                                          \
         for (int p = 0; p < s; p++) {                                                    \
@@ -124,14 +130,30 @@ double NAME_ND(const T *logits, const int32_t *labels, int n, int c, int s, T *d
                 if (d) d[(size_t)j * s] = e;                                             \
                 sum += e;                                                                \
             }                                                                            \
-            total += (double)m + log(sum) - z[(size_t)t * s];                            \
+            double lse = (double)m + log(sum);                                           \
+            if (eps == 0) total += lse - z[(size_t)t * s];                               \
+            else {                                                                       \
+                double zsum = 0;                                                         \
+                for (int j = 0; j < c; j++) zsum += z[(size_t)j * s];                    \
+                total += (1 - eps) * (lse - z[(size_t)t * s]) + eps * (lse - zsum / c);  \
+            }                                                                            \
             if (d) {                                                                     \
                 double k = scale / sum;                                                  \
-                for (int j = 0; j < c; j++) d[(size_t)j * s] = (T)(d[(size_t)j * s] * k); \
-                d[(size_t)t * s] -= (T)scale;                                            \
+                if (eps == 0) {                                                          \
+                    for (int j = 0; j < c; j++) d[(size_t)j * s] = (T)(d[(size_t)j * s] * k); \
+                    d[(size_t)t * s] -= (T)scale;                                        \
+                } else {                                                                 \
+                    double u = scale * eps / c;                                          \
+                    for (int j = 0; j < c; j++)                                          \
+                        d[(size_t)j * s] = (T)(d[(size_t)j * s] * k - u - (j == t ? scale * (1 - eps) : 0)); \
+                }                                                                        \
             }                                                                            \
         }                                                                                \
     return total;                                                                        \
+}                                                                                        \
+double NAME_ND(const T *logits, const int32_t *labels, int n, int c, int s, T *dlogits,  \
+               double scale, int32_t ignore) {                                           \
+    return NAME_LS(logits, labels, n, c, s, dlogits, scale, ignore, 0.0);                \
 }                                                                                        \
 double NAME_SUM(const T *logits, const int32_t *labels, int n, int c, T *dlogits,        \
                 double scale) {                                                          \
@@ -140,8 +162,8 @@ double NAME_SUM(const T *logits, const int32_t *labels, int n, int c, T *dlogits
 double NAME(const T *logits, const int32_t *labels, int n, int c, T *dlogits) {          \
     return n > 0 ? NAME_SUM(logits, labels, n, c, dlogits, 1.0 / n) / n : 0;             \
 }
-CE(st_cross_entropy_nd_sum, st_cross_entropy_sum, st_cross_entropy, float, expf)
-CE(st_cross_entropy_nd_sum_f64, st_cross_entropy_sum_f64, st_cross_entropy_f64, double, exp)
+CE(st_cross_entropy_ls_sum, st_cross_entropy_nd_sum, st_cross_entropy_sum, st_cross_entropy, float, expf)
+CE(st_cross_entropy_ls_sum_f64, st_cross_entropy_nd_sum_f64, st_cross_entropy_sum_f64, st_cross_entropy_f64, double, exp)
 
 /* Squared error over a slice: returns the sum of (y - t)^2, dy = 2 (y - t) * scale. */
 #define MSE(NAME_SUM, NAME, T)                                                          \

@@ -114,6 +114,11 @@ double st_cross_entropy_nd_sum(const float *logits, const int32_t *labels, int n
                                double scale, int32_t ignore);
 double st_cross_entropy_nd_sum_f64(const double *logits, const int32_t *labels, int n, int c, int s,
                                    double *dlogits, double scale, int32_t ignore);
+/* The same with label smoothing eps (PyTorch's label_smoothing): targets (1 - eps) onehot + eps / c. */
+double st_cross_entropy_ls_sum(const float *logits, const int32_t *labels, int n, int c, int s, float *dlogits,
+                               double scale, int32_t ignore, double eps);
+double st_cross_entropy_ls_sum_f64(const double *logits, const int32_t *labels, int n, int c, int s,
+                                   double *dlogits, double scale, int32_t ignore, double eps);
 /* The same over a slice of a batch: returns the sum of the losses, gradients times scale. */
 double st_cross_entropy_sum(const float *logits, const int32_t *labels, int n, int c, float *dlogits, double scale);
 double st_cross_entropy_sum_f64(const double *logits, const int32_t *labels, int n, int c, double *dlogits, double scale);
@@ -133,6 +138,8 @@ void st_softmax_backward(float *dx, const float *dy, const float *y, int n, int 
 void st_softmax_forward_f64(double *y, const double *x, int n, int c, int s);
 void st_softmax_backward_f64(double *dx, const double *dy, const double *y, int n, int c, int s);
 
+/* What st_net_set_weights checks (names, shapes, dtypes), without changing anything. */
+st_status st_net_check_weights(st_net *net, const st_tensors *ts);
 /* The optimiser's view of a network: its flat value and gradient arenas. */
 st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n);
 

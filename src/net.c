@@ -529,8 +529,8 @@ static double loss_node(st_net *net, st_node *o, st_loss loss, const int32_t *la
     size_t at = (size_t)first * o->numel;
     if (loss == ST_LOSS_CE) {
         int C = o->shape[0], S = (int)(o->numel / (size_t)C);
-        return st_cross_entropy_nd_sum(o->out.data + at, labels + (size_t)first * S, count, C, S, o->grad.data + at,
-                                       1.0 / net->ce_count, net->ignore_index);
+        return st_cross_entropy_ls_sum(o->out.data + at, labels + (size_t)first * S, count, C, S, o->grad.data + at,
+                                       1.0 / net->ce_count, net->ignore_index, net->label_smoothing);
     }
     if (loss == ST_LOSS_BCE)
         return st_bce_logits_sum(o->out.data + at, target->data + at, (size_t)count * o->numel, o->grad.data + at,
@@ -634,6 +634,50 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
 }
 
 void st_net_set_ignore_index(st_net *net, int index) { net->ignore_index = index; }
+void st_net_set_label_smoothing(st_net *net, float eps) { net->label_smoothing = eps; }
+
+void st_net_get_rng(const st_net *net, st_rng *r) { *r = net->rng; }
+void st_net_set_rng(st_net *net, const st_rng *r) { net->rng = *r; }
+
+/* ---------------------------------------------------------------- finding a NaN or Inf
+ * After a step that went non-finite: node outputs in graph order (the first one holding
+ * a NaN or Inf is where it appeared, since every later node reads earlier ones), then
+ * parameter gradients, then parameter values. */
+static long first_nonfinite(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return (long)i;
+    return -1;
+}
+
+st_status st_net_find_nonfinite(const st_net *net, char *where, size_t len) {
+    if (len) where[0] = 0;
+    char buf[512];
+    long at = -1;
+    const float *bad = NULL;
+    if (net->fwd_done)
+        for (int i = 0; i < net->nnodes && at < 0; i++) {
+            const st_node *n = &net->nodes[i];
+            if (!n->out.data) continue;
+            if ((at = first_nonfinite(n->out.data, n->numel * (size_t)net->batch)) >= 0) {
+                bad = n->out.data + at;
+                snprintf(buf, sizeof buf, "node '%s' (%s) output", n->name, n->op->name);
+            }
+        }
+    for (int pass = 0; pass < 2 && at < 0 && net->value_arena; pass++)
+        for (int i = 0; i < net->nparams && at < 0; i++) {
+            const st_tensor *t = pass == 0 ? &net->params[i].grad : &net->params[i].value;
+            if ((at = first_nonfinite(t->data, st_tensor_numel(t))) >= 0) {
+                bad = t->data + at;
+                snprintf(buf, sizeof buf, "parameter '%s' %s", net->params[i].name, pass == 0 ? "gradient" : "value");
+            }
+        }
+    if (at < 0) return ST_OK;
+    size_t used = strlen(buf);
+    snprintf(buf + used, sizeof buf - used, " (first non-finite value %s at index %ld)",
+             isnan(*bad) ? "nan" : *bad > 0 ? "inf" : "-inf", at);
+    if (len) snprintf(where, len, "%s", buf);
+    return st_fail(ST_ERR_NUMERIC, "%s", buf);
+}
 
 const st_tensor *st_net_input_grad(const st_net *net) {
     return net->want_input_grad && net->nnodes ? &net->nodes[0].grad : NULL;
@@ -685,7 +729,7 @@ static void check_entry(const st_tensors *ts, const char *name, const st_tensor 
     }
 }
 
-st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
+st_status st_net_check_weights(st_net *net, const st_tensors *ts) {
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
     char msg[2048] = "";
@@ -703,6 +747,12 @@ st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
             snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%sunexpected '%s'", problems++ ? "; " : "", ts->names[i]);
     }
     if (problems) return st_fail(ST_ERR_SHAPE, "weights do not fit the model (%d problem%s): %s", problems, problems > 1 ? "s" : "", msg);
+    return ST_OK;
+}
+
+st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
+    st_status rc = st_net_check_weights(net, ts);
+    if (rc) return rc;
     for (int i = 0; i < net->nparams + net->nbuffers; i++) {
         int is_param = i < net->nparams;
         st_buffer *b = is_param ? NULL : &net->buffers[i - net->nparams];

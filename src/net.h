@@ -169,6 +169,7 @@ struct st_net {
     int fwd_done, loss_done;
     int ignore_index;                   /* cross-entropy targets to skip (PyTorch: -100) */
     double ce_count;                    /* targets counted in the last cross-entropy */
+    float label_smoothing;              /* cross-entropy label smoothing (PyTorch: 0) */
     int want_input_grad;
 };
 
