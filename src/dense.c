@@ -4,6 +4,7 @@
  *   linear:   y = x W^T + b          dx = dy W,   dW = dy^T x,   db = sum_n dy
  *   relu:     y = max(x, 0)          dx = dy * [x > 0]
  *   leaky:    y = x > 0 ? x : a x    dx = dy * (x > 0 ? 1 : a)
+ *   (relu is written x < 0 ? 0 : x so that a NaN passes through, as in PyTorch)
  *   sigmoid:  y = 1 / (1 + e^-x)     dx = dy * y (1 - y)
  *   tanh:     y = tanh x             dx = dy * (1 - y^2)
  *   cross-entropy (mean over n):  L = mean_n(logsumexp(z_n) - z_n[t_n]),
@@ -60,7 +61,7 @@ void st_linear_backward_f64(double *dx, double *dw, double *db, const double *dy
 void NAME_F(st_act a, T slope, T *y, const T *x, size_t n) {                            \
     switch (a) {                                                                        \
     case ST_ACT_RELU:                                                                   \
-        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;                      \
+        for (size_t i = 0; i < n; i++) y[i] = x[i] < 0 ? 0 : x[i];                      \
         break;                                                                          \
     case ST_ACT_LEAKY_RELU:                                                             \
         for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : slope * x[i];           \
