@@ -59,5 +59,6 @@ void free_curve(train_curve *c);
 int cmd_train(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_equivariance(int argc, char **argv);
+int cmd_data_shapes(int argc, char **argv); /* data_shapes.c */
 
 #endif
