@@ -290,10 +290,13 @@ typedef struct {
                         * exp(-d^2 / (2 sigma^2)), d in heatmap cells, at its visible keypoints */
     int max_keypoints; /* K = max_shapes * ST_SHAPE_KP_PER_SHAPE */
     float *keypoints;  /* (n, K, 4): x, y (image coordinates, pixels), joint (ST_JOINT_*, -1 for an
-                        * unused row), visible (1/0). Rows 5s..5s+4 are shape s (drawing order):
-                        * its centre, then its corners. A keypoint is visible when it lies inside
-                        * the image and no later shape covers it (nor, for a corner, the point a
-                        * quarter of the way to the centre). Only visible keypoints have bumps. */
+                        * unused row), visible: 0 hidden, 1 visible, 2 visible but ambiguous.
+                        * Rows 5s..5s+4 are shape s (drawing order): its centre, then its corners.
+                        * A keypoint is visible when it lies inside the image and no later shape
+                        * covers it (nor, for a corner, the point a quarter of the way to the
+                        * centre); ambiguous when a same-channel keypoint of another shape is
+                        * within 3 heatmap cells (their bumps may merge into one peak).
+                        * Visible keypoints (1 and 2) have bumps; PCK scores only 1. */
 } st_shapes;
 st_status st_shapes_generate(const st_shapes_conf *c, st_shapes *out);
 void st_shapes_free(st_shapes *s); /* frees the arrays, leaves s zeroed */
@@ -327,7 +330,8 @@ double st_confusion_mean_iou(const st_confusion *c);
 st_status st_topk_correct(const float *logits, const int32_t *labels, int n, int classes, int k, int64_t *correct);
 
 /* PCK for heatmaps with several instances per channel (src/metrics.c).
- * Predicted peaks of a channel: cells with value >= threshold that beat their 8
+ * keypoints: (n, max_keypoints, 4) rows x, y, joint, visible as st_shapes writes them;
+ * only rows with visible == 1 are scored. Predicted peaks of a channel: cells with value >= threshold that beat their 8
  * neighbours (ties: the lower index wins), each refined by a quarter cell towards its
  * higher neighbour on each axis (Newell et al.), mapped to image coordinates
  * ((v + 0.5) * stride, ...). Each visible ground-truth keypoint of that image and channel

@@ -198,7 +198,7 @@ st_status st_pck_add(st_pck_counts *acc, const float *heatmaps, int n, int joint
                        max_keypoints, alpha);
     for (int64_t r = 0; r < (int64_t)n * max_keypoints; r++) {
         const float *q = keypoints + 4 * r;
-        if (q[3] != 0 && (q[2] < 0 || q[2] >= joints || q[2] != (int)q[2]))
+        if (q[3] == 1 && (q[2] < 0 || q[2] >= joints || q[2] != (int)q[2]))
             return st_fail(ST_ERR_ARG, "pck: keypoint %lld of image %lld is visible but its joint %g is not in 0..%d",
                            (long long)(r % max_keypoints), (long long)(r / max_keypoints), q[2], joints - 1);
     }
@@ -216,7 +216,7 @@ st_status st_pck_add(st_pck_counts *acc, const float *heatmaps, int n, int joint
             int np = find_peaks(heatmaps + (i * joints + j) * hs * hs, hs, stride, threshold, peaks), nt = 0;
             for (int r = 0; r < max_keypoints; r++) {
                 const float *q = keypoints + 4 * (i * max_keypoints + r);
-                if (q[3] != 0 && (int)q[2] == j) truth[nt++] = (point){q[0], q[1]};
+                if (q[3] == 1 && (int)q[2] == j) truth[nt++] = (point){q[0], q[1]};
             }
             acc->peaks += np;
             acc->keypoints += nt;

@@ -5,11 +5,11 @@
  *   1. background level (grey) or colour, each channel uniform in [0, 0.2];
  *   2. m shapes, m uniform in min_shapes..max_shapes, drawn in order, each:
  *        class uniform over circle / square / triangle;
- *        circumradius r = size * U[0.10, 0.22] times 1.0 / 1.1 / 1.3 (circle, square,
+ *        circumradius r = size * U[0.10, 0.22] times 1.0 / 1.25 / 1.3 (circle, square,
  *        triangle: the smaller-area shapes are drawn larger so the classes' pixel shares
  *        are closer), centre uniform in [0.6 r, size - 0.6 r]^2, angle uniform;
  *        a square's corners lie at angle + k 90 deg on the circle of radius r; a
- *        triangle's at angle + k 120 deg + U[-11, 11] deg, at radius r * U[0.85, 1];
+ *        triangle's at angle + k 120 deg + U[-8.6, 8.6] deg, at radius r * U[0.9, 1];
  *        its "centre" keypoint is the centroid of the corners;
  *        intensity U[0.45, 1] (grey) or a colour at least 0.5 from the background and
  *        0.3 from the earlier shapes (Euclidean, RGB); grey levels at least 0.12 apart
@@ -17,7 +17,15 @@
  *      a placement is redrawn (up to 50 times, then the shape is dropped) if less than
  *      60 % of the shape's area would lie in the image, if it has fewer than 12 pixels,
  *      or if it would leave an earlier shape with less than 60 % of its pixels visible;
- *   3. Gaussian noise N(0, noise^2) on every pixel and channel, drawn last, so the same
+ *   3. keypoints: a centre is visible when it is in the image, no later shape covers it
+ *      and its pixel shows the shape; a corner when it is in the image, uncovered, and
+ *      the point a quarter of the way to the centre is uncovered and its pixel shows the
+ *      shape. Same-channel keypoints of two shapes closer than 3 heatmap cells (3 sigma
+ *      if sigma > 1) are both marked 2, "visible but ambiguous": they keep their bumps
+ *      (the picture shows them) but PCK leaves them out, as their bumps may merge. The
+ *      shape sizes keep one shape's own corners at least 2 cells apart on some axis at the
+ *      default scale (size 64, stride 4), so each visible keypoint has its own peak;
+ *   4. Gaussian noise N(0, noise^2) on every pixel and channel, drawn last, so the same
  *      seed with another noise level gives the same shapes.
  */
 #include "internal.h"
@@ -32,6 +40,7 @@
 #define COLOUR_TRIES 64
 #define MIN_VISIBLE 0.6
 #define MIN_PIXELS 12
+#define AMBIGUOUS 3.0 /* heatmap cells (times sigma when sigma > 1) */
 
 typedef struct {
     int cls, nv;          /* class; corners (0 circle, 4 square, 3 triangle) */
@@ -101,7 +110,7 @@ static void bbox(const shape *s, int size, int *r0, int *r1, int *c0, int *c1) {
 
 static void draw_geometry(st_rng *rng, int size, shape *s) {
     s->cls = 1 + (int)st_rng_below(rng, 3);
-    static const double factor[4] = {0, 1.0, 1.1, 1.3};
+    static const double factor[4] = {0, 1.0, 1.25, 1.3};
     s->r = size * uniform(rng, 0.10, 0.22) * factor[s->cls];
     double cx = uniform(rng, 0.6 * s->r, size - 0.6 * s->r), cy = uniform(rng, 0.6 * s->r, size - 0.6 * s->r);
     double angle = uniform(rng, 0, 2 * PI);
@@ -118,7 +127,7 @@ static void draw_geometry(st_rng *rng, int size, shape *s) {
         s->nv = 3;
         double mx = 0, my = 0;
         for (int k = 0; k < 3; k++) {
-            double a = angle + k * 2 * PI / 3 + uniform(rng, -0.2, 0.2), rr = s->r * uniform(rng, 0.85, 1.0);
+            double a = angle + k * 2 * PI / 3 + uniform(rng, -0.15, 0.15), rr = s->r * uniform(rng, 0.9, 1.0);
             s->vx[k] = cx + rr * cos(a);
             s->vy[k] = cy + rr * sin(a);
             mx += s->vx[k] / 3;
@@ -177,12 +186,16 @@ static void paint(const shape *s, int id, int size, int *owner) {
             if (inside(s, j + 0.5, i + 0.5)) owner[i * size + j] = id;
 }
 
-/* Point (x, y) is visible for shape k when it is in the image and no later shape covers it. */
-static int point_visible(const shape *sh, int m, int k, int size, double x, double y) {
+/* Point (x, y) is visible for shape k when it is in the image, no later shape covers it,
+ * and (if own_x >= 0) pixel (own_x, own_y) shows shape k. */
+static int point_visible(const shape *sh, int m, int k, int size, double x, double y, const int *owner, double own_x,
+                         double own_y) {
     if (!(x >= 0 && y >= 0 && x < size && y < size)) return 0;
     for (int t = k + 1; t < m; t++)
         if (inside(&sh[t], x, y)) return 0;
-    return 1;
+    if (own_x < 0) return 1;
+    if (!(own_x >= 0 && own_y >= 0 && own_x < size && own_y < size)) return 0;
+    return owner[(int)own_y * size + (int)own_x] == k;
 }
 
 static void generate_one(const st_shapes_conf *c, int64_t idx, const st_shapes *o, int *owner) {
@@ -237,17 +250,30 @@ static void generate_one(const st_shapes_conf *c, int64_t idx, const st_shapes *
         row[0] = (float)sh[k].cx;
         row[1] = (float)sh[k].cy;
         row[2] = (float)centre_joint[sh[k].cls];
-        row[3] = (float)point_visible(sh, m, k, S, sh[k].cx, sh[k].cy);
+        row[3] = (float)point_visible(sh, m, k, S, sh[k].cx, sh[k].cy, owner, sh[k].cx, sh[k].cy);
         for (int v = 0; v < sh[k].nv; v++) {
             float *q = row + 4 * (1 + v);
             double x = sh[k].vx[v], y = sh[k].vy[v];
             q[0] = (float)x;
             q[1] = (float)y;
             q[2] = (float)corner_joint[sh[k].cls];
-            q[3] = (float)(point_visible(sh, m, k, S, x, y) &&
-                           point_visible(sh, m, k, S, x + 0.25 * (sh[k].cx - x), y + 0.25 * (sh[k].cy - y)));
+            double ix = x + 0.25 * (sh[k].cx - x), iy = y + 0.25 * (sh[k].cy - y); /* a quarter of the way in */
+            q[3] = (float)(point_visible(sh, m, k, S, x, y, owner, -1, 0) && point_visible(sh, m, k, S, ix, iy, owner, ix, iy));
         }
     }
+    /* keypoints of one channel from different shapes closer than AMBIGUOUS heatmap cells
+     * would merge into one heatmap peak: both stay in the heatmap (they are visible) but
+     * get visible = 2, which PCK does not score */
+    const double amb = AMBIGUOUS * c->heatmap_stride * (c->sigma_x10 > 10 ? c->sigma_x10 / 10.0 : 1.0);
+    char ambiguous[MAX_SHAPES * ST_SHAPE_KP_PER_SHAPE] = {0};
+    for (int a = 0; a < K; a++)
+        for (int b = a + 1; b < K; b++) {
+            const float *p = kp + 4 * a, *q = kp + 4 * b;
+            if (!p[3] || !q[3] || p[2] != q[2] || a / ST_SHAPE_KP_PER_SHAPE == b / ST_SHAPE_KP_PER_SHAPE) continue;
+            if (hypot(p[0] - q[0], p[1] - q[1]) < amb) ambiguous[a] = ambiguous[b] = 1;
+        }
+    for (int a = 0; a < K; a++)
+        if (ambiguous[a]) kp[4 * a + 3] = 2;
     /* heatmaps: per channel the maximum of the visible keypoints' Gaussians */
     const int hs = o->hs, J = o->joints;
     const double sigma = c->sigma_x10 / 10.0, st = c->heatmap_stride;
