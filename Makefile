@@ -113,6 +113,7 @@ fixtures:
 	$(PYTHON) scripts/gen_hourglass_fixtures.py tests/fixtures/models
 	$(PYTHON) scripts/gen_lenet_fixtures.py tests/fixtures/models
 	$(PYTHON) scripts/gen_optim_fixtures.py tests/fixtures/optim
+	$(PYTHON) scripts/gen_metrics_fixtures.py tests/fixtures/metrics
 
 debug:
 	$(MAKE) OPT=-O0 ARCH= CFLAGS="-O0 -g -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined" OPENMP=0 test

@@ -430,6 +430,97 @@ st_status st_checkpoint_load(const char *path, st_net *net, st_optim *opt, st_te
  * Returns ST_ERR_NUMERIC with that text in `where` and st_errmsg(), or ST_OK and ""
  * when everything is finite. */
 st_status st_net_find_nonfinite(const st_net *net, char *where, size_t len);
+/* ---------------------------------------------------------------- synthetic shapes and metrics */
+/* Images of random circles, squares (rotated by a random angle) and triangles for
+ * segmentation and keypoint heatmaps (src/shapes.c). Every image has its own generator
+ * seeded from (seed, index): the data do not depend on the thread count, and image i is
+ * the same whatever n is. Pixel (row i, column j) covers [j, j+1) x [i, i+1) in image
+ * coordinates; a pixel belongs to a shape when its centre (j + 0.5, i + 0.5) lies inside.
+ * Every shape keeps at least 60 % of its area visible (later shapes occlude earlier ones,
+ * and placements that would hide more are redrawn), and shape intensities (colours)
+ * differ from the background and from each other. */
+enum { ST_SHAPE_BACKGROUND = 0, ST_SHAPE_CIRCLE = 1, ST_SHAPE_SQUARE = 2, ST_SHAPE_TRIANGLE = 3, ST_SHAPE_CLASSES = 4 };
+/* Heatmap channels (joints): one per keypoint kind. */
+enum { ST_JOINT_CIRCLE_CENTRE = 0, ST_JOINT_SQUARE_CENTRE = 1, ST_JOINT_SQUARE_CORNER = 2,
+       ST_JOINT_TRIANGLE_CENTRE = 3, ST_JOINT_TRIANGLE_CORNER = 4, ST_SHAPE_JOINTS = 5 };
+#define ST_SHAPE_KP_PER_SHAPE 5 /* keypoint rows per shape slot: the centre, then up to 4 corners */
+
+typedef struct {
+    int n;                     /* images (1000) */
+    int size;                  /* side in pixels (64) */
+    int channels;              /* 1 grey (default), 3 coloured */
+    int min_shapes, max_shapes;/* shapes per image, uniform (1..4) */
+    double noise;              /* standard deviation of the added Gaussian pixel noise (0.1) */
+    uint64_t seed;             /* (1) */
+    int sigma_x10;             /* heatmap Gaussian sigma in heatmap pixels, times 10 (10: sigma 1) */
+    int heatmap_stride;        /* heatmap side = size / heatmap_stride (4: the hourglass's output) */
+} st_shapes_conf;
+void st_shapes_defaults(st_shapes_conf *c);
+
+typedef struct {
+    int n, channels, size;
+    float *images;     /* (n, channels, size, size): background and shapes in [0, 1], plus noise (not clipped) */
+    int32_t *masks;    /* (n, size, size): ST_SHAPE_BACKGROUND .. ST_SHAPE_TRIANGLE */
+    int joints;        /* ST_SHAPE_JOINTS heatmap channels, ST_JOINT_* */
+    int hs, stride;    /* heatmap side and stride: heatmap cell (u, v) is centred on image point
+                        * ((v + 0.5) * stride, (u + 0.5) * stride) */
+    float *heatmaps;   /* (n, joints, hs, hs): per channel the maximum of Gaussians
+                        * exp(-d^2 / (2 sigma^2)), d in heatmap cells, at its visible keypoints */
+    int max_keypoints; /* K = max_shapes * ST_SHAPE_KP_PER_SHAPE */
+    float *keypoints;  /* (n, K, 4): x, y (image coordinates, pixels), joint (ST_JOINT_*, -1 for an
+                        * unused row), visible: 0 hidden, 1 visible, 2 visible but ambiguous.
+                        * Rows 5s..5s+4 are shape s (drawing order): its centre, then its corners.
+                        * A keypoint is visible when it lies inside the image and no later shape
+                        * covers it (nor, for a corner, the point a quarter of the way to the
+                        * centre); ambiguous when a same-channel keypoint of another shape is
+                        * within 3 heatmap cells (their bumps may merge into one peak).
+                        * Visible keypoints (1 and 2) have bumps; PCK scores only 1. */
+} st_shapes;
+st_status st_shapes_generate(const st_shapes_conf *c, st_shapes *out);
+void st_shapes_free(st_shapes *s); /* frees the arrays, leaves s zeroed */
+
+/* Metrics (src/metrics.c). A confusion matrix: counts[t * classes + p] is the number of
+ * items of true class t predicted as p. Ratios that are 0/0 are NaN. */
+typedef struct st_confusion st_confusion;
+st_status st_confusion_new(int classes, st_confusion **out);
+void st_confusion_free(st_confusion *c);
+void st_confusion_reset(st_confusion *c);
+int st_confusion_classes(const st_confusion *c);
+/* Adds argmax predictions of logits (n, classes, positions) against labels (n, positions):
+ * positions = 1 for classification, H*W for (N, C, H, W) segmentation logits. The argmax
+ * is the first maximum (NaN never wins). Labels equal to ignore_index are skipped; any
+ * other label outside 0..classes-1 is an error (nothing is added then). */
+st_status st_confusion_add_logits(st_confusion *c, const float *logits, const int32_t *labels, int n,
+                                  int classes, int positions, int ignore_index);
+/* Adds predicted labels against true labels (both n); same label rules. */
+st_status st_confusion_add_labels(st_confusion *c, const int32_t *pred, const int32_t *labels, int64_t n,
+                                  int ignore_index);
+const int64_t *st_confusion_counts(const st_confusion *c);
+int64_t st_confusion_total(const st_confusion *c);
+double st_confusion_accuracy(const st_confusion *c); /* trace / total: pixel accuracy for segmentation */
+/* Per class (arrays of `classes`): precision TP/(TP+FP), recall TP/(TP+FN); either may be NULL. */
+void st_confusion_precision_recall(const st_confusion *c, double *precision, double *recall);
+void st_confusion_iou(const st_confusion *c, double *iou); /* per class TP/(TP+FP+FN) */
+/* Mean IoU over the classes present in the truth or the prediction (TP+FP+FN > 0). */
+double st_confusion_mean_iou(const st_confusion *c);
+/* Number of samples whose label is among the k largest of its logits (n, classes); ties
+ * go to the lower class index, so k = 1 agrees with the confusion's argmax. */
+st_status st_topk_correct(const float *logits, const int32_t *labels, int n, int classes, int k, int64_t *correct);
+
+/* PCK for heatmaps with several instances per channel (src/metrics.c).
+ * keypoints: (n, max_keypoints, 4) rows x, y, joint, visible as st_shapes writes them;
+ * only rows with visible == 1 are scored. Predicted peaks of a channel: cells with value >= threshold that beat their 8
+ * neighbours (ties: the lower index wins), each refined by a quarter cell towards its
+ * higher neighbour on each axis (Newell et al.), mapped to image coordinates
+ * ((v + 0.5) * stride, ...). Each visible ground-truth keypoint of that image and channel
+ * is matched one-to-one, greedily by increasing distance, to a peak within
+ * alpha * (hs * stride): the normaliser is the image side, because with shapes a tenth of the
+ * image wide a fraction of the shape's size would fall below one heatmap cell and measure
+ * the grid, not the model. PCK = correct / keypoints; peaks - correct are false detections. */
+typedef struct { int64_t keypoints, correct, peaks; } st_pck_counts; /* accumulated by st_pck_add */
+st_status st_pck_add(st_pck_counts *acc, const float *heatmaps, int n, int joints, int hs, int stride,
+                     const float *keypoints, int max_keypoints, double alpha, double threshold);
+double st_pck(const st_pck_counts *acc); /* correct / keypoints (NaN if none) */
 
 #ifdef __cplusplus
 }

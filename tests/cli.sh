@@ -115,6 +115,20 @@ expect_ok "data mnist1d" $S data mnist1d --out $T/d
 for f in train_x train_y test_x test_y t; do
     expect_ok "generated $f.npy is identical to the official file" cmp $T/d/$f.npy tests/data/mnist1d/$f.npy
 done
+expect_ok "data shapes" $S data shapes --n 20 --train-split 0.8 --out $T/sh
+expect_ok "data shapes again, with 1 thread" env OMP_NUM_THREADS=1 $S data shapes --n 20 --out $T/sh2
+for f in train_x train_y train_heatmaps train_keypoints test_x test_y test_heatmaps test_keypoints; do
+    expect_ok "shapes $f.npy is the same for the same seed" cmp $T/sh/$f.npy $T/sh2/$f.npy
+done
+# header shapes: 16 + 4 images of 1x64x64, masks int32, 5 heatmaps of 16x16, 4 shapes x 5 keypoint rows
+for want in "train_x '<f4'.*(16, 1, 64, 64)" "train_y '<i4'.*(16, 64, 64)" "train_heatmaps '<f4'.*(16, 5, 16, 16)" \
+            "test_keypoints '<f4'.*(4, 20, 4)"; do
+    f=${want%% *}; pat=${want#* }
+    if head -c 128 $T/sh/$f.npy | grep -aq "$pat"; then ok "shapes $f.npy header"; else bad "shapes $f.npy header (want $pat)"; fi
+done
+expect_fail "data shapes: a heatmap stride that does not divide the size" "heatmap_stride=5 must .* divide size=64" \
+    $S data shapes --n 20 --heatmap-stride 5 --out $T/sh3
+expect_fail "data shapes needs --out" "--out DIR is required" $S data shapes --n 20
 
 # ---------------------------------------------------------------- training
 expect_ok "train a few steps with log and save" $S train mnist1d-cnn --steps 300 --eval-every 100 --log $T/log.jsonl --save $T/w.safetensors --quiet

@@ -71,5 +71,6 @@ int cmd_experiment(int argc, char **argv);
 int cmd_equivariance(int argc, char **argv);
 int cmd_plot(int argc, char **argv); /* show.c */
 int cmd_show(int argc, char **argv);
+int cmd_data_shapes(int argc, char **argv); /* data_shapes.c */
 
 #endif

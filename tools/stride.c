@@ -203,6 +203,7 @@ static int write_i32(const char *dir, const char *name, const int32_t *y, int64_
 }
 
 static int cmd_data(int argc, char **argv) {
+    if (argc > 2 && !strcmp(argv[2], "shapes")) return cmd_data_shapes(argc, argv);
     cli_opt opts[] = {
         {"--out", "DIR", "folder to write train_x.npy, train_y.npy, test_x.npy, test_y.npy, t.npy", NULL},
         {"--seed", "N", "random seed (42 = the official data set)", NULL},
@@ -223,7 +224,7 @@ static int cmd_data(int argc, char **argv) {
     int npos, rc = parse_options("data", "mnist1d --out DIR [generator options]", opts, argc, argv, 2, pos, 1, &npos);
     if (rc) return rc == 1 ? 0 : rc;
     if (npos == 1 && opt_get(opts, "--info")) return cli_data_info(pos[0]);
-    if (npos != 1 || strcmp(pos[0], "mnist1d")) return cli_error("data: the only data set is 'mnist1d' (stride data mnist1d --out DIR)");
+    if (npos != 1 || strcmp(pos[0], "mnist1d")) return cli_error("data: the data sets are 'mnist1d' and 'shapes' (stride data mnist1d|shapes --out DIR)");
     const char *out = opt_get(opts, "--out");
     if (!out) return cli_error("data: --out DIR is required");
     st_mnist1d_args a;
