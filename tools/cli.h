@@ -73,4 +73,47 @@ int cmd_plot(int argc, char **argv); /* show.c */
 int cmd_show(int argc, char **argv);
 int cmd_data_shapes(int argc, char **argv); /* data_shapes.c */
 
+/* ---------------------------------------------------------------- tasks and evaluation (task_data.c, evaluate.c, eval_cmd.c)
+ * A data spec names a data set and, through its targets, a task. */
+typedef enum { TASK_CLASSIFY = 0, TASK_SEGMENT = 1, TASK_KEYPOINTS = 2 } cli_task;
+typedef struct {
+    st_dataset train, test;      /* test.n == 0 when the source has no test split */
+    cli_task task;               /* from the targets: CLASS -> classify, MASK -> segment, DENSE -> keypoints */
+    float *train_kp, *test_kp;   /* TASK_KEYPOINTS: (n, max_kp, 4) rows x, y, joint, visible as st_shapes writes them; else NULL */
+    int max_kp, kp_stride;       /* keypoint rows per sample; input pixels per heatmap cell */
+    char **class_names;          /* NULL or classes names (Fashion-MNIST's 10 names, image-folder names, shapes' names), NULL-terminated */
+    char desc[256];              /* one line for humans: "Fashion-MNIST (/usr/share/datasets/fashion-mnist), 60000 train / 10000 test" */
+} cli_data;
+/* Loads a data spec (prints "stride: ..." on error and returns non-zero):
+ *   everything cli_data_read accepts (fashion-mnist, mnist, folders; a .npy folder with float
+ *     targets and {train,test}_keypoints.npy beside them is a keypoint task),
+ *   mnist1d (the official-default MNIST-1D generated in memory, 4000/1000, shape (1, 40)),
+ *   shapes[:n=N,size=S,channels=C,seed=K,noise=F,min=A,max=B,sigma=F,stride=R,split=F]
+ *                                   segmentation masks; the first split (0.8) of the images train
+ *   shapes-keypoints[:...]          the same images with heatmap targets (DENSE) and keypoints
+ *   DIR written by `stride data shapes`: segmentation; DIR:keypoints: its heatmaps and keypoints.
+ * shapes:n=N,... holds the same images as `stride data shapes --n N ...`. */
+int cli_data_load(const char *spec, cli_data *d);
+void cli_data_free(cli_data *d);
+const char *cli_task_name(cli_task t); /* "classify", "segment", "keypoints" */
+typedef struct {
+    int64_t n;                                        /* samples evaluated */
+    double loss;                                      /* mean loss: ce (classify, segment: per pixel, ignore none) or mse (keypoints; summed over stacks for supervise outputs, as st_net_loss does) */
+    double error, top5;                               /* classify: 1 - accuracy, top-5 accuracy (NaN if classes < 5) */
+    double pixel_acc, miou;                           /* segment */
+    double pck;                                       /* keypoints: PCK@0.1 (alpha 0.1, peak threshold 0.5) */
+    st_confusion *confusion;                          /* classify/segment when want_confusion; caller frees with st_confusion_free */
+    st_pck_counts pck_counts;                         /* keypoints: scored keypoints, correct, predicted peaks (else 0) */
+} cli_metrics;   /* fields that do not apply are NaN */
+/* Evaluates net in eval mode (st_net_forward(..., 0, ...)) on the first max_samples (<= 0: all) samples of ds, batch by batch (no augmentation, no loader thread needed), with kp = keypoints of ds for TASK_KEYPOINTS. Returns 0 or prints an error and returns non-zero. Must not change the net's parameters, buffers or RNG (a training run evaluates between steps and must stay bit-identical). */
+int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp, int kp_stride, cli_task task, int batch, int64_t max_samples, int want_confusion, cli_metrics *m);
+/* The input normalisation a trainer stores in a weights file's safetensors metadata: keys
+ * "data.mean" and "data.std", comma-separated per-channel floats ("0.2860,0.3530"). Returns 1
+ * and fills mean and std (channels values each) if both are there, 0 if neither is, -1 after
+ * printing an error (unreadable file, only one key, a count other than channels, std <= 0). */
+#define CLI_META_MEAN "data.mean"
+#define CLI_META_STD "data.std"
+int cli_weights_normalization(const char *weights_path, float *mean, float *std, int channels);
+int cmd_eval(int argc, char **argv); /* eval_cmd.c: stride eval */
+
 #endif

@@ -413,6 +413,7 @@ static void usage(FILE *f) {
             "  equivariance MODEL     how far each layer is from shift equivariance and invariance\n"
             "  plot LOG.jsonl ...     training curves from 'train --log' files, as PNG\n"
             "  show MODEL             filters, feature maps and predictions as PNG\n"
+            "  eval MODEL             metrics of trained weights on a data set (--weights W --data SPEC)\n"
             "  version                print the version\n\n"
             "MODEL is a built-in name (stride model lists them) or a model file.\n",
             ST_VERSION);
@@ -433,6 +434,7 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "equivariance")) return cmd_equivariance(argc, argv);
     if (!strcmp(c, "plot")) return cmd_plot(argc, argv);
     if (!strcmp(c, "show")) return cmd_show(argc, argv);
+    if (!strcmp(c, "eval")) return cmd_eval(argc, argv);
     fprintf(stderr, "stride: unknown command '%s'\n\n", c);
     usage(stderr);
     return 2;
