@@ -286,5 +286,89 @@ expect_ok "data --info reads .npy folders" sh -c "$S data $T/m1d --info | grep -
 expect_fail "data --info on a folder without data" "no data set found" $S data $T/m1d/.. --info
 expect_fail "data --info on a missing folder" "no such folder" $S data $T/none --info
 
+# ---------------------------------------------------------------- stride eval (tools/eval_cmd.c, evaluate.c, task_data.c)
+# json_num FILE KEY: the number after "KEY": in a JSON file written by --json
+json_num() { sed -n "s/^ *\"$2\": \([^,]*\),*$/\1/p" "$1"; }
+# npy_offset FILE: where an .npy file's data start (10-byte preamble + header length)
+npy_offset() { echo $((10 + $(od -An -tu2 -j8 -N2 "$1" | tr -d ' '))); }
+# classification: accuracy from `stride run`'s logits and the labels, counted in awk, against eval's
+W=$FX/mnist1d-cnn.weights.safetensors
+$S data mnist1d --out $T/e1d >/dev/null 2>&1
+$S run mnist1d-cnn --weights $W --input $T/e1d/test_x.npy --output $T/logits.npy 2>"$T/err"
+correct=$( { od -An -v -tf4 -w40 -j $(npy_offset $T/logits.npy) $T/logits.npy; echo LABELS;
+             od -An -v -td4 -w4 -j $(npy_offset $T/e1d/test_y.npy) $T/e1d/test_y.npy; } |
+    awk '$1 == "LABELS" { lab = 1; next }
+         !lab { b = 1; for (c = 2; c <= NF; c++) if ($c + 0 > $b + 0) b = c; pred[n++] = b - 1; next }
+         { if (pred[m++] == $1) right++ } END { print right + 0 }')
+expect_ok "eval mnist1d-cnn on mnist1d" $S eval mnist1d-cnn --weights $W --data mnist1d --json $T/e.json
+acc=$(json_num $T/e.json accuracy)
+if [ -n "$correct" ] && [ "$(awk -v a="$acc" 'BEGIN { printf "%d", a * 1000 + 0.5 }')" = "$correct" ]; then
+    ok "eval accuracy = stride run + argmax in awk ($correct of 1000)"
+else bad "eval accuracy $acc, stride run + awk counts $correct of 1000"; fi
+expect_ok "eval on the .npy folder of the same data" $S eval mnist1d-cnn --weights $W --data $T/e1d --json $T/e2.json
+if [ "$(json_num $T/e2.json loss)" = "$(json_num $T/e.json loss)" ] && [ -n "$acc" ]; then ok "eval: mnist1d and its folder agree"
+else bad "eval: mnist1d and its folder disagree"; fi
+$S eval lenet5 --weights $FX/lenet5.weights.safetensors --data fashion-mnist --n 200 --batch 64 --json $T/f.json >$T/out 2>$T/err
+if grep -q "test split: 200 of 10000 samples" $T/out && grep -q "accuracy .* top-5" $T/out && grep -q "Ankle boot" $T/out &&
+    grep -q "confusion matrix" $T/out && [ "$(json_num $T/f.json n)" = 200 ]; then ok "eval lenet5 on 200 Fashion-MNIST test images"
+else bad "eval lenet5 on 200 Fashion-MNIST test images"; fi
+# normalisation stored in the weights' metadata: add_meta IN OUT ENTRIES copies a .safetensors
+# file whose header has a "__metadata__" object, with ENTRIES ('"k":"v",...') added to it
+add_meta() {
+    n=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+    hdr=$(dd if="$1" bs=1 skip=8 count="$n" 2>/dev/null)
+    new=$(printf '%s' "$hdr" | sed "s/\"__metadata__\":{/\"__metadata__\":{$3,/")
+    len=${#new}
+    printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $((len & 255)) $((len >> 8 & 255)) $((len >> 16 & 255)) $((len >> 24 & 255)))\\000\\000\\000\\000" >"$2"
+    printf '%s' "$new" >>"$2"
+    tail -c +$((9 + n)) "$1" >>"$2"
+}
+add_meta $W $T/norm.safetensors '"data.mean":"0.5","data.std":"0.25"'
+$S eval mnist1d-cnn --weights $T/norm.safetensors --data mnist1d --json $T/n.json >$T/out 2>$T/err
+if grep -q "normalised as in training.*mean 0.5, std 0.25" $T/out && grep -q '"normalized": true' $T/n.json &&
+    [ "$(json_num $T/n.json loss)" != "$(json_num $T/e.json loss)" ]; then ok "eval applies data.mean/data.std from the weights"
+else bad "eval applies data.mean/data.std from the weights"; fi
+add_meta $W $T/norm2.safetensors '"data.mean":"0.5,0.5","data.std":"0.25,0.25"'
+expect_fail "eval: normalisation for 2 channels on 1-channel data" "must each be 1 comma-separated number" \
+    $S eval mnist1d-cnn --weights $T/norm2.safetensors --data mnist1d
+# segmentation and keypoints on generated shapes (untrained, seeded nets)
+UN=unet-same:size=64,width=4,classes=4,channels=1
+HGS=hourglass:stacks=1,features=16,joints=5,depth=2,channels=1,size=64
+$S eval $UN --seed 1 --data shapes:n=50 --json $T/s.json >$T/out 2>$T/err
+if grep -q "pixel accuracy .*, mean IoU 0\.[0-9]" $T/out && grep -q "triangle" $T/out && [ "$(json_num $T/s.json n)" = 10 ]; then
+    ok "eval unet-same on shapes: pixel accuracy, mean IoU, per-class IoU"; else bad "eval unet-same on shapes"; fi
+$S data shapes --out $T/sh --n 50 >/dev/null 2>&1
+$S eval $UN --seed 1 --data $T/sh --json $T/s2.json >/dev/null 2>&1
+if [ -n "$(json_num $T/s.json miou)" ] && [ "$(json_num $T/s2.json miou)" = "$(json_num $T/s.json miou)" ]; then
+    ok "eval: shapes:n=50 and 'stride data shapes --n 50' agree"; else bad "eval: shapes:n=50 and its folder disagree"; fi
+$S eval $HGS --seed 1 --data shapes-keypoints:n=50 --json $T/k.json >$T/out 2>$T/err
+if grep -q "PCK@0.1 [01]\.[0-9]*: [0-9]* of [0-9]* visible keypoints" $T/out && grep -q "loss .*(MSE, summed over" $T/out; then
+    ok "eval hourglass on shapes-keypoints: PCK@0.1 and the loss"; else bad "eval hourglass on shapes-keypoints"; fi
+$S eval $HGS --seed 1 --data $T/sh:keypoints --json $T/k2.json >/dev/null 2>&1
+if [ -n "$(json_num $T/k.json pck)" ] && [ "$(json_num $T/k2.json pck)" = "$(json_num $T/k.json pck)" ]; then
+    ok "eval: shapes-keypoints:n=50 and DIR:keypoints agree"; else bad "eval: shapes-keypoints:n=50 and DIR:keypoints disagree"; fi
+expect_ok "eval --split train --n 5" sh -c "$S eval $UN --seed 1 --data shapes:n=50 --split train --n 5 | grep -q 'train split: 5 of 40'"
+if ! $S show mnist1d-cnn --filters $T/probe.png 2>&1 | grep -q "built without cairo"; then
+    expect_ok "eval --masks --confusion" $S eval $UN --seed 1 --data shapes:n=20 --masks $T/em.png --confusion $T/ec.png --count 2
+    expect_ok "eval --masks: a PNG" png_check $T/em.png
+    expect_ok "eval --confusion: a PNG" png_check $T/ec.png
+    expect_ok "eval --heatmaps" $S eval $HGS --seed 1 --data shapes-keypoints:n=20 --heatmaps $T/eh.png --count 2
+    expect_ok "eval --heatmaps: a PNG" png_check $T/eh.png
+fi
+# bad input
+expect_fail "eval: unknown data" "no-such-data: no such folder, and not a data set name" $S eval lenet5 --seed 1 --data no-such-data
+expect_fail "eval: unknown shapes option" "unknown option 'colour'" $S eval $UN --seed 1 --data shapes:colour=3
+expect_fail "eval: weights that do not fit" "weights do not fit the model.*'conv1.weight' has shape \(6, 1, 5, 5\) in the file but \(15, 1, 3\)" \
+    $S eval mnist1d-cnn --weights $FX/lenet5.weights.safetensors --data mnist1d
+expect_fail "eval: a classifier on segmentation data" "output \(2, 10\) is one class per sample \(a classifier\), but the data set has per-pixel class masks of 28x28" \
+    $S eval lenet5 --weights $FX/lenet5.weights.safetensors --data shapes:n=10,size=28
+expect_fail "eval: input of the wrong shape" "expects shape \(-1, 1, 28, 28\).*the data set's samples are \(1, 40\)" \
+    $S eval lenet5 --seed 1 --data mnist1d --n 10
+expect_fail "eval: heatmaps of the wrong size" "output \(4, 5, 8, 8\) does not match the data set's heatmap targets \(4, 5, 16, 16\)" \
+    $S eval hourglass:stacks=1,features=8,joints=5,depth=1,channels=1,size=32 --seed 1 --data shapes-keypoints:n=20,size=32,stride=2
+expect_fail "eval: --masks on classification data" "--masks needs segmentation data" $S eval lenet5 --seed 1 --data fashion-mnist --masks $T/x.png
+expect_fail "eval without --weights" "eval needs --weights" $S eval lenet5 --data fashion-mnist
+expect_fail "eval: a bad --split" "--split must be 'test' or 'train'" $S eval lenet5 --seed 1 --data fashion-mnist --split val
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
