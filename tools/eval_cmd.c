@@ -74,7 +74,7 @@ static void print_confusion(const cli_data *d, const st_confusion *cf) {
 
 /* ---------------------------------------------------------------- JSON */
 static void json_num(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.17g", v);
+    if (isfinite(v)) fprintf(f, "%.10g", v);
     else fprintf(f, "null");
 }
 
