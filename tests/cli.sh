@@ -138,6 +138,43 @@ if [ "$n" = 4 ] && grep -q '"train_loss"' $T/log.jsonl && grep -q '"test_error"'
 expect_ok "saved weights load" $S run mnist1d-cnn --weights $T/w.safetensors --input $FX/mnist1d-cnn.x.npy --output $T/out.npy
 expect_ok "train on .npy files (--data)" $S train mnist1d-mlp --data tests/data/mnist1d --steps 20 --eval-every 0 --quiet
 
+# ---------------------------------------------------------------- training on real data (issue 4)
+# the log's keys, epochs, the data-wait report
+expect_ok "train lenet5 on Fashion-MNIST for 40 steps" $S train lenet5 --data fashion-mnist --steps 40 --eval-every 20 \
+    --eval-train 500 --optim adamw --lr 0.002 --schedule cosine,warmup=10 --augment crop=2,flip --log $T/f.jsonl --save $T/f.safetensors
+if [ "$(grep -c '"step"' $T/f.jsonl)" = 3 ] && grep -q '"epoch"' $T/f.jsonl && grep -q '"lr"' $T/f.jsonl &&
+    grep -q '"test_top5"' $T/f.jsonl && grep -q '"train_error"' $T/f.jsonl && grep -q '"data_wait"' $T/f.jsonl; then
+    ok "log: step, epoch, lr, losses, errors, top-5, data wait"; else bad "log: step, epoch, lr, losses, errors, top-5, data wait"; fi
+grep -q "waited for data" $T/out && ok "train reports how long it waited for data" || bad "train reports how long it waited for data"
+# kill -9 in the middle, resume: the same weights, bit for bit, as a run that went straight through
+RUN="$S train lenet5 --data fashion-mnist --steps 1200 --batch 32 --eval-every 0 --optim adamw --lr 0.002
+     --schedule cosine,warmup=50 --clip 1 --label-smoothing 0.1 --augment crop=2,flip --threads 1 --quiet"
+$RUN --save $T/straight.safetensors >/dev/null 2>$T/err
+rm -f $T/ck.safetensors
+$RUN --checkpoint $T/ck.safetensors --checkpoint-every 100 --save $T/never.safetensors >/dev/null 2>&1 &
+pid=$!
+i=0
+while [ ! -f $T/ck.safetensors ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+if [ -f $T/ck.safetensors ] && [ ! -f $T/never.safetensors ]; then ok "a run killed with SIGKILL left its checkpoint"; else bad "a run killed with SIGKILL left its checkpoint"; fi
+expect_ok "resume from the checkpoint" $RUN --checkpoint $T/ck.safetensors --checkpoint-every 100 --resume $T/ck.safetensors \
+    --save $T/resumed.safetensors
+expect_ok "killed and resumed = straight through, bit for bit" cmp $T/straight.safetensors $T/resumed.safetensors
+expect_fail "resume with other settings is refused" "other settings" $S train lenet5 --data fashion-mnist --steps 1200 \
+    --batch 64 --resume $T/ck.safetensors --quiet
+expect_fail "resume from a weights file is refused" "rng|train.step|checkpoint" $S train lenet5 --data fashion-mnist --steps 10 \
+    --resume $T/f.safetensors --quiet
+# a loss that becomes NaN or Inf stops the run, names the step and the node, keeps the last good checkpoint
+rm -f $T/nan.safetensors
+expect_fail "an exploding run stops and names the step and the node" "step [0-9]+.*non-finite.*(node|gradient|parameter)" \
+    $S train lenet5 --data fashion-mnist --steps 50 --lr 1e30 --momentum 0.9 --eval-every 0 --checkpoint $T/nan.safetensors \
+    --checkpoint-every 1 --quiet
+expect_ok "the last good checkpoint stays and resumes" $S train lenet5 --data fashion-mnist --steps 1 --lr 1e30 --momentum 0.9 \
+    --eval-every 0 --resume $T/nan.safetensors --quiet
+expect_fail "a model that does not fit the data" "takes inputs .* but the data's samples are" $S train resnet18 --data fashion-mnist --steps 1
+expect_fail "an unknown --augment item" "unknown or bad item 'rotate'" $S train lenet5 --data fashion-mnist --augment rotate --steps 1
+expect_fail "a bad schedule" "schedule|cosin" $S train lenet5 --data fashion-mnist --schedule cosin --steps 1
+
 # ---------------------------------------------------------------- bad input
 printf 'x = input(shape=(1, 40))\nconv1 = conv1d(out_chanels=15, kernel_size=3)\n' >$T/typo.net
 expect_fail "typo in a model file names file, line and argument" "typo.net line 2.*out_chanels" $S summary $T/typo.net
@@ -233,7 +270,9 @@ if ! $S show mnist1d-cnn --filters $T/probe.png 2>&1 | grep -q "built without ca
     $S train mnist1d-cnn --steps 40 --eval-every 10 --quiet --log $T/b.jsonl >/dev/null 2>&1
     expect_ok "plot two logs" $S plot $T/a.jsonl $T/b.jsonl --out $T/curves.png
     expect_ok "plot: a PNG, 4 panels of 480 x 500, not blank" png_check $T/curves.png 1920 500
-    expect_ok "plot one log without lr or metrics: 2 panels" $S plot $T/b.jsonl --out $T/c2.png
+    printf '%s\n' '{"step": 0, "train_loss": 2.3, "train_error": 0.9, "test_loss": 2.31, "test_error": 0.91, "seconds": 0.1}' \
+        '{"step": 10, "train_loss": 1.3, "train_error": 0.5, "test_loss": 1.4, "test_error": 0.6, "seconds": 0.2}' >$T/b2.jsonl
+    expect_ok "plot one log without lr or metrics: 2 panels" $S plot $T/b2.jsonl --out $T/c2.png
     expect_ok "plot: 2 panels are 960 x 500" png_check $T/c2.png 960 500
     printf '%s\n' '{"step": 0, "train_loss": 1}' '{"step": 10, "train_loss": 0.5' >$T/bad.jsonl
     expect_fail "plot: a malformed line names file and line" "bad.jsonl:2:.*expected ',' or '}'" $S plot $T/bad.jsonl --out $T/x.png

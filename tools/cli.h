@@ -26,24 +26,22 @@ int cli_error(const char *fmt, ...);
 int cli_fail(void); /* prints "stride: " + st_errmsg(), returns 1 */
 void fmt_thousands(int64_t v, char *buf, size_t len);
 
-/* ---------------------------------------------------------------- data and training */
+/* ---------------------------------------------------------------- training (train.c) */
 typedef struct {
-    int n_train, n_test, features;   /* features per sample */
-    float *train_x, *test_x;
-    int32_t *train_y, *test_y;
-    int classes;
-} dataset;
-
-int load_dataset(const char *dir, dataset *d);    /* DIR/{train,test}_{x,y}.npy, or NULL: MNIST-1D */
-void free_dataset(dataset *d);
-
-typedef struct {
-    long steps, batch, eval_every;
-    double lr, momentum, weight_decay;
-    int nesterov;
+    long steps, batch, eval_every;   /* eval_every: steps between evaluations (0: at the end only) */
+    long epochs;                     /* > 0: steps come from epochs (set by read_train_opts) */
+    st_optim_conf optim;
+    const char *schedule;            /* st_schedule_parse text, NULL: constant */
+    double clip;                     /* max gradient norm, 0: none */
+    double label_smoothing;
+    st_augment augment;
+    int normalize;                   /* per-channel mean/std of the training set */
+    long val;                        /* samples split off the training set for validation */
+    long eval_train;                 /* training samples evaluated (<= 0: all) */
     st_init init;
     uint64_t seed;
-    const char *log, *save, *label;
+    const char *log, *save, *label, *checkpoint, *resume;
+    long checkpoint_every;           /* steps; 0: at each evaluation */
     int progress;                    /* 0 quiet, 1 plain lines, 2 live bar on a terminal */
 } train_opts;
 
@@ -53,8 +51,6 @@ typedef struct {
     double *train_loss, *train_err, *test_loss, *test_err, *seconds;
 } train_curve;
 
-int train_run(st_net *net, const dataset *d, const train_opts *o, train_curve *curve);
-void free_curve(train_curve *c);
 
 /* ---------------------------------------------------------------- data files (data_files.c)
  * spec: "fashion-mnist" (Debian's dataset-fashion-mnist), "mnist" (the same place), or a
@@ -66,12 +62,7 @@ st_status cli_data_read(const char *spec, st_dataset *train, st_dataset *test, c
 int cli_load_data(const char *spec, st_dataset *train, st_dataset *test); /* prints the error, returns 1 */
 int cli_data_info(const char *spec);  /* stride data SPEC --info */
 
-int cmd_train(int argc, char **argv);
-int cmd_experiment(int argc, char **argv);
-int cmd_equivariance(int argc, char **argv);
-int cmd_plot(int argc, char **argv); /* show.c */
-int cmd_show(int argc, char **argv);
-int cmd_data_shapes(int argc, char **argv); /* data_shapes.c */
+
 
 /* ---------------------------------------------------------------- tasks and evaluation (task_data.c, evaluate.c, eval_cmd.c)
  * A data spec names a data set and, through its targets, a task. */
@@ -115,5 +106,17 @@ int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp,
 #define CLI_META_STD "data.std"
 int cli_weights_normalization(const char *weights_path, float *mean, float *std, int channels);
 int cmd_eval(int argc, char **argv); /* eval_cmd.c: stride eval */
+
+/* Trains net on d (its test split, or a validation split, evaluated every eval_every
+ * steps) and fills curve (may be NULL) with each evaluation. */
+int train_run(st_net *net, cli_data *d, const train_opts *o, train_curve *curve);
+void free_curve(train_curve *c);
+
+int cmd_train(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
+int cmd_equivariance(int argc, char **argv);
+int cmd_plot(int argc, char **argv); /* show.c */
+int cmd_show(int argc, char **argv);
+int cmd_data_shapes(int argc, char **argv); /* data_shapes.c */
 
 #endif
