@@ -87,7 +87,7 @@ build/tests/compare: tests/compare.c build/libstride.a | build/tests
 build/examples/%: examples/%.c build/libstride.a | build/examples
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
 
-build/src build/tools build/tests build/examples:
+build/src build/tools build/tests build/examples build/bench:
 	mkdir -p $@
 
 build/libstride.a: $(LIB_OBJ)
@@ -104,8 +104,12 @@ test: all $(TEST_BIN) build/tests/compare
 test-zoo: all build/tests/compare
 	@sh tests/zoo.sh
 
-bench: all
+build/bench/train_step: bench/train_step.c build/libstride.a | build/bench
+	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
+
+bench: all build/bench/train_step
 	@sh bench/run.sh
+	@sh bench/train.sh
 
 fixtures:
 	$(PYTHON) scripts/gen_fixtures.py tests/fixtures

@@ -4,7 +4,10 @@
 #   sh scripts/setup.sh             install, build, train mnist1d-cnn
 #   sh scripts/setup.sh --deps      only install the Debian packages the build needs
 #   sh scripts/setup.sh --ci        those and PyTorch + torchvision for `make test-zoo` (CI)
-#   sh scripts/setup.sh --bench     also install what `make bench` needs (python3-torch)
+#   sh scripts/setup.sh --bench     also install what `make bench` needs: PyTorch and torchvision,
+#                                   and OpenBLAS (libopenblas0-pthread) so that Debian's PyTorch,
+#                                   which calls the system BLAS, runs at its best, not on the
+#                                   reference BLAS (a fair peer)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -14,7 +17,7 @@ cd "$(dirname "$0")/.."
 # (`--data fashion-mnist`) and the loader tests.
 PKGS="build-essential pkg-config libcairo2-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist"
 case "${1:-}" in
---bench) PKGS="$PKGS python3-torch python3-numpy" ;;
+--bench) PKGS="$PKGS python3-torch python3-torchvision python3-numpy libopenblas0-pthread" ;;
 --ci) PKGS="$PKGS python3-torch python3-torchvision python3-numpy" ;;
 esac
 
