@@ -138,6 +138,23 @@ if [ "$n" = 4 ] && grep -q '"train_loss"' $T/log.jsonl && grep -q '"test_error"'
 expect_ok "saved weights load" $S run mnist1d-cnn --weights $T/w.safetensors --input $FX/mnist1d-cnn.x.npy --output $T/out.npy
 expect_ok "train on .npy files (--data)" $S train mnist1d-mlp --data tests/data/mnist1d --steps 20 --eval-every 0 --quiet
 
+# corrupt copies of the real Fashion-MNIST files: truncated, wrong magic, wrong counts
+FM=/usr/share/datasets/fashion-mnist
+if [ -f $FM/t10k-labels-idx1-ubyte.gz ]; then
+    mkdir -p $T/fm
+    gzip -dc $FM/t10k-images-idx3-ubyte.gz >$T/fm/good-images; gzip -dc $FM/t10k-labels-idx1-ubyte.gz >$T/fm/good-labels
+    fm_case() { expect_fail "$1" "$2" $S data $T/fm --info; } # NAME PATTERN: reading $T/fm must fail naming the problem
+    cp $T/fm/good-images $T/fm/train-images-idx3-ubyte; cp $T/fm/good-labels $T/fm/train-labels-idx1-ubyte
+    head -c 5000000 $T/fm/good-images >$T/fm/t10k-images-idx3-ubyte; cp $T/fm/good-labels $T/fm/t10k-labels-idx1-ubyte
+    fm_case "a truncated copy of the real images" "t10k-images-idx3-ubyte.*(truncated|expected|bytes)"
+    cp $T/fm/good-images $T/fm/t10k-images-idx3-ubyte
+    { printf 'PK\010\003'; tail -c +5 $T/fm/good-images; } >$T/fm/train-images-idx3-ubyte
+    fm_case "the real images with a wrong magic" "train-images-idx3-ubyte.*magic"
+    cp $T/fm/good-images $T/fm/train-images-idx3-ubyte
+    { printf '\000\000\010\001\000\000\047\017'; tail -c +9 $T/fm/good-labels; } >$T/fm/t10k-labels-idx1-ubyte
+    fm_case "the real labels with a wrong count (9999 for 10000 bytes)" "t10k-labels-idx1-ubyte.*(9999|count|length|bytes)"
+fi
+
 # ---------------------------------------------------------------- training on real data (issue 4)
 # the log's keys, epochs, the data-wait report
 expect_ok "train lenet5 on Fashion-MNIST for 40 steps" $S train lenet5 --data fashion-mnist --steps 40 --eval-every 20 \
