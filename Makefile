@@ -78,8 +78,8 @@ build/tests/test_dataset: tests/test_dataset.c build/tools/data_files.o build/li
 	$(CC) $(CFLAGS) $(CLI_CFLAGS) $< -o $@ build/tools/data_files.o build/libstride.a $(LDFLAGS) $(CLI_LIBS) $(LDLIBS)
 
 # test_evaluate checks the CLI's shared evaluation and data specs (evaluate.c, task_data.c)
-build/tests/test_evaluate: tests/test_evaluate.c build/tools/evaluate.o build/tools/task_data.o build/tools/data_files.o build/libstride.a | build/tests
-	$(CC) $(CFLAGS) $(CLI_CFLAGS) $< -o $@ build/tools/evaluate.o build/tools/task_data.o build/tools/data_files.o build/libstride.a $(LDFLAGS) $(CLI_LIBS) $(LDLIBS)
+build/tests/test_evaluate: tests/test_evaluate.c build/tools/evaluate.o build/tools/task_data.o build/tools/data_files.o build/tools/cli.o build/libstride.a | build/tests
+	$(CC) $(CFLAGS) $(CLI_CFLAGS) $< -o $@ build/tools/evaluate.o build/tools/task_data.o build/tools/data_files.o build/tools/cli.o build/libstride.a $(LDFLAGS) $(CLI_LIBS) $(LDLIBS)
 
 build/tests/compare: tests/compare.c build/libstride.a | build/tests
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)

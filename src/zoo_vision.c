@@ -171,16 +171,22 @@ static void vgg(gen *g, const vopts *o, int cfg, int with_bn) {
 }
 
 /* ---------------------------------------------------------------- ResNet */
-static void resnet(gen *g, const vopts *o, int bottleneck, const int blocks[4]) {
-    char p[48], n[96], last[96], shortcut[96];
-    int expansion = bottleneck ? 4 : 1;
+/* conv1 (7x7 stride 2, or the CIFAR 3x3 stride 1), bn1, relu, and the max-pool unless
+ * CIFAR; `last` gets the name of the stem's last node */
+static void resnet_stem(gen *g, const vopts *o, char *last, size_t len) {
     input(g, o);
     if (o->cifar) conv(g, "conv1", "x", 64, 3, 1, 1, 0);
     else conv(g, "conv1", "x", 64, 7, 2, 3, 0);
     bn(g, "bn1");
     simple(g, "relu", "relu");
     if (!o->cifar) st_sb_printf(&g->b, "maxpool = max_pool2d(kernel_size=3, stride=2, padding=1)\n");
-    snprintf(last, sizeof last, "%s", o->cifar ? "relu" : "maxpool");
+    snprintf(last, len, "%s", o->cifar ? "relu" : "maxpool");
+}
+
+static void resnet(gen *g, const vopts *o, int bottleneck, const int blocks[4]) {
+    char p[48], n[96], last[96], shortcut[96];
+    int expansion = bottleneck ? 4 : 1;
+    resnet_stem(g, o, last, sizeof last);
     for (int stage = 0; stage < 4; stage++) {
         int width = 64 << stage;
         for (int blk = 0; blk < blocks[stage]; blk++) {
@@ -236,13 +242,7 @@ static void resnet(gen *g, const vopts *o, int bottleneck, const int blocks[4]) 
 static void preact_resnet(gen *g, const vopts *o, int bottleneck, const int blocks[4]) {
     char p[48], n[96], last[96], in[96], shortcut[96];
     int expansion = bottleneck ? 4 : 1;
-    input(g, o);
-    if (o->cifar) conv(g, "conv1", "x", 64, 3, 1, 1, 0);
-    else conv(g, "conv1", "x", 64, 7, 2, 3, 0);
-    bn(g, "bn1");
-    simple(g, "relu", "relu");
-    if (!o->cifar) st_sb_printf(&g->b, "maxpool = max_pool2d(kernel_size=3, stride=2, padding=1)\n");
-    snprintf(last, sizeof last, "%s", o->cifar ? "relu" : "maxpool");
+    resnet_stem(g, o, last, sizeof last);
     for (int stage = 0; stage < 4; stage++) {
         int width = 64 << stage;
         for (int blk = 0; blk < blocks[stage]; blk++) {

@@ -18,15 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "stride: evaluation: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return 1;
-}
 
 /* Checks the first batch's output against the task and the data set. */
 static int check_output(const st_tensor *y, const st_dataset *ds, cli_task task) {
@@ -34,27 +25,27 @@ static int check_output(const st_tensor *y, const st_dataset *ds, cli_task task)
     st_shape_str(y->ndim, y->shape, ys, sizeof ys);
     if (task == TASK_CLASSIFY) {
         if (y->ndim != 2)
-            return failf("the model's output %s has positions (a segmentation or heatmap model), but the data set has one "
+            return cli_error("evaluation: the model's output %s has positions (a segmentation or heatmap model), but the data set has one "
                          "class label per sample: a classifier must output (N, classes)", ys);
         if (y->shape[1] < ds->classes)
-            return failf("the model has %d outputs (%s), but the data set has %d classes", y->shape[1], ys, ds->classes);
+            return cli_error("evaluation: the model has %d outputs (%s), but the data set has %d classes", y->shape[1], ys, ds->classes);
     } else if (task == TASK_SEGMENT) {
         int H = ds->shape[ds->ndim - 2], W = ds->shape[ds->ndim - 1];
         if (y->ndim == 2)
-            return failf("the model's output %s is one class per sample (a classifier), but the data set has per-pixel "
+            return cli_error("evaluation: the model's output %s is one class per sample (a classifier), but the data set has per-pixel "
                          "class masks of %dx%d: a segmentation model must output (N, classes, %d, %d)", ys, H, W, H, W);
         if (y->ndim != 4 || y->shape[2] != H || y->shape[3] != W)
-            return failf("the model's output %s does not fit the data set's masks of %dx%d: a segmentation model must "
+            return cli_error("evaluation: the model's output %s does not fit the data set's masks of %dx%d: a segmentation model must "
                          "output (N, classes, %d, %d)", ys, H, W, H, W);
         if (y->shape[1] < ds->classes)
-            return failf("the model has %d output channels (%s), but the masks have %d classes", y->shape[1], ys, ds->classes);
+            return cli_error("evaluation: the model has %d output channels (%s), but the masks have %d classes", y->shape[1], ys, ds->classes);
     } else {
         int same = y->ndim == ds->tndim + 1 && !memcmp(y->shape + 1, ds->tshape, sizeof(int) * ds->tndim);
         if (!same) {
             int full[ST_MAX_DIMS];
             full[0] = y->shape[0];
             memcpy(full + 1, ds->tshape, sizeof(int) * ds->tndim);
-            return failf("the model's output %s does not match the data set's heatmap targets %s", ys,
+            return cli_error("evaluation: the model's output %s does not match the data set's heatmap targets %s", ys,
                          st_shape_str(ds->tndim + 1, full, s, sizeof s));
         }
     }
@@ -78,14 +69,14 @@ int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp,
     m->loss = m->error = m->top5 = m->pixel_acc = m->miou = m->pck = NAN;
     static const st_target_kind want_kind[] = {ST_TARGET_CLASS, ST_TARGET_MASK, ST_TARGET_DENSE};
     static const char *const kind_names[] = {"class labels", "per-pixel class masks", "dense targets (heatmaps)"};
-    if (task < TASK_CLASSIFY || task > TASK_KEYPOINTS) return failf("unknown task %d", (int)task);
-    if (!ds || ds->n < 1) return failf("the data set is empty");
+    if (task < TASK_CLASSIFY || task > TASK_KEYPOINTS) return cli_error("evaluation: unknown task %d", (int)task);
+    if (!ds || ds->n < 1) return cli_error("evaluation: the data set is empty");
     if (ds->kind != want_kind[task])
-        return failf("the task is %s, but the data set holds %s", cli_task_name(task), kind_names[ds->kind]);
-    if (batch < 1) return failf("batch size %d must be at least 1", batch);
+        return cli_error("evaluation: the task is %s, but the data set holds %s", cli_task_name(task), kind_names[ds->kind]);
+    if (batch < 1) return cli_error("evaluation: batch size %d must be at least 1", batch);
     if (task == TASK_KEYPOINTS && kp && (max_kp < 1 || kp_stride < 1))
-        return failf("keypoints need max_kp >= 1 and kp_stride >= 1 (got %d and %d)", max_kp, kp_stride);
-    if (task == TASK_SEGMENT && ds->ndim != 3) return failf("masks need (C, H, W) samples");
+        return cli_error("evaluation: keypoints need max_kp >= 1 and kp_stride >= 1 (got %d and %d)", max_kp, kp_stride);
+    if (task == TASK_SEGMENT && ds->ndim != 3) return cli_error("evaluation: masks need (C, H, W) samples");
     int64_t n = max_samples > 0 && max_samples < ds->n ? max_samples : ds->n;
     const int64_t per = st_dataset_sample_size(ds);
     int64_t tper = 1;
@@ -105,17 +96,17 @@ int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp,
         const st_tensor *y;
         if (st_net_forward(net, &x, 0, &y)) {
             char sh[96];
-            rc = failf("%s (the data set's samples are %s)", st_errmsg(), st_shape_str(ds->ndim, ds->shape, sh, sizeof sh));
+            rc = cli_error("evaluation: %s (the data set's samples are %s)", st_errmsg(), st_shape_str(ds->ndim, ds->shape, sh, sizeof sh));
             break;
         }
         if (s == 0) {
             if ((rc = check_output(y, ds, task))) break;
             if (task != TASK_KEYPOINTS) {
                 classes = y->shape[1];
-                if (st_confusion_new(classes, &conf)) { rc = failf("%s", st_errmsg()); break; }
+                if (st_confusion_new(classes, &conf)) { rc = cli_error("evaluation: %s", st_errmsg()); break; }
             }
             if (task == TASK_SEGMENT && !(lab = malloc(sizeof(int32_t) * (size_t)batch * plane))) {
-                rc = failf("out of memory");
+                rc = cli_error("evaluation: out of memory");
                 break;
             }
         }
@@ -123,7 +114,7 @@ int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp,
             const int32_t *labels = ds->labels + s;
             for (int i = 0; i < b; i++) {
                 if (labels[i] < 0 || labels[i] >= classes) {
-                    rc = failf("label %d of sample %lld is out of range for the model's %d outputs", labels[i],
+                    rc = cli_error("evaluation: label %d of sample %lld is out of range for the model's %d outputs", labels[i],
                                (long long)(s + i), classes);
                     break;
                 }
@@ -131,8 +122,8 @@ int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp,
             }
             counted += b;
             int64_t c5 = 0;
-            if (!rc && st_confusion_add_logits(conf, y->data, labels, b, classes, 1, INT32_MIN)) rc = failf("%s", st_errmsg());
-            if (!rc && classes >= 5 && st_topk_correct(y->data, labels, b, classes, 5, &c5)) rc = failf("%s", st_errmsg());
+            if (!rc && st_confusion_add_logits(conf, y->data, labels, b, classes, 1, INT32_MIN)) rc = cli_error("evaluation: %s", st_errmsg());
+            if (!rc && classes >= 5 && st_topk_correct(y->data, labels, b, classes, 5, &c5)) rc = cli_error("evaluation: %s", st_errmsg());
             top5 += c5;
         } else if (task == TASK_SEGMENT) {
             const int32_t *labels = ds->labels + s * plane;
@@ -141,7 +132,7 @@ int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp,
                 lab[i] = l < 0 ? INT32_MIN : l;
                 if (l < 0) continue;
                 if (l >= classes) {
-                    rc = failf("label %d of sample %lld at pixel %lld is out of range for the model's %d output channels", l,
+                    rc = cli_error("evaluation: label %d of sample %lld at pixel %lld is out of range for the model's %d output channels", l,
                                (long long)(s + i / plane), (long long)(i % plane), classes);
                     break;
                 }
@@ -149,23 +140,23 @@ int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp,
                 loss_sum += cross_entropy(z, classes, (size_t)plane, l);
                 counted++;
             }
-            if (!rc && st_confusion_add_logits(conf, y->data, lab, b, classes, (int)plane, INT32_MIN)) rc = failf("%s", st_errmsg());
+            if (!rc && st_confusion_add_logits(conf, y->data, lab, b, classes, (int)plane, INT32_MIN)) rc = cli_error("evaluation: %s", st_errmsg());
         } else {
             st_tensor t = {ds->tndim + 1, {b}, ds->targets + s * tper};
             memcpy(t.shape + 1, ds->tshape, sizeof(int) * ds->tndim);
             float L = NAN;
             st_status ls = st_net_loss(net, ST_LOSS_MSE, NULL, &t, &L);
-            if (ls && ls != ST_ERR_NUMERIC) { rc = failf("%s", st_errmsg()); break; }
+            if (ls && ls != ST_ERR_NUMERIC) { rc = cli_error("evaluation: %s", st_errmsg()); break; }
             loss_sum += (double)L * b; /* st_net_loss is the batch's mean */
             counted += b;
             if (kp) {
                 if (y->ndim != 4 || y->shape[2] != y->shape[3]) {
                     char sh[96];
-                    rc = failf("PCK needs square heatmaps (N, joints, S, S), not %s", st_shape_str(y->ndim, y->shape, sh, sizeof sh));
+                    rc = cli_error("evaluation: PCK needs square heatmaps (N, joints, S, S), not %s", st_shape_str(y->ndim, y->shape, sh, sizeof sh));
                     break;
                 }
                 if (st_pck_add(&pck, y->data, b, y->shape[1], y->shape[2], kp_stride, kp + s * max_kp * 4, max_kp, 0.1, 0.5))
-                    rc = failf("%s", st_errmsg());
+                    rc = cli_error("evaluation: %s", st_errmsg());
             }
         }
     }

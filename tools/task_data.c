@@ -27,16 +27,6 @@ const char *cli_task_name(cli_task t) {
     return t == TASK_CLASSIFY ? "classify" : t == TASK_SEGMENT ? "segment" : t == TASK_KEYPOINTS ? "keypoints" : "?";
 }
 
-static int failf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "stride: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return 1;
-}
-static int fail_st(void) { return failf("%s", st_errmsg()); }
 
 static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
@@ -94,16 +84,16 @@ static int load_keypoints(const char *dir, const char *split, int n, float **kp,
     char path[4096];
     snprintf(path, sizeof path, "%s/%s_keypoints.npy", dir, split);
     st_array a;
-    if (st_npy_load(path, &a)) return fail_st();
+    if (st_npy_load(path, &a)) return cli_fail();
     st_tensor *t = NULL;
     int rc = 0;
     if (a.ndim != 3 || a.shape[0] != n || a.shape[2] != 4 || a.shape[1] < 1)
-        rc = failf("%s: keypoints must be (%d, K, 4) rows x, y, joint, visible, got %s with %d dimension(s) and %lld rows",
+        rc = cli_error("%s: keypoints must be (%d, K, 4) rows x, y, joint, visible, got %s with %d dimension(s) and %lld rows",
                    path, n, st_dtype_name(a.dtype), a.ndim, a.ndim ? (long long)a.shape[0] : 0LL);
     else if (*max_kp && a.shape[1] != *max_kp)
-        rc = failf("%s: %lld keypoint rows per sample, but the training split has %d", path, (long long)a.shape[1], *max_kp);
+        rc = cli_error("%s: %lld keypoint rows per sample, but the training split has %d", path, (long long)a.shape[1], *max_kp);
     else if (st_array_to_tensor(&a, &t))
-        rc = failf("%s: %s", path, st_errmsg());
+        rc = cli_error("%s: %s", path, st_errmsg());
     if (!rc) {
         *max_kp = (int)a.shape[1];
         *kp = t->data; /* keep the data, drop the tensor */
@@ -118,7 +108,7 @@ static int load_keypoints(const char *dir, const char *split, int n, float **kp,
 static int heatmap_stride(const st_dataset *d, const char *what, int *stride) {
     int w = d->shape[d->ndim - 1], hw = d->tshape[d->tndim - 1];
     if (d->tndim < 2 || hw < 1 || w % hw)
-        return failf("%s: the targets (heatmaps) must be (joints, ..., W') with W' dividing the input width %d", what, w);
+        return cli_error("%s: the targets (heatmaps) must be (joints, ..., W') with W' dividing the input width %d", what, w);
     *stride = w / hw;
     return 0;
 }
@@ -136,7 +126,7 @@ static int load_heatmap_split(const char *dir, const char *split, st_dataset *ou
     if (!s) s = st_dataset_from_arrays(&x, &y, xp, yp, out);
     st_array_free(&x);
     st_array_free(&y);
-    return s ? fail_st() : 0;
+    return s ? cli_fail() : 0;
 }
 
 /* ---------------------------------------------------------------- generated data */
@@ -144,7 +134,7 @@ static int load_mnist1d(cli_data *d) {
     st_mnist1d_args a;
     st_mnist1d m;
     st_mnist1d_default_args(&a);
-    if (st_mnist1d_generate(&a, &m)) return fail_st();
+    if (st_mnist1d_generate(&a, &m)) return cli_fail();
     st_dataset *sets[2] = {&d->train, &d->test};
     float *xs[2] = {m.train_x, m.test_x};
     int32_t *ys[2] = {m.train_y, m.test_y};
@@ -180,13 +170,13 @@ static int load_shapes(const char *spec, int keypoints, cli_data *d) {
     snprintf(buf, sizeof buf, "%s", opts ? opts + 1 : "");
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
-        if (!eq) return failf("%s: option '%s' needs a value (name=value)", spec, kv);
+        if (!eq) return cli_error("%s: option '%s' needs a value (name=value)", spec, kv);
         *eq = 0;
         const char *k = kv, *v = eq + 1;
         char *end;
         errno = 0;
         double x = strtod(v, &end);
-        if (end == v || *end || errno || x != x) return failf("%s: %s=%s is not a number", spec, k, v);
+        if (end == v || *end || errno || x != x) return cli_error("%s: %s=%s is not a number", spec, k, v);
         int is_int = x == (double)(long)x;
         struct { const char *name; int *dst; double lo, hi; } ints[] = {
             {"n", &c.n, 2, 1e8}, {"size", &c.size, 8, 4096}, {"channels", &c.channels, 1, 3},
@@ -195,32 +185,32 @@ static int load_shapes(const char *spec, int keypoints, cli_data *d) {
         for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
             if (!strcmp(k, ints[i].name)) {
                 if (!is_int || x < ints[i].lo || x > ints[i].hi)
-                    return failf("%s: %s=%s must be an integer in %g..%g", spec, k, v, ints[i].lo, ints[i].hi);
+                    return cli_error("%s: %s=%s must be an integer in %g..%g", spec, k, v, ints[i].lo, ints[i].hi);
                 *ints[i].dst = (int)x;
                 done = 1;
             }
         if (done) continue;
         if (!strcmp(k, "seed")) {
-            if (!is_int || x < 0 || x > 0x7fffffff) return failf("%s: seed=%s must be an integer in 0..2147483647", spec, v);
+            if (!is_int || x < 0 || x > 0x7fffffff) return cli_error("%s: seed=%s must be an integer in 0..2147483647", spec, v);
             c.seed = (uint64_t)x;
         } else if (!strcmp(k, "noise")) {
-            if (x < 0) return failf("%s: noise=%s must be >= 0", spec, v);
+            if (x < 0) return cli_error("%s: noise=%s must be >= 0", spec, v);
             c.noise = x;
         } else if (!strcmp(k, "sigma")) {
-            if (!(x >= 0.1 && x <= 1000)) return failf("%s: sigma=%s must be in 0.1..1000", spec, v);
+            if (!(x >= 0.1 && x <= 1000)) return cli_error("%s: sigma=%s must be in 0.1..1000", spec, v);
             c.sigma_x10 = (int)(x * 10 + 0.5);
         } else if (!strcmp(k, "split")) {
-            if (!(x > 0 && x < 1)) return failf("%s: split=%s must be between 0 and 1", spec, v);
+            if (!(x > 0 && x < 1)) return cli_error("%s: split=%s must be between 0 and 1", spec, v);
             split = x;
         } else {
-            return failf("%s: unknown option '%s' (shapes options: n, size, channels, seed, noise, min, max, sigma, stride, split)",
+            return cli_error("%s: unknown option '%s' (shapes options: n, size, channels, seed, noise, min, max, sigma, stride, split)",
                          spec, k);
         }
     }
     int n_train = (int)(c.n * split + 0.5);
-    if (n_train < 1 || n_train >= c.n) return failf("%s: n=%d with split=%g leaves an empty split", spec, c.n, split);
+    if (n_train < 1 || n_train >= c.n) return cli_error("%s: n=%d with split=%g leaves an empty split", spec, c.n, split);
     st_shapes s;
-    if (st_shapes_generate(&c, &s)) return failf("%s: %s", spec, st_errmsg());
+    if (st_shapes_generate(&c, &s)) return cli_error("%s: %s", spec, st_errmsg());
     const int64_t S = s.size, C = s.channels, J = s.joints, H = s.hs, K = s.max_keypoints;
     int rc = 0;
     for (int k = 0; k < 2 && !rc; k++) {
@@ -230,13 +220,13 @@ static int load_shapes(const char *spec, int keypoints, cli_data *d) {
         st_array y = keypoints ? (st_array){ST_F32, 4, {count, J, H, H}, s.heatmaps + first * J * H * H}
                                : (st_array){ST_I32, 3, {count, S, S}, s.masks + first * S * S};
         if (st_dataset_from_arrays(&x, &y, "shapes images", keypoints ? "shapes heatmaps" : "shapes masks", ds)) {
-            rc = fail_st();
+            rc = cli_fail();
             break;
         }
         if (!keypoints) ds->classes = ST_SHAPE_CLASSES; /* even where a small split lacks a shape */
         if (keypoints) {
             float **kp = k ? &d->test_kp : &d->train_kp;
-            if (!(*kp = malloc(sizeof(float) * count * K * 4))) { rc = failf("%s: out of memory", spec); break; }
+            if (!(*kp = malloc(sizeof(float) * count * K * 4))) { rc = cli_error("%s: out of memory", spec); break; }
             memcpy(*kp, s.keypoints + first * K * 4, sizeof(float) * count * K * 4);
         }
     }
@@ -260,11 +250,11 @@ static int load_shapes(const char *spec, int keypoints, cli_data *d) {
 static int load_dir_keypoints(const char *dir, const char *spec, cli_data *d) {
     char p[4200];
     snprintf(p, sizeof p, "%s/train_heatmaps.npy", dir);
-    if (!is_file(p)) return failf("%s: no %s: ':keypoints' needs a folder written by `stride data shapes`", spec, p);
+    if (!is_file(p)) return cli_error("%s: no %s: ':keypoints' needs a folder written by `stride data shapes`", spec, p);
     if (load_heatmap_split(dir, "train", &d->train) || load_heatmap_split(dir, "test", &d->test)) return 1;
     if (d->train.ndim != d->test.ndim || memcmp(d->train.shape, d->test.shape, sizeof d->train.shape) ||
         memcmp(d->train.tshape, d->test.tshape, sizeof d->train.tshape))
-        return failf("%s: the training and test splits have different shapes", spec);
+        return cli_error("%s: the training and test splits have different shapes", spec);
     if (heatmap_stride(&d->train, spec, &d->kp_stride)) return 1;
     if (load_keypoints(dir, "train", d->train.n, &d->train_kp, &d->max_kp) ||
         load_keypoints(dir, "test", d->test.n, &d->test_kp, &d->max_kp))
@@ -278,9 +268,9 @@ static int load_dir_keypoints(const char *dir, const char *spec, cli_data *d) {
 static int load_files(const char *spec, cli_data *d) {
     const char *fmt = "";
     if (strcmp(spec, "fashion-mnist") && strcmp(spec, "mnist") && !is_dir(spec))
-        return failf("%s: no such folder, and not a data set name (fashion-mnist, mnist, mnist1d, shapes[:options], "
+        return cli_error("%s: no such folder, and not a data set name (fashion-mnist, mnist, mnist1d, shapes[:options], "
                      "shapes-keypoints[:options], DIR:keypoints)", spec);
-    if (cli_data_read(spec, &d->train, &d->test, &fmt)) return fail_st();
+    if (cli_data_read(spec, &d->train, &d->test, &fmt)) return cli_fail();
     d->task = d->train.kind == ST_TARGET_CLASS ? TASK_CLASSIFY : d->train.kind == ST_TARGET_MASK ? TASK_SEGMENT : TASK_KEYPOINTS;
     char p[4200];
     if (d->task == TASK_KEYPOINTS) { /* heatmaps as y: keypoints beside them make PCK possible */
@@ -315,7 +305,7 @@ static int starts_with_word(const char *s, const char *w) {
 
 int cli_data_load(const char *spec, cli_data *d) {
     memset(d, 0, sizeof *d);
-    if (!spec || !*spec) return failf("no data spec given");
+    if (!spec || !*spec) return cli_error("no data spec given");
     int rc;
     const char *colon = strrchr(spec, ':');
     if (!strcmp(spec, "mnist1d")) rc = load_mnist1d(d);
