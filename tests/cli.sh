@@ -163,6 +163,14 @@ if [ "$(grep -c '"step"' $T/f.jsonl)" = 3 ] && grep -q '"epoch"' $T/f.jsonl && g
     grep -q '"test_top5"' $T/f.jsonl && grep -q '"train_error"' $T/f.jsonl && grep -q '"data_wait"' $T/f.jsonl; then
     ok "log: step, epoch, lr, losses, errors, top-5, data wait"; else bad "log: step, epoch, lr, losses, errors, top-5, data wait"; fi
 grep -q "waited for data" $T/out && ok "train reports how long it waited for data" || bad "train reports how long it waited for data"
+# the trained weights carry the data normalisation; stride eval applies it and agrees with the log
+expect_ok "eval the trained lenet5" $S eval lenet5 --weights $T/f.safetensors --data fashion-mnist
+grep -q "inputs normalised as in training .*mean 0.28604" $T/out && ok "eval applies the training normalisation from the weights" ||
+    bad "eval applies the training normalisation from the weights"
+acc=$(sed -n 's/^accuracy \([0-9.]*\) %.*/\1/p' $T/out)
+err=$(tail -n 1 $T/f.jsonl | sed -n 's/.*"test_error": \([0-9.e-]*\).*/\1/p')
+if [ -n "$acc" ] && [ -n "$err" ] && awk -v a="$acc" -v e="$err" 'BEGIN { d = (100 - a) - 100 * e; exit !(d < 0.006 && d > -0.006) }'; then
+    ok "eval's test accuracy equals the training log's last test error"; else bad "eval's accuracy $acc% vs the log's test error $err"; fi
 # kill -9 in the middle, resume: the same weights, bit for bit, as a run that went straight through
 RUN="$S train lenet5 --data fashion-mnist --steps 1200 --batch 32 --eval-every 0 --optim adamw --lr 0.002
      --schedule cosine,warmup=50 --clip 1 --label-smoothing 0.1 --augment crop=2,flip --threads 1 --quiet"
