@@ -171,6 +171,14 @@ acc=$(sed -n 's/^accuracy \([0-9.]*\) %.*/\1/p' $T/out)
 err=$(tail -n 1 $T/f.jsonl | sed -n 's/.*"test_error": \([0-9.e-]*\).*/\1/p')
 if [ -n "$acc" ] && [ -n "$err" ] && awk -v a="$acc" -v e="$err" 'BEGIN { d = (100 - a) - 100 * e; exit !(d < 0.006 && d > -0.006) }'; then
     ok "eval's test accuracy equals the training log's last test error"; else bad "eval's accuracy $acc% vs the log's test error $err"; fi
+# segmentation and keypoints through the same loop: their metrics reach the log
+expect_ok "train a small unet-same on shapes (segmentation)" $S train "unet-same:size=32,width=4,channels=1,classes=4" \
+    --data shapes:n=40,size=32 --steps 4 --batch 8 --eval-every 2 --optim adam --augment flip,translate=2 --log $T/seg.jsonl --quiet
+grep -q '"test_miou": 0\.[0-9]' $T/seg.jsonl && grep -q '"test_pixel_acc"' $T/seg.jsonl && ok "segmentation log: test_miou, test_pixel_acc" ||
+    bad "segmentation log: test_miou, test_pixel_acc"
+expect_ok "train a 2-stack hourglass on shapes-keypoints" $S train "hourglass:stacks=2,features=8,joints=5,depth=2,channels=1,size=32" \
+    --data shapes-keypoints:n=40,size=32 --steps 4 --batch 8 --eval-every 2 --optim adam --log $T/kp.jsonl --quiet
+grep -q '"test_pck": [0-9]' $T/kp.jsonl && ok "keypoint log: test_pck" || bad "keypoint log: test_pck"
 # kill -9 in the middle, resume: the same weights, bit for bit, as a run that went straight through
 RUN="$S train lenet5 --data fashion-mnist --steps 1200 --batch 32 --eval-every 0 --optim adamw --lr 0.002
      --schedule cosine,warmup=50 --clip 1 --label-smoothing 0.1 --augment crop=2,flip --threads 1 --quiet"
