@@ -575,6 +575,23 @@ int cmd_show(int argc, char **argv) {
     if (filters && (rc = show_filters(net, pos[0], filters))) goto done;
     if (!needs_input) goto done;
     if ((rc = load_input(input, net, &x))) goto done;
+    /* inputs normalised as the model was trained (stride train stores it in the weights) */
+    if (w && x->ndim >= 3) {
+        int C = x->shape[1];
+        float *mean = malloc(sizeof(float) * C), *std = malloc(sizeof(float) * C);
+        int found = mean && std ? cli_weights_normalization(w, mean, std, C) : -1;
+        if (found == 1) {
+            size_t plane = st_tensor_numel(x) / ((size_t)x->shape[0] * C);
+            for (size_t i = 0; i < st_tensor_numel(x); i++) {
+                int c = (int)(i / plane % (size_t)C);
+                x->data[i] = (x->data[i] - mean[c]) / std[c];
+            }
+            printf("inputs normalised as in training (%s metadata)\n", w);
+        }
+        free(mean);
+        free(std);
+        if (found < 0) { rc = 1; goto done; }
+    }
     if (index >= x->shape[0]) {
         rc = cli_error("show: --index %ld is out of range: %s holds %d sample%s (0..%d)", index, input, x->shape[0],
                        x->shape[0] == 1 ? "" : "s", x->shape[0] - 1);
