@@ -1067,7 +1067,8 @@ static cairo_surface_t *heat_surface(const float *heat, int joints, int hh, int 
     return s;
 }
 
-/* A cross at every joint's maximum. */
+/* A cross at every joint's maximum, where the map has one (a joint that is absent from the
+ * image has an empty map: no cross, rather than one in the corner). */
 static void mark_peaks(cairo_t *cr, const float *heat, int joints, int hh, int hw, double x, double y,
                        double cw, double ch) {
     size_t plane = (size_t)hh * hw;
@@ -1075,6 +1076,7 @@ static void mark_peaks(cairo_t *cr, const float *heat, int joints, int hh, int h
         size_t best = 0;
         for (size_t k = 1; k < plane; k++)
             if (heat[j * plane + k] > heat[j * plane + best]) best = k;
+        if (!(heat[j * plane + best] > 0.1f)) continue;
         double px = x + ((double)(best % hw) + 0.5) / hw * cw, py = y + ((double)(best / hw) + 0.5) / hh * ch;
         for (int pass = 0; pass < 2; pass++) {
             cairo_set_line_width(cr, pass ? 1.5 : 3.5);
