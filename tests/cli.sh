@@ -204,6 +204,9 @@ expect_fail "an exploding run stops and names the step and the node" "step [0-9]
     --checkpoint-every 1 --quiet
 expect_ok "the last good checkpoint stays and resumes" $S train lenet5 --data fashion-mnist --steps 1 --lr 1e30 --momentum 0.9 \
     --eval-every 0 --resume $T/nan.safetensors --quiet
+expect_ok "--checkpoint with evaluation only at the end writes one at the end" $S train mnist1d-cnn --steps 30 --eval-every 0 \
+    --checkpoint $T/end.safetensors --quiet
+[ -f $T/end.safetensors ] && ok "the end-of-run checkpoint exists" || bad "the end-of-run checkpoint exists"
 expect_fail "a model that does not fit the data" "takes inputs .* but the data's samples are" $S train resnet18 --data fashion-mnist --steps 1
 expect_fail "an unknown --augment item" "unknown or bad item 'rotate'" $S train lenet5 --data fashion-mnist --augment rotate --steps 1
 expect_fail "a bad schedule" "schedule|cosin" $S train lenet5 --data fashion-mnist --schedule cosin --steps 1

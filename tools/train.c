@@ -316,7 +316,7 @@ int train_run(st_net *net, cli_data *d, const train_opts *o, train_curve *curve)
                 fflush(stdout);
             }
         }
-        if (o->checkpoint && step > last_ckpt && (step % ckpt_every == 0 || step == total)) {
+        if (o->checkpoint && step > last_ckpt && ((ckpt_every > 0 && step % ckpt_every == 0) || step == total)) {
             /* a checkpoint is only written over the last one when it is good */
             char where[512];
             if (st_net_find_nonfinite(net, where, sizeof where)) {
