@@ -17,7 +17,8 @@ ARCH    ?= -march=native
 PYTHON  ?= /usr/bin/python3  # Debian's python3-torch lives here, whatever python3 is on PATH
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) $(ARCH) -g
-CFLAGS  += -std=c11 -ffp-contract=fast -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -Iinclude -Isrc -MMD -MP
+SAN     ?=
+CFLAGS  += $(SAN) -std=c11 -ffp-contract=fast -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -Iinclude -Isrc -MMD -MP
 LDLIBS  += -lm
 LDLIBS  += -pthread  # the batch loader's prefetch thread
 
@@ -123,8 +124,10 @@ fixtures:
 	$(PYTHON) scripts/gen_optim_fixtures.py tests/fixtures/optim
 	$(PYTHON) scripts/gen_metrics_fixtures.py tests/fixtures/metrics
 
+# (SAN, not CFLAGS: a CFLAGS given on the command line would replace the include paths)
 debug:
-	$(MAKE) OPT=-O0 ARCH= CFLAGS="-O0 -g -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined" OPENMP=0 test
+	$(MAKE) clean
+	$(MAKE) OPT="-O0 -g" ARCH= SAN="-fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined" OPENMP=0 test
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
