@@ -2,7 +2,7 @@
 #   make            library (static + shared) and the stride CLI
 #   make test       all tests (no PyTorch needed: fixtures are committed)
 #   make test-zoo   torchvision parity at 224x224 (needs python3-torch, python3-torchvision)
-#   make bench      benchmarks against PyTorch (needs python3-torch)
+#   make bench      benchmark suite: stride vs PyTorch and ONNX Runtime (docs/bench.md; sh scripts/setup.sh --bench)
 #   make fixtures   regenerate the PyTorch fixtures (needs python3-torch)
 #   make install    PREFIX=/usr/local
 #   make debug      -O0 with sanitizers
@@ -105,12 +105,17 @@ test: all $(TEST_BIN) build/tests/compare
 test-zoo: all build/tests/compare
 	@sh tests/zoo.sh
 
-build/bench/train_step: bench/train_step.c build/libstride.a | build/bench
+# the C programs of the benchmark suite (bench/*.c; bench/timing.h is their timed loop)
+build/bench/%: bench/%.c bench/timing.h build/libstride.a | build/bench
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
 
-bench: all build/bench/train_step
-	@sh bench/run.sh
-	@sh bench/train.sh
+# the suite: stride, PyTorch and ONNX Runtime side by side (docs/bench.md); BENCH="--only resnet"
+# picks workloads, BENCH="--quick" makes a short run. bench/run.sh and bench/train.sh are
+# the older single-workload benchmarks (the book's full MNIST-1D run, a Fashion-MNIST epoch).
+BENCH ?=
+BENCH_BIN := build/bench/peak build/bench/train_step build/bench/infer_bench build/bench/layers
+bench: all $(BENCH_BIN)
+	$(PYTHON) bench/suite.py $(BENCH)
 
 fixtures:
 	$(PYTHON) scripts/gen_fixtures.py tests/fixtures
