@@ -60,7 +60,7 @@ PW1 = "conv2d:n=8,cin=256,h=28,w=28,cout=256,k=1"
 
 WORKLOADS = [
     dict(id="mnist1d-train", group="training", title="mnist1d-cnn training, batch 100", kind="mnist1d",
-         stride="mnist1d-cnn", batch=100, unit="steps/s", steps=10000, torch_steps=2000),
+         stride="mnist1d-cnn", batch=100, unit="steps/s", steps=5000, torch_steps=1000),
     dict(id="lenet5-train", group="training", title="lenet5 training, 28x28, batch 64", kind="train",
          stride="lenet5", torch="lenet5", batch=64, unit="img/s", seconds=2.0, warmup=5),
     dict(id="resnet18-cifar-train", group="training", title="resnet18 (CIFAR stem) training, 32x32, batch 32",
