@@ -168,18 +168,39 @@ static size_t gemm_work_size(const st_conv_geom *g, int n) {
 #define DIRECT_MIN_BATCH 8
 #define DIRECT_EXTRA_WORK ((size_t)16 << 20) /* floats */
 
-static int force_direct = -1;
-void st_conv_force_path(int direct) { force_direct = direct; }
+static int force_path = -1;
+void st_conv_force_path(int path) { force_path = path; }
 
 static int take_direct(const st_conv_geom *g, int n) {
-    if (force_direct == 0 || !st_direct_possible(g, n)) return 0;
-    if (force_direct == 1) return 1;
+    if (!st_direct_possible(g, n)) return 0;
     return n >= DIRECT_MIN_BATCH && st_direct_work_size(g, n) <= gemm_work_size(g, n) + DIRECT_EXTRA_WORK;
+}
+
+static int take_winograd(const st_conv_geom *g, int n) {
+    (void)n;
+    return st_winograd_possible(g);
+}
+
+typedef enum { PATH_GEMM, PATH_DIRECT, PATH_WINOGRAD } conv_path;
+
+static conv_path choose_path(const st_conv_geom *g, int n) {
+    switch (force_path) {
+    case 0: return PATH_GEMM;
+    case 1: return st_direct_possible(g, n) ? PATH_DIRECT : PATH_GEMM;
+    case 2: return st_winograd_possible(g) ? PATH_WINOGRAD : PATH_GEMM;
+    default: break;
+    }
+    if (take_winograd(g, n)) return PATH_WINOGRAD;
+    return take_direct(g, n) ? PATH_DIRECT : PATH_GEMM;
 }
 
 size_t st_conv_work_size(const st_conv_geom *g, int n) {
     if (n <= 0) return 0;
-    return take_direct(g, n) ? st_direct_work_size(g, n) : gemm_work_size(g, n);
+    switch (choose_path(g, n)) {
+    case PATH_DIRECT: return st_direct_work_size(g, n);
+    case PATH_WINOGRAD: return st_winograd_work_size(g, n);
+    default: return gemm_work_size(g, n);
+    }
 }
 
 /* The outputs x in [*xa, *xb) of a row read inside the input row: 0 <= x0 + x*s < iw. */
@@ -344,7 +365,9 @@ static void backward_part(const gemm_ctx *c, int part) {
 void st_conv_forward(float *out, const float *in, const float *w, const float *b, int n,
                      const st_conv_geom *g, float *work) {
     if (n <= 0) return;
-    if (take_direct(g, n)) { st_direct_forward(out, in, w, b, n, g, work); return; }
+    conv_path path = choose_path(g, n);
+    if (path == PATH_DIRECT) { st_direct_forward(out, in, w, b, n, g, work); return; }
+    if (path == PATH_WINOGRAD) { st_winograd_forward(out, in, w, b, n, g, work); return; }
     gemm_ctx c = {g, plan_conv(g, n), n, in, w, b, NULL, out, NULL, work, NULL};
     if (parts_in_parallel(&c.p)) {
 #pragma omp parallel for schedule(static)
@@ -357,7 +380,9 @@ void st_conv_forward(float *out, const float *in, const float *w, const float *b
 void st_conv_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                       const float *w, int n, const st_conv_geom *g, float *work) {
     if (n <= 0) return;
-    if (take_direct(g, n)) { st_direct_backward(din, dw, db, dout, in, w, n, g, work); return; }
+    conv_path path = choose_path(g, n);
+    if (path == PATH_DIRECT) { st_direct_backward(din, dw, db, dout, in, w, n, g, work); return; }
+    if (path == PATH_WINOGRAD) { st_winograd_backward(din, dw, db, dout, in, w, n, g, work); return; }
     conv_plan p = plan_conv(g, n);
     gemm_ctx c = {g, p, n, in, w, NULL, dout, NULL, din, work, work + (size_t)p.nparts * (2 * p.col + p.tmp)};
     if (parts_in_parallel(&c.p)) {

@@ -1,0 +1,646 @@
+/* conv_winograd.c - 3x3 convolutions of stride 1 by Winograd's minimal filtering, F(4x4, 3x3).
+ *
+ * The output plane is cut into 4x4 tiles. A tile reads a 6x6 patch d of the input, and
+ * for one (output channel, input channel) pair its 16 outputs are (Lavin and Gray, 2015)
+ *
+ *   Y = A^T [ (G g G^T) (.) (B^T d B) ] A        ((.) = element-wise product)
+ *
+ * with g the 3x3 kernel and the constant matrices below, chosen for the points
+ * 0, 1, -1, 2, -2 and infinity. Summed over input channels, the element-wise product
+ * becomes 36 independent matrix products, one per "transform point" xi = (a, b):
+ *
+ *   M[xi] (K x tiles) = U[xi] (K x C) * V[xi] (C x tiles),  U = G g G^T,  V = B^T d B
+ *
+ * which cost 36 multiply-adds per (tile, k, c) against 9 * 16 = 144 for the plain sums:
+ * four times fewer. The algorithm is exact in real arithmetic; in float its error is a
+ * few times that of the direct sums (tests/test_winograd.c measures it).
+ *
+ * The passes:
+ *  - forward: U from the weights, then per block of tiles: V (input transform), the 36
+ *    products (a register-tiled kernel on pre-packed U and V), the output transform
+ *    with the bias added, written (or added) to the output plane;
+ *  - input gradient: the same routine on dL/dout, with the kernels turned by 180 degrees
+ *    and the channels swapped (w'[c][k][i][j] = w[k][c][2-i][2-j]) and padding 2 - p;
+ *  - weight gradient: the same algorithm run backwards (its adjoint). With S = A dY A^T
+ *    the transformed 4x4 tile of dL/dout, dL/dU[xi] = sum over tiles of S[xi] V[xi]^T,
+ *    36 products (K x tiles) (tiles x C) done by st_sgemm, and dL/dg = G^T dL/dU G.
+ *
+ * Layouts (per block of `tb` tiles, tiles numbered (sample, tile row, tile column)):
+ *   V[xi][c][t], M[xi][k][t] (tile vectors of VL lanes, so every transform works on
+ *   whole vectors of tiles); U[xi][k / MR][c][k % MR] (panels of MR output channels,
+ *   zero-padded, the order the product kernel reads them in).
+ *
+ * Threads (when not already inside a parallel region): the forward pass and the input
+ * gradient split (block, range of output channels) units, each with its own scratch;
+ * every output value is computed by the same operations whatever the split, so the
+ * result does not depend on the thread count. The weight gradient goes block by block
+ * in a fixed order; the threads transform a block together, then split the 36 products
+ * by (xi, output channels), each dL/dU element being summed by one st_sgemm call.
+ */
+#include "kernels.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define WINO_AVX512 1 /* the gathers and scatters below transpose in registers */
+#endif
+
+/* ---------------------------------------------------------------- vectors and tiling */
+#if defined(__AVX512F__)
+#define VL 16
+#define MR 8
+#elif defined(__AVX__)
+#define VL 8
+#define MR 4
+#else
+#define VL 4
+#define MR 4
+#endif
+#define NV 2            /* tile vectors per register block of the product kernel */
+#define NR (NV * VL)    /* tiles per register block */
+#define NPT 36          /* transform points (6 x 6) */
+#define MAX_SLOTS 8     /* scratch slots, so at most 8 threads in the forward pass */
+#define KR_MAX 128      /* output channels per forward unit */
+#define BLOCK_BYTES (384 << 10)        /* V + M of one forward block: about a third of an L2 */
+#define DW_BLOCK_BYTES ((size_t)4 << 20) /* V + S of one weight-gradient block */
+#define DW_MAX_TILES (32 * NR)
+
+typedef float vf __attribute__((vector_size(VL * sizeof(float)), aligned(4)));
+static inline vf vload(const float *p) { return *(const vf *)p; }
+static inline void vstore(float *p, vf v) { *(vf *)p = v; }
+static inline vf vsplat(float x) { return (vf){0} + x; }
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
+static int round_up(int a, int m) { return (a + m - 1) / m * m; }
+
+/* ---------------------------------------------------------------- the transforms
+ * One dimension each; the 2D transforms apply them to the rows, then the columns.
+ *
+ *   B^T = | 4  0 -5  0  1  0 |    G = |  1/4    0     0  |    A^T = | 1  1  1  1  1  0 |
+ *         | 0 -4 -4  1  1  0 |        | -1/6  -1/6  -1/6 |          | 0  1 -1  2 -2  0 |
+ *         | 0  4 -4 -1  1  0 |        | -1/6   1/6  -1/6 |          | 0  1  1  4  4  0 |
+ *         | 0 -2 -1  2  1  0 |        | 1/24  1/12  1/6  |          | 0  1 -1  8 -8  1 |
+ *         | 0  2 -1 -2  1  0 |        | 1/24 -1/12  1/6  |
+ *         | 0  4  0 -5  0  1 |        |   0     0     1  |
+ */
+/* v = B^T d (6 -> 6) */
+static inline void tr_input(vf v[6], const vf d[6]) {
+    vf t1 = d[4] - 4.0f * d[2], t2 = d[3] - 4.0f * d[1];
+    vf t3 = d[4] - d[2], t4 = 2.0f * (d[3] - d[1]);
+    v[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    v[1] = t1 + t2;
+    v[2] = t1 - t2;
+    v[3] = t3 + t4;
+    v[4] = t3 - t4;
+    v[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+}
+/* y = A^T m (6 -> 4) */
+static inline void tr_output(vf y[4], const vf m[6]) {
+    vf a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    y[0] = m[0] + a + c;
+    y[1] = b + 2.0f * d;
+    y[2] = a + 4.0f * c;
+    y[3] = b + 8.0f * d + m[5];
+}
+/* s = A y (4 -> 6): the transform of a tile of dL/dout, the adjoint of tr_output */
+static inline void tr_grad(vf s[6], const vf y[4]) {
+    vf e = y[0] + y[2], o = y[1] + y[3];
+    vf e2 = y[0] + 4.0f * y[2], o2 = 2.0f * y[1] + 8.0f * y[3];
+    s[0] = y[0];
+    s[1] = e + o;
+    s[2] = e - o;
+    s[3] = e2 + o2;
+    s[4] = e2 - o2;
+    s[5] = y[3];
+}
+/* u = G g (3 -> 6) */
+static inline void tr_kernel(vf u[6], const vf g[3]) {
+    vf e = g[0] + g[2];
+    u[0] = g[0] * (1.0f / 4);
+    u[1] = (e + g[1]) * (-1.0f / 6);
+    u[2] = (e - g[1]) * (-1.0f / 6);
+    vf e2 = g[0] * (1.0f / 24) + g[2] * (1.0f / 6), o2 = g[1] * (1.0f / 12);
+    u[3] = e2 + o2;
+    u[4] = e2 - o2;
+    u[5] = g[2];
+}
+/* g = G^T u (6 -> 3): the adjoint of tr_kernel, for the weight gradient */
+static inline void tr_kernel_adj(vf g[3], const vf u[6]) {
+    vf p = u[1] + u[2], q = u[1] - u[2], r = u[3] + u[4], s = u[3] - u[4];
+    g[0] = u[0] * (1.0f / 4) - p * (1.0f / 6) + r * (1.0f / 24);
+    g[1] = q * (-1.0f / 6) + s * (1.0f / 12);
+    g[2] = p * (-1.0f / 6) + r * (1.0f / 6) + u[5];
+}
+
+/* ---------------------------------------------------------------- plan
+ * One correlation of a (n, C, ih, iw) input with 3x3 kernels into a (n, K, oh, ow)
+ * output, output (y, x) reading input rows y - pt .. y - pt + 2 and columns x - pl ..
+ * x - pl + 2 (zeros outside). The forward pass and the input gradient are both one. */
+typedef struct {
+    int n, C, K;
+    int ih, iw, oh, ow, pt, pl;
+    int th, tw, tiles; /* tile rows and columns of a sample; tiles of the batch */
+    int kp;            /* K rounded up to MR */
+    int tb, nblocks;   /* forward: tiles per block (a multiple of NR), blocks */
+    int tbw, nblocksw; /* weight gradient: tiles per block (a multiple of VL), blocks */
+} wplan;
+
+static void plan_init(wplan *p, int n, int C, int K, int ih, int iw, int oh, int ow, int pt, int pl) {
+    p->n = n; p->C = C; p->K = K;
+    p->ih = ih; p->iw = iw; p->oh = oh; p->ow = ow; p->pt = pt; p->pl = pl;
+    p->th = (oh + 3) / 4;
+    p->tw = (ow + 3) / 4;
+    p->tiles = n * p->th * p->tw;
+    p->kp = round_up(K, MR);
+    /* enough tiles per block for the products to run at speed, few enough for the
+     * block's V and M to stay in the L2 cache; the result does not depend on it */
+    size_t per_tile = (size_t)NPT * (C + imin(p->kp, KR_MAX)) * sizeof(float);
+    int tb = (int)(BLOCK_BYTES / per_tile) / NR * NR;
+    tb = imax(NR, imin(tb, 8 * NR));
+    p->tb = imin(tb, round_up(p->tiles, NR));
+    p->nblocks = (p->tiles + p->tb - 1) / p->tb;
+    per_tile = (size_t)NPT * (C + K) * sizeof(float);
+    int tbw = (int)(DW_BLOCK_BYTES / per_tile) / VL * VL;
+    tbw = imax(NR, imin(tbw, DW_MAX_TILES));
+    p->tbw = imin(tbw, round_up(p->tiles, VL));
+    p->nblocksw = (p->tiles + p->tbw - 1) / p->tbw;
+}
+
+/* floats of scratch for one forward unit: V (36 x C x tb) and M (36 x kr x tb) */
+static size_t slot_floats(const wplan *p) {
+    return ((size_t)NPT * p->tb * (p->C + imin(p->kp, KR_MAX)) + 15) & ~(size_t)15;
+}
+static size_t u_floats(const wplan *p) { return ((size_t)NPT * p->kp * p->C + 15) & ~(size_t)15; }
+
+/* ---------------------------------------------------------------- threads */
+static int threads_for(int units) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 1;
+    int t = st_get_threads();
+    return imax(1, imin(imin(t, MAX_SLOTS), units));
+#else
+    (void)units;
+    return 1;
+#endif
+}
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---------------------------------------------------------------- kernel transform
+ * U[xi][k / MR][c][k % MR] = (G g G^T)[xi] for g = w[k][c], or with flip set for the
+ * input gradient g = w[c][k] turned by 180 degrees (w then being (C, K, 3, 3)).
+ * VL (k, c) pairs at a time, output channels k0 .. k1 - 1. */
+static void transform_kernels(float *U, const float *w, int K, int C, int kp, int flip, int k0, int k1) {
+    int npan = kp / MR;
+    size_t total = (size_t)(k1 - k0) * C;
+    for (size_t q0 = 0; q0 < total; q0 += VL) {
+        float g[9][VL] __attribute__((aligned(64)));
+        int kk[VL], cc[VL], m = (int)(total - q0 < VL ? total - q0 : VL);
+        for (int l = 0; l < VL; l++) {
+            size_t q = q0 + (l < m ? l : 0);
+            kk[l] = k0 + (int)(q / C);
+            cc[l] = (int)(q % C);
+            const float *src = flip ? w + ((size_t)cc[l] * K + kk[l]) * 9 : w + ((size_t)kk[l] * C + cc[l]) * 9;
+            for (int r = 0; r < 9; r++) g[r][l] = flip ? src[8 - r] : src[r];
+        }
+        vf rows[3][6], u[6][6];
+        for (int j = 0; j < 3; j++) { /* columns of g: G g */
+            vf col[3] = {vload(g[j]), vload(g[3 + j]), vload(g[6 + j])}, t[6];
+            tr_kernel(t, col);
+            for (int a = 0; a < 6; a++) rows[j][a] = t[a];
+        }
+        for (int a = 0; a < 6; a++) { /* rows of G g: (G g) G^T */
+            vf row[3] = {rows[0][a], rows[1][a], rows[2][a]};
+            tr_kernel(u[a], row);
+        }
+        for (int a = 0; a < 6; a++)
+            for (int b = 0; b < 6; b++) {
+                float tmp[VL] __attribute__((aligned(64)));
+                vstore(tmp, u[a][b]);
+                float *dst = U + (size_t)(a * 6 + b) * npan * C * MR;
+                for (int l = 0; l < m; l++)
+                    dst[((size_t)(kk[l] / MR) * C + cc[l]) * MR + kk[l] % MR] = tmp[l];
+            }
+    }
+}
+
+/* Zeroes the padded rows K .. kp - 1 of U. */
+static void zero_pad_rows(float *U, int K, int C, int kp) {
+    int npan = kp / MR;
+    if (kp == K) return;
+    for (int xi = 0; xi < NPT; xi++)
+        for (int c = 0; c < C; c++)
+            for (int k = K; k < kp; k++)
+                U[(((size_t)xi * npan + k / MR) * C + c) * MR + k % MR] = 0.0f;
+}
+
+/* Fills U for all K output channels, the threads splitting the channels. */
+static void make_u(const wplan *p, float *U, const float *w, int flip) {
+    int nt = threads_for(p->K / 8 + 1);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+        int t = 0, T = 1;
+#endif
+        int k0 = (int)((long)p->K * t / T), k1 = (int)((long)p->K * (t + 1) / T);
+        transform_kernels(U, w, p->K, p->C, p->kp, flip, k0, k1);
+    }
+    zero_pad_rows(U, p->K, p->C, p->kp);
+}
+
+/* ---------------------------------------------------------------- input transform
+ * V[xi][c][0 .. ntv*VL) for the tiles t0 .. t0 + nt - 1 (the lanes past nt are zeros)
+ * and the channels c0 .. c1 - 1, ld = tiles per row of V. */
+typedef struct {
+    ptrdiff_t off;      /* offset of the patch's (0, 0) from the sample's first plane (may be < 0) */
+    int ia, ib, ja, jb; /* its rows ia .. ib - 1 and columns ja .. jb - 1 lie inside the plane */
+} patch;
+
+static void tile_patches(const wplan *p, int t0, int nt, patch *pt, int side, int h, int w, int oy, int ox,
+                         size_t sample_stride) {
+    for (int l = 0; l < nt; l++) {
+        int t = t0 + l, s = t / (p->th * p->tw), r = t % (p->th * p->tw);
+        int y0 = (r / p->tw) * 4 - oy, x0 = (r % p->tw) * 4 - ox;
+        pt[l].off = (ptrdiff_t)s * (ptrdiff_t)sample_stride + (ptrdiff_t)y0 * w + x0;
+        pt[l].ia = imax(0, -y0); pt[l].ib = imin(side, h - y0);
+        pt[l].ja = imax(0, -x0); pt[l].jb = imin(side, w - x0);
+    }
+}
+
+/* Gathers the side x side patches of the first nt of VL tiles into d[i*side + j][lane]
+ * (zeros outside the plane and in the lanes past nt). */
+static void gather(float (*d)[VL], const float *plane, const patch *pt, int nt, int side, int w) {
+#ifdef WINO_AVX512
+    /* Row i of the 16 patches: 16 masked loads of 8 floats (the mask keeps what lies
+     * inside the plane and never faults), then a 16 x 8 transpose to one vector per
+     * column. Pairs of rows go into the halves of a 16-float vector ([tile m | tile
+     * m + 4] for m < 4, [tile m + 4 | tile m + 8] after) so that the in-lane 8 x 8
+     * transpose below leaves the tiles in order. */
+    for (int i = 0; i < side; i++) {
+        __m256 r[16];
+        for (int l = 0; l < 16; l++) {
+            const patch *q = &pt[l];
+            if (l >= nt || i < q->ia || i >= q->ib) { r[l] = _mm256_setzero_ps(); continue; }
+            __mmask8 m = (__mmask8)(((1u << q->jb) - 1) & ~((1u << q->ja) - 1));
+            r[l] = _mm256_maskz_loadu_ps(m, plane + q->off + (ptrdiff_t)i * w);
+        }
+        static const int order[8][2] = {{0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {11, 15}};
+        __m512 z[8], t[8], u[8];
+        for (int m = 0; m < 8; m++)
+            z[m] = _mm512_insertf32x8(_mm512_castps256_ps512(r[order[m][0]]), r[order[m][1]], 1);
+        for (int m = 0; m < 8; m += 2) {
+            t[m] = _mm512_unpacklo_ps(z[m], z[m + 1]);
+            t[m + 1] = _mm512_unpackhi_ps(z[m], z[m + 1]);
+        }
+        for (int h = 0; h < 8; h += 4) {
+            u[h + 0] = _mm512_shuffle_ps(t[h + 0], t[h + 2], 0x44);
+            u[h + 1] = _mm512_shuffle_ps(t[h + 0], t[h + 2], 0xEE);
+            u[h + 2] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+            u[h + 3] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+        }
+        /* u[c] (c < 4) holds, per 128-bit lane, column c (lanes 0, 2) and c + 4 (lanes 1, 3) */
+        for (int j = 0; j < side; j++) {
+            int c = j & 3;
+            __m512 v = j < 4 ? _mm512_shuffle_f32x4(u[c], u[c + 4], 0x88) : _mm512_shuffle_f32x4(u[c], u[c + 4], 0xDD);
+            _mm512_store_ps(d[i * side + j], v);
+        }
+    }
+#else
+    for (int l = 0; l < VL; l++) {
+        if (l >= nt) {
+            for (int r = 0; r < side * side; r++) d[r][l] = 0.0f;
+            continue;
+        }
+        const patch *q = &pt[l];
+        for (int i = 0; i < side; i++)
+            for (int j = 0; j < side; j++)
+                d[i * side + j][l] = (i >= q->ia && i < q->ib && j >= q->ja && j < q->jb)
+                                         ? plane[q->off + (ptrdiff_t)i * w + j] : 0.0f;
+    }
+#endif
+}
+
+/* nt tiles with patches pt, written as nvec vectors of tiles (zeros past nt). */
+static void input_transform(const wplan *p, float *V, int ld, const float *in, const patch *pt, int nt, int nvec,
+                            int c0, int c1) {
+    size_t plane = (size_t)p->ih * p->iw;
+    int ntv = nvec;
+    for (int c = c0; c < c1; c++)
+        for (int v = 0; v < ntv; v++) {
+            float d[36][VL] __attribute__((aligned(64)));
+            gather(d, in + c * plane, pt + v * VL, imin(VL, nt - v * VL), 6, p->iw);
+            vf rows[6][6], col[6], out[6];
+            for (int j = 0; j < 6; j++) { /* B^T d, column by column */
+                for (int i = 0; i < 6; i++) col[i] = vload(d[i * 6 + j]);
+                tr_input(out, col);
+                for (int a = 0; a < 6; a++) rows[a][j] = out[a];
+            }
+            for (int a = 0; a < 6; a++) { /* (B^T d) B, row by row */
+                tr_input(out, rows[a]);
+                for (int b = 0; b < 6; b++) vstore(V + ((size_t)(a * 6 + b) * p->C + c) * ld + v * VL, out[b]);
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- the 36 products
+ * M (MR x NR, row stride ldm) = sum over c of Up[c][0 .. MR) (x) Vp[c][0 .. NR) (row
+ * stride ldv): MR x NV vectors of sums in registers, each summed over c in order. */
+static void product_tile(int C, const float *restrict Up, const float *restrict Vp, int ldv, float *restrict M,
+                         int ldm) {
+    vf acc[MR][NV];
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};
+    for (int c = 0; c < C; c++) {
+        vf b[NV];
+        for (int v = 0; v < NV; v++) b[v] = vload(Vp + (size_t)c * ldv + v * VL);
+        for (int i = 0; i < MR; i++)
+            for (int v = 0; v < NV; v++) acc[i][v] += Up[c * MR + i] * b[v];
+    }
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < NV; v++) vstore(M + (size_t)i * ldm + v * VL, acc[i][v]);
+}
+
+/* ---------------------------------------------------------------- output transform
+ * plane (+)= the 4x4 outputs r[i*4 + j][lane] of the first nt of VL tiles, those inside. */
+static void scatter(float *plane, const vf r[16], const patch *pt, int nt, int w, int accumulate) {
+#ifdef WINO_AVX512
+    /* Two in-lane transpose steps leave, in 128-bit lane L of x[i][c], row i of tile
+     * 4L + c: stored with masked 4-float moves. */
+    __m512 t[16], x[4][4];
+    for (int a = 0; a < 16; a += 2) {
+        t[a] = _mm512_unpacklo_ps((__m512)r[a], (__m512)r[a + 1]);
+        t[a + 1] = _mm512_unpackhi_ps((__m512)r[a], (__m512)r[a + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        x[i][0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+        x[i][1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+        x[i][2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        x[i][3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int l = 0; l < nt; l++) {
+        const patch *q = &pt[l];
+        __mmask8 m = (__mmask8)(((1u << q->jb) - 1) & ~((1u << q->ja) - 1));
+        for (int i = q->ia; i < q->ib; i++) {
+            __m128 v;
+            switch (l >> 2) {
+            case 0: v = _mm512_extractf32x4_ps(x[i][l & 3], 0); break;
+            case 1: v = _mm512_extractf32x4_ps(x[i][l & 3], 1); break;
+            case 2: v = _mm512_extractf32x4_ps(x[i][l & 3], 2); break;
+            default: v = _mm512_extractf32x4_ps(x[i][l & 3], 3); break;
+            }
+            float *o = plane + q->off + (ptrdiff_t)i * w;
+            if (accumulate) v = _mm_add_ps(v, _mm_maskz_loadu_ps(m, o));
+            _mm_mask_storeu_ps(o, m, v);
+        }
+    }
+#else
+    float tmp[16][VL] __attribute__((aligned(64)));
+    for (int a = 0; a < 16; a++) vstore(tmp[a], r[a]);
+    for (int l = 0; l < nt; l++) {
+        const patch *q = &pt[l];
+        for (int i = q->ia; i < q->ib; i++)
+            for (int j = q->ja; j < q->jb; j++) {
+                float *o = plane + q->off + (ptrdiff_t)i * w + j;
+                *o = accumulate ? *o + tmp[i * 4 + j][l] : tmp[i * 4 + j][l];
+            }
+    }
+#endif
+}
+
+/* out (+)= A^T M A + bias for the tiles of the block and channels k0 .. k1 - 1. */
+static void output_transform(const wplan *p, float *out, const float *M, int ldm_rows, const patch *pt, int nt,
+                             int k0, int k1, const float *bias, int accumulate) {
+    size_t plane = (size_t)p->oh * p->ow;
+    int ntv = (nt + VL - 1) / VL;
+    for (int k = k0; k < k1; k++) {
+        float bk = bias ? bias[k] : 0.0f;
+        for (int v = 0; v < ntv; v++) {
+            vf m[6], cols[4][6], y[4];
+            for (int a = 0; a < 6; a++) { /* A^T M, column by column of M */
+                for (int b = 0; b < 6; b++) m[b] = vload(M + ((size_t)(a * 6 + b) * ldm_rows + (k - k0)) * p->tb + v * VL);
+                tr_output(y, m);
+                for (int j = 0; j < 4; j++) cols[j][a] = y[j];
+            }
+            vf r[16];
+            for (int j = 0; j < 4; j++) {
+                tr_output(y, cols[j]);
+                for (int i = 0; i < 4; i++) r[i * 4 + j] = y[i] + bk;
+            }
+            scatter(out + (size_t)k * plane, r, pt + v * VL, imin(VL, nt - v * VL), p->ow, accumulate);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- forward (one correlation)
+ * Units are (block, range of kr output channels); each transforms its block's input
+ * (all channels), runs the products of its channels, transforms them back. */
+static void run_unit(const wplan *p, int blk, int k0, int k1, float *out, const float *in, const float *U,
+                     const float *bias, int accumulate, float *slot) {
+    int t0 = blk * p->tb, nt = imin(p->tb, p->tiles - t0);
+    int ntp = round_up(nt, NR); /* tiles the products run over (zero lanes past nt) */
+    int rows = round_up(k1 - k0, MR);
+    float *V = slot, *M = slot + (size_t)NPT * p->C * p->tb;
+    patch pin[8 * NR], pout[8 * NR];
+    tile_patches(p, t0, nt, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
+    tile_patches(p, t0, nt, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
+    input_transform(p, V, p->tb, in, pin, nt, ntp / VL, 0, p->C);
+    int npan = p->kp / MR;
+    for (int xi = 0; xi < NPT; xi++) {
+        const float *Vx = V + (size_t)xi * p->C * p->tb;
+        for (int kpn = k0 / MR; kpn < (k0 + rows) / MR; kpn++) {
+            const float *Up = U + ((size_t)xi * npan + kpn) * p->C * MR;
+            float *Mx = M + ((size_t)xi * rows + (kpn * MR - k0)) * p->tb;
+            for (int t = 0; t < ntp; t += NR) product_tile(p->C, Up, Vx + t, p->tb, Mx + t, p->tb);
+        }
+    }
+    output_transform(p, out, M, rows, pout, nt, k0, k1, bias, accumulate);
+}
+
+static void run_conv(const wplan *p, float *out, const float *in, const float *U, const float *bias,
+                     int accumulate, float *slots) {
+    /* Ranges of output channels: one, unless there are too few blocks to keep the
+     * threads busy (any split gives the same result). */
+    int T = threads_for(MAX_SLOTS);
+    int parts = (p->kp + KR_MAX - 1) / KR_MAX;
+    if (p->nblocks < 2 * T) parts = imax(parts, imin((2 * T + p->nblocks - 1) / p->nblocks, p->kp / (4 * MR)));
+    int kr = round_up((p->kp + parts - 1) / parts, MR);
+    parts = (p->kp + kr - 1) / kr;
+    int units = p->nblocks * parts;
+    T = threads_for(units);
+    size_t sf = slot_floats(p);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        float *slot = slots + (size_t)thread_id() * sf;
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < units; u++) {
+            int blk = u / parts, k0 = (u % parts) * kr, k1 = imin(k0 + kr, p->K);
+            if (k0 < k1) run_unit(p, blk, k0, k1, out, in, U, bias, accumulate, slot);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- entry points */
+int st_winograd_possible(const st_conv_geom *g) {
+    return g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
+           g->pt <= 2 && g->pb <= 2 && g->pl <= 2 && g->pr <= 2;
+}
+
+static void plans(const st_conv_geom *g, int n, wplan *fwd, wplan *bwd) {
+    plan_init(fwd, n, g->cin, g->cout, g->ih, g->iw, g->oh, g->ow, g->pt, g->pl);
+    plan_init(bwd, n, g->cout, g->cin, g->oh, g->ow, g->ih, g->iw, 2 - g->pt, 2 - g->pl);
+}
+
+/* the 64-byte aligned start of the workspace */
+static float *aligned(float *work) { return (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63); }
+
+size_t st_winograd_work_size(const st_conv_geom *g, int n) {
+    if (n <= 0) return 0;
+    wplan f, b;
+    plans(g, n, &f, &b);
+    size_t fw = u_floats(&f) + MAX_SLOTS * slot_floats(&f);
+    size_t bx = u_floats(&b) + MAX_SLOTS * slot_floats(&b);
+    size_t bw = (size_t)NPT * f.K * f.C + (size_t)NPT * f.tbw * (f.C + f.K) + VL;
+    size_t m = fw > bx ? fw : bx;
+    return (m > bw ? m : bw) + 16;
+}
+
+void st_winograd_forward(float *out, const float *in, const float *w, const float *b, int n,
+                         const st_conv_geom *g, float *work) {
+    if (n <= 0) return;
+    wplan f, bk;
+    plans(g, n, &f, &bk);
+    float *U = aligned(work);
+    make_u(&f, U, w, 0);
+    run_conv(&f, out, in, U, b, 0, U + u_floats(&f));
+}
+
+/* S[xi][k][t] = (A dY A^T)[xi] for the 4x4 tiles of dL/dout, channels k0 .. k1 - 1. */
+static void grad_transform(const wplan *p, float *S, int ld, const float *dout, const patch *pt, int nt, int nvec,
+                           int k0, int k1) {
+    size_t plane = (size_t)p->oh * p->ow;
+    int ntv = nvec;
+    for (int k = k0; k < k1; k++)
+        for (int v = 0; v < ntv; v++) {
+            float d[16][VL] __attribute__((aligned(64)));
+            gather(d, dout + k * plane, pt + v * VL, imin(VL, nt - v * VL), 4, p->ow);
+            vf rows[6][4], col[4], s[6];
+            for (int j = 0; j < 4; j++) {
+                for (int i = 0; i < 4; i++) col[i] = vload(d[i * 4 + j]);
+                tr_grad(s, col);
+                for (int a = 0; a < 6; a++) rows[a][j] = s[a];
+            }
+            for (int a = 0; a < 6; a++) {
+                tr_grad(s, rows[a]);
+                for (int b = 0; b < 6; b++) vstore(S + ((size_t)(a * 6 + b) * p->K + k) * ld + v * VL, s[b]);
+            }
+        }
+}
+
+/* dw[k][c] += G^T dU[k][c] G for output channels k0 .. k1 - 1 (dU is [xi][K][C]). */
+static void kernel_grad(const wplan *p, float *dw, const float *dU, int k0, int k1) {
+    size_t kc = (size_t)p->K * p->C;
+    for (int k = k0; k < k1; k++)
+        for (int c0 = 0; c0 < p->C; c0 += VL) {
+            int m = imin(VL, p->C - c0);
+            vf u[6][6], cols[3][6], g3[3];
+            for (int a = 0; a < 6; a++)
+                for (int b = 0; b < 6; b++) {
+                    const float *src = dU + (size_t)(a * 6 + b) * kc + (size_t)k * p->C + c0;
+                    if (m == VL) u[a][b] = vload(src);
+                    else {
+                        float tmp[VL] = {0};
+                        memcpy(tmp, src, sizeof(float) * m);
+                        u[a][b] = vload(tmp);
+                    }
+                }
+            for (int a = 0; a < 6; a++) { /* u G, row by row */
+                tr_kernel_adj(g3, u[a]);
+                for (int j = 0; j < 3; j++) cols[j][a] = g3[j];
+            }
+            for (int j = 0; j < 3; j++) { /* G^T (u G), column by column */
+                tr_kernel_adj(g3, cols[j]);
+                for (int i = 0; i < 3; i++) {
+                    float tmp[VL] __attribute__((aligned(64)));
+                    vstore(tmp, g3[i]);
+                    for (int l = 0; l < m; l++) dw[((size_t)k * p->C + c0 + l) * 9 + i * 3 + j] += tmp[l];
+                }
+            }
+        }
+}
+
+/* dL/dw of the forward plan p. */
+static void weight_grad(const wplan *p, float *dw, const float *dout, const float *in, float *work) {
+    float *dU = work, *V = dU + (size_t)NPT * p->K * p->C, *S = V + (size_t)NPT * p->C * p->tbw;
+    memset(dU, 0, sizeof(float) * NPT * p->K * p->C);
+    int kc = imin(p->K, 64); /* output channels per product unit */
+    int nkc = (p->K + kc - 1) / kc;
+    int T = threads_for(NPT * nkc);
+    patch pin[DW_MAX_TILES], pout[DW_MAX_TILES];
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        for (int blk = 0; blk < p->nblocksw; blk++) {
+            int t0 = blk * p->tbw, nt = imin(p->tbw, p->tiles - t0), nvec = (nt + VL - 1) / VL;
+#pragma omp single
+            {
+                tile_patches(p, t0, nt, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
+                tile_patches(p, t0, nt, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
+            }
+#pragma omp for schedule(static)
+            for (int c = 0; c < p->C + p->K; c++) {
+                if (c < p->C) input_transform(p, V, p->tbw, in, pin, nt, nvec, c, c + 1);
+                else grad_transform(p, S, p->tbw, dout, pout, nt, nvec, c - p->C, c - p->C + 1);
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int u = 0; u < NPT * nkc; u++) {
+                int xi = u / nkc, k0 = (u % nkc) * kc, k1 = imin(k0 + kc, p->K);
+                st_sgemm(0, 1, k1 - k0, p->C, nt, S + ((size_t)xi * p->K + k0) * p->tbw, p->tbw,
+                         V + (size_t)xi * p->C * p->tbw, p->tbw, 1.0f, dU + ((size_t)xi * p->K + k0) * p->C, p->C);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int k = 0; k < p->K; k++) kernel_grad(p, dw, dU, k, k + 1);
+    }
+}
+
+void st_winograd_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, int n, const st_conv_geom *g, float *work) {
+    if (n <= 0) return;
+    wplan f, bk;
+    plans(g, n, &f, &bk);
+    float *base = aligned(work);
+    if (din) {
+        make_u(&bk, base, w, 1);
+        run_conv(&bk, din, dout, base, NULL, 1, base + u_floats(&bk));
+    }
+    weight_grad(&f, dw, dout, in, base);
+    if (db) {
+        size_t P = (size_t)g->oh * g->ow;
+        for (int k = 0; k < g->cout; k++) {
+            /* VL running sums per channel, added in a fixed order */
+            float part[VL] = {0};
+            for (int s = 0; s < n; s++) {
+                const float *row = dout + ((size_t)s * g->cout + k) * P;
+                size_t q = 0;
+                for (; q + VL <= P; q += VL)
+                    for (int l = 0; l < VL; l++) part[l] += row[q + l];
+                for (int l = 0; q < P; q++, l++) part[l] += row[q];
+            }
+            float acc = 0;
+            for (int l = 0; l < VL; l++) acc += part[l];
+            db[k] += acc;
+        }
+    }
+}
