@@ -13,14 +13,15 @@
  *                         of dL/dout[n, co, y, x] * w[co, ci, i, j]
  * (the input gradient is a transposed convolution of dL/dout with the same weights).
  *
- * Three implementations: the plain loops (_ref, in float with double accumulation and
- * in double for finite-difference checks) and two fast ones, chosen per geometry and
+ * Four implementations: the plain loops (_ref, in float with double accumulation and
+ * in double for finite-difference checks) and three fast ones, chosen per geometry and
  * batch size (see "path choice" below):
  *  - im2col + packed GEMM (this file): im2col lays out, for a chunk of samples, every
  *    input value each output position reads as a matrix col[(ci, i, j)][(n, y, x)], so
  *    that the layer becomes W (cout x K) * col;
  *  - the direct convolution with the batch as the vector dimension (conv_direct.c),
- *    for batches of 8 and more.
+ *    for batches of 8 and more;
+ *  - Winograd's F(4x4, 3x3) (conv_winograd.c) for 3x3 kernels of stride 1.
  */
 #include "kernels.h"
 
@@ -157,16 +158,35 @@ static size_t gemm_work_size(const st_conv_geom *g, int n) {
 }
 
 /* ---------------------------------------------------------------- path choice
- * The rule, measured on Zen 4 (AVX-512), forward + backward, one thread: the direct
- * path (conv_direct.c) is 1.2 to 6 times faster than im2col + GEMM from 8 samples up,
- * on MNIST-1D's layers as on 3x3 convolutions of 3 to 128 channels on planes up to
- * 64 x 64 (a 7x7 stem with 3 input channels and 128 channels on 28 x 28 are the
- * exceptions seen, at 0.8 and 0.97); with 1 or 2 samples im2col + GEMM is 1.5 to 7 times
- * faster, 4 to 7 are mixed. The direct path's workspace grows with the batch (the
- * whole batch's input, output and input gradient transposed), so it is taken only
- * while that stays within 64 MB of what im2col + GEMM needs. */
+ * The rule, measured on Zen 4 (AVX-512), forward + backward, one thread:
+ *
+ * Winograd F(4x4, 3x3) (conv_winograd.c), for the 3x3 convolutions of stride 1 it can
+ * run, is 2.5 to 4 times faster than both other paths on ResNet-sized layers: at batch
+ * 32, 64 channels on 32x32 (237 GFLOP/s counted as direct-convolution FLOPs, against
+ * 92 direct and 55 im2col), 128 on 16x16 (280 / 76 / 74), 256 on 8x8 (271 / 75 / 75),
+ * 512 on 4x4 (221 / 76 / 76); at batch 1, 64 channels on 56x56 (196 against 67 for
+ * im2col). It loses with few channels, where its transforms cost more than the
+ * products they save: 3 -> 64 (34 against 53 for im2col, 46 direct, batch 32), 8 -> 8
+ * (46 against 80 direct), 1 -> 8; 16 -> 16, 8 -> 32 and 32 -> 8 are even to 1.3 times
+ * faster. It also loses with fewer than 8 tiles of 4x4 outputs (batch 1 on 8x8 or
+ * 7x7: 4 tiles) when the channels are many: 512 on 7x7 (40 against 49), 128 on 8x8
+ * (60 against 72); with 64 channels it is even there (59 against 55). Hence: Winograd
+ * when both channel counts are at least 8, their product at least 256, and there are
+ * 8 tiles or more or at most 64 x 64 channel pairs.
+ *
+ * Otherwise, the direct path (conv_direct.c) is 1.2 to 6 times faster than im2col +
+ * GEMM from 8 samples up, on MNIST-1D's layers as on 3x3 convolutions of 3 to 128
+ * channels on planes up to 64 x 64 (a 7x7 stem with 3 input channels and 128 channels
+ * on 28 x 28 are the exceptions seen, at 0.8 and 0.97); with 1 or 2 samples im2col +
+ * GEMM is 1.5 to 7 times faster, 4 to 7 are mixed. The direct path's workspace grows
+ * with the batch (the whole batch's input, output and input gradient transposed), so
+ * it is taken only while that stays within 64 MB of what im2col + GEMM needs. */
 #define DIRECT_MIN_BATCH 8
 #define DIRECT_EXTRA_WORK ((size_t)16 << 20) /* floats */
+#define WINO_MIN_CHANNELS 8
+#define WINO_MIN_PAIRS 256
+#define WINO_MIN_TILES 8
+#define WINO_FEW_TILES_MAX_PAIRS (64 * 64)
 
 static int force_path = -1;
 void st_conv_force_path(int path) { force_path = path; }
@@ -177,8 +197,10 @@ static int take_direct(const st_conv_geom *g, int n) {
 }
 
 static int take_winograd(const st_conv_geom *g, int n) {
-    (void)n;
-    return st_winograd_possible(g);
+    if (!st_winograd_possible(g)) return 0;
+    long pairs = (long)g->cin * g->cout, tiles = (long)n * ((g->oh + 3) / 4) * ((g->ow + 3) / 4);
+    return g->cin >= WINO_MIN_CHANNELS && g->cout >= WINO_MIN_CHANNELS && pairs >= WINO_MIN_PAIRS &&
+           (tiles >= WINO_MIN_TILES || pairs <= WINO_FEW_TILES_MAX_PAIRS);
 }
 
 typedef enum { PATH_GEMM, PATH_DIRECT, PATH_WINOGRAD } conv_path;

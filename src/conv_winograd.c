@@ -64,8 +64,11 @@
 #define NV 2            /* tile vectors per register block of the product kernel */
 #define NR (NV * VL)    /* tiles per register block */
 #define NPT 36          /* transform points (6 x 6) */
-#define MAX_SLOTS 8     /* scratch slots, so at most 8 threads in the forward pass */
-#define KR_MAX 128      /* output channels per forward unit */
+#define MAX_SLOTS 8     /* scratch slots, so at most 8 threads */
+#define KR_MAX 128      /* blocked order: output channels per unit, at most */
+#define KR_F 16         /* fused order: output channels per unit */
+#define KR_W 16         /* fused weight gradient: output channels per unit */
+#define FUSED_MAX_TILES (8 * NR)
 #define BLOCK_BYTES (384 << 10)        /* V + M of one forward block: about a third of an L2 */
 #define DW_BLOCK_BYTES ((size_t)4 << 20) /* V + S of one weight-gradient block */
 #define DW_MAX_TILES (32 * NR)
@@ -141,14 +144,29 @@ static inline void tr_kernel_adj(vf g[3], const vf u[6]) {
 /* ---------------------------------------------------------------- plan
  * One correlation of a (n, C, ih, iw) input with 3x3 kernels into a (n, K, oh, ow)
  * output, output (y, x) reading input rows y - pt .. y - pt + 2 and columns x - pl ..
- * x - pl + 2 (zeros outside). The forward pass and the input gradient are both one. */
+ * x - pl + 2 (zeros outside). The forward pass and the input gradient are both one.
+ *
+ * Two orders of work, chosen from the shape (the result is the same):
+ *  - blocked (many tiles, as in the first layers of a network): U for all kernels first
+ *    (36 K C floats, small there), then blocks of tiles, each transformed, multiplied
+ *    and transformed back while it is in the L2 cache;
+ *  - fused (few tiles and many channels, as in the last layers): U would be larger than
+ *    the transformed input (36 K C floats written and read again from memory, 38 MB for
+ *    512 channels), so the input of all tiles is transformed first, and then each range
+ *    of KR_F output channels transforms its own kernels into a slot in the L2 cache and
+ *    runs its products over all tiles.
+ * The weight gradient has the same two orders: a full dL/dU summed block by block, or
+ * (few tiles) all tiles transformed first and dL/dU per range of KR_W output channels. */
 typedef struct {
     int n, C, K;
     int ih, iw, oh, ow, pt, pl;
     int th, tw, tiles; /* tile rows and columns of a sample; tiles of the batch */
     int kp;            /* K rounded up to MR */
-    int tb, nblocks;   /* forward: tiles per block (a multiple of NR), blocks */
-    int tbw, nblocksw; /* weight gradient: tiles per block (a multiple of VL), blocks */
+    int fused;         /* fused order (else blocked) */
+    int tpad;          /* fused: tiles rounded up to VL, the row length of V and M */
+    int tb, nblocks;   /* blocked: tiles per block (a multiple of NR), blocks */
+    int wfused;        /* weight gradient in the fused order */
+    int tbw, nblocksw; /* weight gradient: tiles per block (a multiple of VL; all if wfused), blocks */
 } wplan;
 
 static void plan_init(wplan *p, int n, int C, int K, int ih, int iw, int oh, int ow, int pt, int pl) {
@@ -158,25 +176,45 @@ static void plan_init(wplan *p, int n, int C, int K, int ih, int iw, int oh, int
     p->tw = (ow + 3) / 4;
     p->tiles = n * p->th * p->tw;
     p->kp = round_up(K, MR);
-    /* enough tiles per block for the products to run at speed, few enough for the
-     * block's V and M to stay in the L2 cache; the result does not depend on it */
+    p->tpad = round_up(p->tiles, VL);
+    p->fused = p->tiles <= FUSED_MAX_TILES && K > p->tpad;
+    /* blocked: enough tiles per block for the products to run at speed, few enough for
+     * the block's V and M to stay in the L2 cache */
     size_t per_tile = (size_t)NPT * (C + imin(p->kp, KR_MAX)) * sizeof(float);
     int tb = (int)(BLOCK_BYTES / per_tile) / NR * NR;
     tb = imax(NR, imin(tb, 8 * NR));
     p->tb = imin(tb, round_up(p->tiles, NR));
     p->nblocks = (p->tiles + p->tb - 1) / p->tb;
-    per_tile = (size_t)NPT * (C + K) * sizeof(float);
-    int tbw = (int)(DW_BLOCK_BYTES / per_tile) / VL * VL;
-    tbw = imax(NR, imin(tbw, DW_MAX_TILES));
-    p->tbw = imin(tbw, round_up(p->tiles, VL));
+    p->wfused = p->tiles <= FUSED_MAX_TILES && (double)K * C >= (double)(C + K) * p->tpad;
+    if (p->wfused) {
+        p->tbw = p->tpad;
+    } else {
+        per_tile = (size_t)NPT * (C + K) * sizeof(float);
+        int tbw = (int)(DW_BLOCK_BYTES / per_tile) / VL * VL;
+        tbw = imax(NR, imin(tbw, DW_MAX_TILES));
+        p->tbw = imin(tbw, p->tpad);
+    }
     p->nblocksw = (p->tiles + p->tbw - 1) / p->tbw;
 }
 
-/* floats of scratch for one forward unit: V (36 x C x tb) and M (36 x kr x tb) */
+static size_t up16(size_t x) { return (x + 15) & ~(size_t)15; } /* whole 64-byte lines */
+
+/* Floats of workspace: the shared part and one slot per thread. */
+static size_t u_floats(const wplan *p) { return up16((size_t)NPT * p->kp * p->C); }
+static size_t vall_floats(const wplan *p) { return up16((size_t)NPT * p->C * p->tpad); }
 static size_t slot_floats(const wplan *p) {
-    return ((size_t)NPT * p->tb * (p->C + imin(p->kp, KR_MAX)) + 15) & ~(size_t)15;
+    if (p->fused) return up16((size_t)NPT * KR_F * (p->C + p->tpad));
+    return up16((size_t)NPT * p->tb * (p->C + imin(p->kp, KR_MAX)));
 }
-static size_t u_floats(const wplan *p) { return ((size_t)NPT * p->kp * p->C + 15) & ~(size_t)15; }
+static size_t conv_floats(const wplan *p) {
+    return (p->fused ? vall_floats(p) : u_floats(p)) + MAX_SLOTS * slot_floats(p);
+}
+static size_t wgrad_floats(const wplan *p) {
+    size_t ldc = (size_t)round_up(p->C, VL), ldk = (size_t)round_up(p->kp, VL);
+    size_t blocks = up16((size_t)NPT * p->tbw * ldc) + up16((size_t)NPT * p->tbw * ldk);
+    if (p->wfused) return blocks + MAX_SLOTS * up16((size_t)NPT * KR_W * ldc);
+    return blocks + up16((size_t)NPT * p->kp * ldc);
+}
 
 /* ---------------------------------------------------------------- threads */
 static int threads_for(int units) {
@@ -199,66 +237,58 @@ static int thread_id(void) {
 
 /* ---------------------------------------------------------------- kernel transform
  * U[xi][k / MR][c][k % MR] = (G g G^T)[xi] for g = w[k][c], or with flip set for the
- * input gradient g = w[c][k] turned by 180 degrees (w then being (C, K, 3, 3)).
- * VL (k, c) pairs at a time, output channels k0 .. k1 - 1. */
-static void transform_kernels(float *U, const float *w, int K, int C, int kp, int flip, int k0, int k1) {
-    int npan = kp / MR;
-    size_t total = (size_t)(k1 - k0) * C;
-    for (size_t q0 = 0; q0 < total; q0 += VL) {
-        float g[9][VL] __attribute__((aligned(64)));
-        int kk[VL], cc[VL], m = (int)(total - q0 < VL ? total - q0 : VL);
-        for (int l = 0; l < VL; l++) {
-            size_t q = q0 + (l < m ? l : 0);
-            kk[l] = k0 + (int)(q / C);
-            cc[l] = (int)(q % C);
-            const float *src = flip ? w + ((size_t)cc[l] * K + kk[l]) * 9 : w + ((size_t)kk[l] * C + cc[l]) * 9;
-            for (int r = 0; r < 9; r++) g[r][l] = flip ? src[8 - r] : src[r];
-        }
-        vf rows[3][6], u[6][6];
-        for (int j = 0; j < 3; j++) { /* columns of g: G g */
-            vf col[3] = {vload(g[j]), vload(g[3 + j]), vload(g[6 + j])}, t[6];
-            tr_kernel(t, col);
-            for (int a = 0; a < 6; a++) rows[j][a] = t[a];
-        }
-        for (int a = 0; a < 6; a++) { /* rows of G g: (G g) G^T */
-            vf row[3] = {rows[0][a], rows[1][a], rows[2][a]};
-            tr_kernel(u[a], row);
-        }
-        for (int a = 0; a < 6; a++)
-            for (int b = 0; b < 6; b++) {
-                float tmp[VL] __attribute__((aligned(64)));
-                vstore(tmp, u[a][b]);
-                float *dst = U + (size_t)(a * 6 + b) * npan * C * MR;
-                for (int l = 0; l < m; l++)
-                    dst[((size_t)(kk[l] / MR) * C + cc[l]) * MR + kk[l] % MR] = tmp[l];
+ * input gradient g = w[c][k] turned by 180 degrees (w then being (C, K, 3, 3)); zeros
+ * for the padding rows k >= K. A vector holds VL / MR input channels times the MR
+ * output channels of a panel: exactly VL consecutive floats of U. Panels pan0 .. pan1 - 1
+ * of the kernels, stored as panels pan - pan_base of a U with npan panels. */
+static void transform_kernels(float *U, int npan, int pan_base, const float *w, int K, int C, int flip, int pan0,
+                              int pan1) {
+    enum { CPV = VL / MR }; /* input channels per vector */
+    for (int pan = pan0; pan < pan1; pan++)
+        for (int c0 = 0; c0 < C; c0 += CPV) {
+            vf g[9];
+#ifdef WINO_AVX512
+            /* lane l: c = c0 + l / MR, k = pan * MR + l % MR; 9 gathers of 16 floats */
+            __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            __m512i cl = _mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_srli_epi32(lane, 3));
+            __m512i kl = _mm512_add_epi32(_mm512_set1_epi32(pan * MR), _mm512_and_si512(lane, _mm512_set1_epi32(7)));
+            __mmask16 ok = _mm512_cmplt_epi32_mask(cl, _mm512_set1_epi32(C)) & _mm512_cmplt_epi32_mask(kl, _mm512_set1_epi32(K));
+            __m512i base = flip ? _mm512_mullo_epi32(_mm512_add_epi32(_mm512_mullo_epi32(cl, _mm512_set1_epi32(K)), kl), _mm512_set1_epi32(9))
+                                : _mm512_mullo_epi32(_mm512_add_epi32(_mm512_mullo_epi32(kl, _mm512_set1_epi32(C)), cl), _mm512_set1_epi32(9));
+            for (int r = 0; r < 9; r++) {
+                __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(flip ? 8 - r : r));
+                g[r] = (vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, idx, w, 4);
             }
-    }
-}
-
-/* Zeroes the padded rows K .. kp - 1 of U. */
-static void zero_pad_rows(float *U, int K, int C, int kp) {
-    int npan = kp / MR;
-    if (kp == K) return;
-    for (int xi = 0; xi < NPT; xi++)
-        for (int c = 0; c < C; c++)
-            for (int k = K; k < kp; k++)
-                U[(((size_t)xi * npan + k / MR) * C + c) * MR + k % MR] = 0.0f;
-}
-
-/* Fills U for all K output channels, the threads splitting the channels. */
-static void make_u(const wplan *p, float *U, const float *w, int flip) {
-    int nt = threads_for(p->K / 8 + 1);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-#ifdef _OPENMP
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
 #else
-        int t = 0, T = 1;
+            float gs[9][VL] __attribute__((aligned(64)));
+            for (int l = 0; l < VL; l++) {
+                int c = c0 + l / MR, k = pan * MR + l % MR;
+                const float *src = flip ? w + ((size_t)c * K + k) * 9 : w + ((size_t)k * C + c) * 9;
+                for (int r = 0; r < 9; r++) gs[r][l] = c < C && k < K ? src[flip ? 8 - r : r] : 0.0f;
+            }
+            for (int r = 0; r < 9; r++) g[r] = vload(gs[r]);
 #endif
-        int k0 = (int)((long)p->K * t / T), k1 = (int)((long)p->K * (t + 1) / T);
-        transform_kernels(U, w, p->K, p->C, p->kp, flip, k0, k1);
-    }
-    zero_pad_rows(U, p->K, p->C, p->kp);
+            vf rows[3][6], u[6];
+            for (int j = 0; j < 3; j++) { /* columns of g: G g */
+                vf col[3] = {g[j], g[3 + j], g[6 + j]};
+                tr_kernel(u, col);
+                for (int a = 0; a < 6; a++) rows[j][a] = u[a];
+            }
+            int nc = imin(CPV, C - c0);
+            for (int a = 0; a < 6; a++) { /* rows of G g: (G g) G^T */
+                vf row[3] = {rows[0][a], rows[1][a], rows[2][a]};
+                tr_kernel(u, row);
+                for (int b = 0; b < 6; b++) {
+                    float *dst = U + (((size_t)(a * 6 + b) * npan + pan - pan_base) * C + c0) * MR;
+                    if (nc == CPV) vstore(dst, u[b]);
+                    else {
+                        float tmp[VL] __attribute__((aligned(64)));
+                        vstore(tmp, u[b]);
+                        memcpy(dst, tmp, sizeof(float) * nc * MR);
+                    }
+                }
+            }
+        }
 }
 
 /* ---------------------------------------------------------------- input transform
@@ -281,8 +311,10 @@ static void tile_patches(const wplan *p, int t0, int nt, patch *pt, int side, in
 }
 
 /* Gathers the side x side patches of the first nt of VL tiles into d[i*side + j][lane]
- * (zeros outside the plane and in the lanes past nt). */
-static void gather(float (*d)[VL], const float *plane, const patch *pt, int nt, int side, int w) {
+ * (zeros outside the plane and in the lanes past nt). Every row read is also
+ * prefetched `ahead` floats further on: the same row of the next channel, which is a
+ * different plane that the hardware prefetchers would find only after some misses. */
+static void gather(float (*d)[VL], const float *plane, const patch *pt, int nt, int side, int w, ptrdiff_t ahead) {
 #ifdef WINO_AVX512
     /* Row i of the 16 patches: 16 masked loads of 8 floats (the mask keeps what lies
      * inside the plane and never faults), then a 16 x 8 transpose to one vector per
@@ -295,7 +327,9 @@ static void gather(float (*d)[VL], const float *plane, const patch *pt, int nt, 
             const patch *q = &pt[l];
             if (l >= nt || i < q->ia || i >= q->ib) { r[l] = _mm256_setzero_ps(); continue; }
             __mmask8 m = (__mmask8)(((1u << q->jb) - 1) & ~((1u << q->ja) - 1));
-            r[l] = _mm256_maskz_loadu_ps(m, plane + q->off + (ptrdiff_t)i * w);
+            const float *src = plane + q->off + (ptrdiff_t)i * w;
+            r[l] = _mm256_maskz_loadu_ps(m, src);
+            if (ahead) __builtin_prefetch(src + q->ja + ahead);
         }
         static const int order[8][2] = {{0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {11, 15}};
         __m512 z[8], t[8], u[8];
@@ -325,6 +359,8 @@ static void gather(float (*d)[VL], const float *plane, const patch *pt, int nt, 
             continue;
         }
         const patch *q = &pt[l];
+        if (ahead)
+            for (int i = q->ia; i < q->ib; i++) __builtin_prefetch(plane + q->off + (ptrdiff_t)i * w + q->ja + ahead);
         for (int i = 0; i < side; i++)
             for (int j = 0; j < side; j++)
                 d[i * side + j][l] = (i >= q->ia && i < q->ib && j >= q->ja && j < q->jb)
@@ -333,44 +369,84 @@ static void gather(float (*d)[VL], const float *plane, const patch *pt, int nt, 
 #endif
 }
 
-/* nt tiles with patches pt, written as nvec vectors of tiles (zeros past nt). */
+/* The 2D transforms of the VL patches in d (6x6: B^T d B; 4x4 of dL/dout: A d A^T),
+ * written as 36 vectors at dst + xi * stride. */
+static void tile_input(float *dst, size_t stride, float (*d)[VL]) {
+    vf rows[6][6], col[6], out[6];
+    for (int j = 0; j < 6; j++) { /* B^T d, column by column */
+        for (int i = 0; i < 6; i++) col[i] = vload(d[i * 6 + j]);
+        tr_input(out, col);
+        for (int a = 0; a < 6; a++) rows[a][j] = out[a];
+    }
+    for (int a = 0; a < 6; a++) { /* (B^T d) B, row by row */
+        tr_input(out, rows[a]);
+        for (int b = 0; b < 6; b++) vstore(dst + (size_t)(a * 6 + b) * stride, out[b]);
+    }
+}
+static void tile_grad(float *dst, size_t stride, float (*d)[VL]) {
+    vf rows[6][4], col[4], s[6];
+    for (int j = 0; j < 4; j++) {
+        for (int i = 0; i < 4; i++) col[i] = vload(d[i * 4 + j]);
+        tr_grad(s, col);
+        for (int a = 0; a < 6; a++) rows[a][j] = s[a];
+    }
+    for (int a = 0; a < 6; a++) {
+        tr_grad(s, rows[a]);
+        for (int b = 0; b < 6; b++) vstore(dst + (size_t)(a * 6 + b) * stride, s[b]);
+    }
+}
+
+/* V[xi][c][t] (ld floats per row) for the channels c0 .. c1 - 1 and the nt tiles with
+ * patches pt, as nvec vectors of tiles (zeros past nt). */
 static void input_transform(const wplan *p, float *V, int ld, const float *in, const patch *pt, int nt, int nvec,
                             int c0, int c1) {
     size_t plane = (size_t)p->ih * p->iw;
-    int ntv = nvec;
     for (int c = c0; c < c1; c++)
-        for (int v = 0; v < ntv; v++) {
+        for (int v = 0; v < nvec; v++) {
             float d[36][VL] __attribute__((aligned(64)));
-            gather(d, in + c * plane, pt + v * VL, imin(VL, nt - v * VL), 6, p->iw);
-            vf rows[6][6], col[6], out[6];
-            for (int j = 0; j < 6; j++) { /* B^T d, column by column */
-                for (int i = 0; i < 6; i++) col[i] = vload(d[i * 6 + j]);
-                tr_input(out, col);
-                for (int a = 0; a < 6; a++) rows[a][j] = out[a];
-            }
-            for (int a = 0; a < 6; a++) { /* (B^T d) B, row by row */
-                tr_input(out, rows[a]);
-                for (int b = 0; b < 6; b++) vstore(V + ((size_t)(a * 6 + b) * p->C + c) * ld + v * VL, out[b]);
-            }
+            gather(d, in + c * plane, pt + v * VL, imin(VL, nt - v * VL), 6, p->iw, (ptrdiff_t)plane);
+            tile_input(V + (size_t)c * ld + v * VL, (size_t)p->C * ld, d);
         }
 }
 
 /* ---------------------------------------------------------------- the 36 products
- * M (MR x NR, row stride ldm) = sum over c of Up[c][0 .. MR) (x) Vp[c][0 .. NR) (row
- * stride ldv): MR x NV vectors of sums in registers, each summed over c in order. */
-static void product_tile(int C, const float *restrict Up, const float *restrict Vp, int ldv, float *restrict M,
-                         int ldm) {
+ * M (MR x nv*VL, row stride ldm) (+)= sum over c < C of Up[c*ldu + 0 .. MR) (x)
+ * Vp[c*ldv + 0 .. nv*VL): MR x nv vectors of sums in registers, each summed over c in
+ * order. The forward products read U's packed panels (ldu = MR); the weight gradient's
+ * read dL/dout's transform, ldu floats per tile. */
+static inline __attribute__((always_inline)) void product_tile(int nv, int C, const float *restrict Up, int ldu,
+                                                               const float *restrict Vp, int ldv,
+                                                               float *restrict M, int ldm, int accumulate) {
     vf acc[MR][NV];
     for (int i = 0; i < MR; i++)
-        for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};
+        for (int v = 0; v < nv; v++) acc[i][v] = (vf){0};
     for (int c = 0; c < C; c++) {
         vf b[NV];
-        for (int v = 0; v < NV; v++) b[v] = vload(Vp + (size_t)c * ldv + v * VL);
+        for (int v = 0; v < nv; v++) b[v] = vload(Vp + (size_t)c * ldv + v * VL);
         for (int i = 0; i < MR; i++)
-            for (int v = 0; v < NV; v++) acc[i][v] += Up[c * MR + i] * b[v];
+            for (int v = 0; v < nv; v++) acc[i][v] += Up[(size_t)c * ldu + i] * b[v];
     }
     for (int i = 0; i < MR; i++)
-        for (int v = 0; v < NV; v++) vstore(M + (size_t)i * ldm + v * VL, acc[i][v]);
+        for (int v = 0; v < nv; v++) {
+            float *m = M + (size_t)i * ldm + v * VL;
+            vstore(m, accumulate ? vload(m) + acc[i][v] : acc[i][v]);
+        }
+}
+
+/* M[xi][r][t] for the rows r < npan * MR and the tile vectors t < ntv:
+ * M[xi] = U[xi] (panels pan0 .. pan0 + npan - 1 of npan_u) * V[xi] (C x ld). */
+static void products(float *M, const float *U, int npan_u, int pan0, int npan, const float *V, int C, int ld,
+                     int ntv) {
+    for (int xi = 0; xi < NPT; xi++) {
+        const float *Vx = V + (size_t)xi * C * ld;
+        for (int kp = 0; kp < npan; kp++) {
+            const float *Up = U + ((size_t)xi * npan_u + pan0 + kp) * C * MR;
+            float *Mx = M + ((size_t)xi * npan + kp) * MR * ld;
+            int t = 0;
+            for (; t + NV <= ntv; t += NV) product_tile(NV, C, Up, MR, Vx + t * VL, ld, Mx + t * VL, ld, 0);
+            for (; t < ntv; t++) product_tile(1, C, Up, MR, Vx + t * VL, ld, Mx + t * VL, ld, 0);
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- output transform
@@ -420,8 +496,9 @@ static void scatter(float *plane, const vf r[16], const patch *pt, int nt, int w
 #endif
 }
 
-/* out (+)= A^T M A + bias for the tiles of the block and channels k0 .. k1 - 1. */
-static void output_transform(const wplan *p, float *out, const float *M, int ldm_rows, const patch *pt, int nt,
+/* out (+)= A^T M A + bias for the nt tiles with patches pt and the channels k0 .. k1 - 1;
+ * M[xi][r][t] holds channel k0 + r in row r (rows rows per xi, ld floats per row). */
+static void output_transform(const wplan *p, float *out, const float *M, int rows, int ld, const patch *pt, int nt,
                              int k0, int k1, const float *bias, int accumulate) {
     size_t plane = (size_t)p->oh * p->ow;
     int ntv = (nt + VL - 1) / VL;
@@ -430,7 +507,7 @@ static void output_transform(const wplan *p, float *out, const float *M, int ldm
         for (int v = 0; v < ntv; v++) {
             vf m[6], cols[4][6], y[4];
             for (int a = 0; a < 6; a++) { /* A^T M, column by column of M */
-                for (int b = 0; b < 6; b++) m[b] = vload(M + ((size_t)(a * 6 + b) * ldm_rows + (k - k0)) * p->tb + v * VL);
+                for (int b = 0; b < 6; b++) m[b] = vload(M + ((size_t)(a * 6 + b) * rows + (k - k0)) * ld + v * VL);
                 tr_output(y, m);
                 for (int j = 0; j < 4; j++) cols[j][a] = y[j];
             }
@@ -444,33 +521,27 @@ static void output_transform(const wplan *p, float *out, const float *M, int ldm
     }
 }
 
-/* ---------------------------------------------------------------- forward (one correlation)
- * Units are (block, range of kr output channels); each transforms its block's input
- * (all channels), runs the products of its channels, transforms them back. */
-static void run_unit(const wplan *p, int blk, int k0, int k1, float *out, const float *in, const float *U,
-                     const float *bias, int accumulate, float *slot) {
-    int t0 = blk * p->tb, nt = imin(p->tb, p->tiles - t0);
-    int ntp = round_up(nt, NR); /* tiles the products run over (zero lanes past nt) */
+/* ---------------------------------------------------------------- one correlation, blocked
+ * U for all kernels, then units of (block, range of kr output channels): each
+ * transforms its block's input (all channels), runs the products of its channels and
+ * transforms them back. */
+static void block_unit(const wplan *p, int blk, int k0, int k1, float *out, const float *in, const float *U,
+                       const float *bias, int accumulate, float *slot) {
+    int t0 = blk * p->tb, nt = imin(p->tb, p->tiles - t0), ntv = (nt + VL - 1) / VL;
     int rows = round_up(k1 - k0, MR);
     float *V = slot, *M = slot + (size_t)NPT * p->C * p->tb;
     patch pin[8 * NR], pout[8 * NR];
     tile_patches(p, t0, nt, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
     tile_patches(p, t0, nt, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
-    input_transform(p, V, p->tb, in, pin, nt, ntp / VL, 0, p->C);
-    int npan = p->kp / MR;
-    for (int xi = 0; xi < NPT; xi++) {
-        const float *Vx = V + (size_t)xi * p->C * p->tb;
-        for (int kpn = k0 / MR; kpn < (k0 + rows) / MR; kpn++) {
-            const float *Up = U + ((size_t)xi * npan + kpn) * p->C * MR;
-            float *Mx = M + ((size_t)xi * rows + (kpn * MR - k0)) * p->tb;
-            for (int t = 0; t < ntp; t += NR) product_tile(p->C, Up, Vx + t, p->tb, Mx + t, p->tb);
-        }
-    }
-    output_transform(p, out, M, rows, pout, nt, k0, k1, bias, accumulate);
+    input_transform(p, V, p->tb, in, pin, nt, ntv, 0, p->C);
+    products(M, U, p->kp / MR, k0 / MR, rows / MR, V, p->C, p->tb, ntv);
+    output_transform(p, out, M, rows, p->tb, pout, nt, k0, k1, bias, accumulate);
 }
 
-static void run_conv(const wplan *p, float *out, const float *in, const float *U, const float *bias,
-                     int accumulate, float *slots) {
+static void run_blocked(const wplan *p, float *out, const float *in, const float *w, int flip, const float *bias,
+                        int accumulate, float *work) {
+    float *U = work, *slots = work + u_floats(p);
+    int npan = p->kp / MR;
     /* Ranges of output channels: one, unless there are too few blocks to keep the
      * threads busy (any split gives the same result). */
     int T = threads_for(MAX_SLOTS);
@@ -479,15 +550,196 @@ static void run_conv(const wplan *p, float *out, const float *in, const float *U
     int kr = round_up((p->kp + parts - 1) / parts, MR);
     parts = (p->kp + kr - 1) / kr;
     int units = p->nblocks * parts;
-    T = threads_for(units);
-    size_t sf = slot_floats(p);
+    T = threads_for(imax(units, npan));
 #pragma omp parallel num_threads(T) if (T > 1)
     {
-        float *slot = slots + (size_t)thread_id() * sf;
+#pragma omp for schedule(static)
+        for (int pan = 0; pan < npan; pan++) transform_kernels(U, npan, 0, w, p->K, p->C, flip, pan, pan + 1);
+        float *slot = slots + (size_t)thread_id() * slot_floats(p);
 #pragma omp for schedule(dynamic, 1)
         for (int u = 0; u < units; u++) {
             int blk = u / parts, k0 = (u % parts) * kr, k1 = imin(k0 + kr, p->K);
-            if (k0 < k1) run_unit(p, blk, k0, k1, out, in, U, bias, accumulate, slot);
+            if (k0 < k1) block_unit(p, blk, k0, k1, out, in, U, bias, accumulate, slot);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- one correlation, fused
+ * The input of all tiles first (the threads splitting the channels), then units of
+ * KR_F output channels: their kernels' U, the products over all tiles, the output. */
+static void run_fused(const wplan *p, float *out, const float *in, const float *w, int flip, const float *bias,
+                      int accumulate, float *work) {
+    float *V = work, *slots = work + vall_floats(p);
+    int ntv = p->tpad / VL, units = (p->K + KR_F - 1) / KR_F;
+    patch pin[FUSED_MAX_TILES], pout[FUSED_MAX_TILES];
+    tile_patches(p, 0, p->tiles, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
+    tile_patches(p, 0, p->tiles, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
+    int T = threads_for(units);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+#pragma omp for schedule(static)
+        for (int c = 0; c < p->C; c++) input_transform(p, V, p->tpad, in, pin, p->tiles, ntv, c, c + 1);
+        float *slot = slots + (size_t)thread_id() * slot_floats(p);
+        float *U = slot, *M = slot + (size_t)NPT * KR_F * p->C;
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < units; u++) {
+            int k0 = u * KR_F, k1 = imin(k0 + KR_F, p->K), npan = round_up(k1 - k0, MR) / MR;
+            transform_kernels(U, npan, k0 / MR, w, p->K, p->C, flip, k0 / MR, k0 / MR + npan);
+            products(M, U, npan, 0, npan, V, p->C, p->tpad, ntv);
+            output_transform(p, out, M, npan * MR, p->tpad, pout, p->tiles, k0, k1, bias, accumulate);
+        }
+    }
+}
+
+static void run_conv(const wplan *p, float *out, const float *in, const float *w, int flip, const float *bias,
+                     int accumulate, float *work) {
+    if (p->fused) run_fused(p, out, in, w, flip, bias, accumulate, work);
+    else run_blocked(p, out, in, w, flip, bias, accumulate, work);
+}
+
+/* ---------------------------------------------------------------- weight gradient
+ * dL/dU[xi] (K x C) = sum over tiles t of S[xi][.][t] V[xi][.][t]^T, S = A dY A^T the
+ * transforms of dL/dout's tiles. Here the reduction runs over tiles, so the transforms
+ * are made with the channels in the vector lanes instead: VT[xi][t][c] and ST[xi][t][k]
+ * (the same gathers, a lane per channel), and the product kernel above computes
+ * dL/dU[xi][k][c] with ST's MR consecutive k as the broadcast operand (ldu = ldk). */
+
+/* VT and ST (ldc, ldk floats per tile, tstride tiles per xi) for tile t of the block. */
+static void wgrad_transform_tile(const wplan *p, float *VT, int ldc, float *ST, int ldk, int tstride, const float *in,
+                                 const float *dout, const patch *pin, const patch *pout, int t) {
+    size_t iplane = (size_t)p->ih * p->iw, oplane = (size_t)p->oh * p->ow;
+    patch lanes[VL];
+    float d[36][VL] __attribute__((aligned(64)));
+    for (int c0 = 0; c0 < ldc; c0 += VL) {
+        int m = imin(VL, p->C - c0);
+        for (int l = 0; l < m; l++) {
+            lanes[l] = pin[t];
+            lanes[l].off += (ptrdiff_t)((c0 + l) * iplane);
+        }
+        gather(d, in, lanes, m, 6, p->iw, 0);
+        tile_input(VT + (size_t)t * ldc + c0, (size_t)tstride * ldc, d);
+    }
+    for (int k0 = 0; k0 < ldk; k0 += VL) {
+        int m = imin(VL, p->K - k0);
+        for (int l = 0; l < m; l++) {
+            lanes[l] = pout[t];
+            lanes[l].off += (ptrdiff_t)((k0 + l) * oplane);
+        }
+        gather(d, dout, lanes, m, 4, p->ow, 0);
+        tile_grad(ST + (size_t)t * ldk + k0, (size_t)tstride * ldk, d);
+    }
+}
+
+/* dU[xi][k][c] (ldc floats per row, kp rows per xi) (+)= the sums over the nt tiles, for
+ * the panels of MR output channels pan0 .. pan1 - 1. */
+static void wgrad_products(const wplan *p, float *dU, const float *VT, int ldc, const float *ST, int ldk, int tstride,
+                           int nt, int xi, int pan0, int pan1, int accumulate) {
+    int ncv = ldc / VL;
+    const float *Vx = VT + (size_t)xi * tstride * ldc, *Sx = ST + (size_t)xi * tstride * ldk;
+    float *Dx = dU + (size_t)xi * p->kp * ldc;
+    for (int pan = pan0; pan < pan1; pan++) {
+        const float *Up = Sx + pan * MR;
+        float *M = Dx + (size_t)pan * MR * ldc;
+        int cv = 0;
+        for (; cv + NV <= ncv; cv += NV) product_tile(NV, nt, Up, ldk, Vx + cv * VL, ldc, M + cv * VL, ldc, accumulate);
+        for (; cv < ncv; cv++) product_tile(1, nt, Up, ldk, Vx + cv * VL, ldc, M + cv * VL, ldc, accumulate);
+    }
+}
+
+/* dw[k0 + k][c] += G^T dU[k][c] G for k < nk; dU[xi][k][c] has xi_stride floats per xi
+ * and ld per row. VL input channels at a time; their 9 sums are put in order in tmp
+ * and added as a whole (dw[k][c0 .. c0 + VL) is 9 VL consecutive floats). */
+static void kernel_grad(float *dw, const float *dU, size_t xi_stride, int ld, int C, int k0, int nk) {
+    for (int k = 0; k < nk; k++)
+        for (int c0 = 0; c0 < C; c0 += VL) {
+            int m = imin(VL, C - c0);
+            vf u[6][6], cols[3][6], g3[3];
+            for (int a = 0; a < 6; a++)
+                for (int b = 0; b < 6; b++) u[a][b] = vload(dU + (size_t)(a * 6 + b) * xi_stride + (size_t)k * ld + c0);
+            for (int a = 0; a < 6; a++) { /* u G, row by row */
+                tr_kernel_adj(g3, u[a]);
+                for (int j = 0; j < 3; j++) cols[j][a] = g3[j];
+            }
+            float lanes[9][VL] __attribute__((aligned(64))), tmp[9 * VL];
+            for (int j = 0; j < 3; j++) { /* G^T (u G), column by column */
+                tr_kernel_adj(g3, cols[j]);
+                for (int i = 0; i < 3; i++) vstore(lanes[i * 3 + j], g3[i]);
+            }
+            for (int l = 0; l < m; l++)
+                for (int r = 0; r < 9; r++) tmp[l * 9 + r] = lanes[r][l];
+            float *dst = dw + ((size_t)(k0 + k) * C + c0) * 9;
+            for (int q = 0; q < 9 * m; q++) dst[q] += tmp[q];
+        }
+}
+
+static int ldc_of(const wplan *p) { return round_up(p->C, VL); }
+static int ldk_of(const wplan *p) { return round_up(p->kp, VL); }
+static size_t vt_floats(const wplan *p) { return up16((size_t)NPT * p->tbw * ldc_of(p)); }
+static size_t st_floats(const wplan *p) { return up16((size_t)NPT * p->tbw * ldk_of(p)); }
+
+/* Blocked: the full dL/dU (36 kp C) summed block by block, each element by one unit
+ * (xi, group of panels) in block order, then transformed back. */
+static void wgrad_blocked(const wplan *p, float *dw, const float *dout, const float *in, float *work) {
+    int ldc = ldc_of(p), ldk = ldk_of(p), npan = p->kp / MR;
+    float *VT = work, *ST = VT + vt_floats(p), *dU = ST + st_floats(p);
+    int pg = imin(npan, 4); /* panels per product unit */
+    int ngroups = (npan + pg - 1) / pg, units = NPT * ngroups;
+    int T = threads_for(units);
+    patch pin[DW_MAX_TILES], pout[DW_MAX_TILES];
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        for (int blk = 0; blk < p->nblocksw; blk++) {
+            int t0 = blk * p->tbw, nt = imin(p->tbw, p->tiles - t0);
+#pragma omp single
+            {
+                tile_patches(p, t0, nt, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
+                tile_patches(p, t0, nt, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
+            }
+#pragma omp for schedule(static)
+            for (int t = 0; t < nt; t++) wgrad_transform_tile(p, VT, ldc, ST, ldk, p->tbw, in, dout, pin, pout, t);
+#pragma omp for schedule(dynamic, 1)
+            for (int u = 0; u < units; u++) {
+                int xi = u / ngroups, pan0 = (u % ngroups) * pg;
+                wgrad_products(p, dU, VT, ldc, ST, ldk, p->tbw, nt, xi, pan0, imin(pan0 + pg, npan), blk > 0);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int k = 0; k < p->K; k++) kernel_grad(dw, dU + (size_t)k * ldc, (size_t)p->kp * ldc, ldc, p->C, k, 1);
+    }
+}
+
+/* Fused: all tiles transformed, then units of KR_W output channels, each with its own
+ * dL/dU (36 KR_W C, in its slot) and its kernels' gradient. */
+static void wgrad_fused(const wplan *p, float *dw, const float *dout, const float *in, float *work) {
+    int ldc = ldc_of(p), ldk = ldk_of(p);
+    float *VT = work, *ST = VT + vt_floats(p), *slots = ST + st_floats(p);
+    size_t slot = up16((size_t)NPT * KR_W * ldc);
+    int units = (p->K + KR_W - 1) / KR_W;
+    int T = threads_for(imax(units, p->tiles));
+    patch pin[FUSED_MAX_TILES], pout[FUSED_MAX_TILES];
+    tile_patches(p, 0, p->tiles, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
+    tile_patches(p, 0, p->tiles, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < p->tiles; t++) wgrad_transform_tile(p, VT, ldc, ST, ldk, p->tbw, in, dout, pin, pout, t);
+        float *dU = slots + (size_t)thread_id() * slot;
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < units; u++) {
+            int k0 = u * KR_W, nk = imin(KR_W, p->K - k0), npan = round_up(nk, MR) / MR;
+            /* dU[xi][r][c] for the rows r = k - k0 < npan * MR */
+            for (int xi = 0; xi < NPT; xi++) {
+                const float *Sx = ST + (size_t)xi * p->tbw * ldk + k0, *Vx = VT + (size_t)xi * p->tbw * ldc;
+                float *Dx = dU + (size_t)xi * npan * MR * ldc;
+                for (int pan = 0; pan < npan; pan++) {
+                    int cv = 0, ncv = ldc / VL;
+                    for (; cv + NV <= ncv; cv += NV)
+                        product_tile(NV, p->tiles, Sx + pan * MR, ldk, Vx + cv * VL, ldc, Dx + (size_t)pan * MR * ldc + cv * VL, ldc, 0);
+                    for (; cv < ncv; cv++)
+                        product_tile(1, p->tiles, Sx + pan * MR, ldk, Vx + cv * VL, ldc, Dx + (size_t)pan * MR * ldc + cv * VL, ldc, 0);
+                }
+            }
+            kernel_grad(dw, dU, (size_t)npan * MR * ldc, ldc, p->C, k0, nk);
         }
     }
 }
@@ -498,6 +750,8 @@ int st_winograd_possible(const st_conv_geom *g) {
            g->pt <= 2 && g->pb <= 2 && g->pl <= 2 && g->pr <= 2;
 }
 
+/* The forward correlation and the input gradient's (dL/dout with the kernels turned
+ * and the channels swapped, padding 2 - p). */
 static void plans(const st_conv_geom *g, int n, wplan *fwd, wplan *bwd) {
     plan_init(fwd, n, g->cin, g->cout, g->ih, g->iw, g->oh, g->ow, g->pt, g->pl);
     plan_init(bwd, n, g->cout, g->cin, g->oh, g->ow, g->ih, g->iw, 2 - g->pt, 2 - g->pl);
@@ -510,11 +764,10 @@ size_t st_winograd_work_size(const st_conv_geom *g, int n) {
     if (n <= 0) return 0;
     wplan f, b;
     plans(g, n, &f, &b);
-    size_t fw = u_floats(&f) + MAX_SLOTS * slot_floats(&f);
-    size_t bx = u_floats(&b) + MAX_SLOTS * slot_floats(&b);
-    size_t bw = (size_t)NPT * f.K * f.C + (size_t)NPT * f.tbw * (f.C + f.K) + VL;
-    size_t m = fw > bx ? fw : bx;
-    return (m > bw ? m : bw) + 16;
+    size_t m = conv_floats(&f);
+    if (conv_floats(&b) > m) m = conv_floats(&b);
+    if (wgrad_floats(&f) > m) m = wgrad_floats(&f);
+    return m + 16;
 }
 
 void st_winograd_forward(float *out, const float *in, const float *w, const float *b, int n,
@@ -522,97 +775,7 @@ void st_winograd_forward(float *out, const float *in, const float *w, const floa
     if (n <= 0) return;
     wplan f, bk;
     plans(g, n, &f, &bk);
-    float *U = aligned(work);
-    make_u(&f, U, w, 0);
-    run_conv(&f, out, in, U, b, 0, U + u_floats(&f));
-}
-
-/* S[xi][k][t] = (A dY A^T)[xi] for the 4x4 tiles of dL/dout, channels k0 .. k1 - 1. */
-static void grad_transform(const wplan *p, float *S, int ld, const float *dout, const patch *pt, int nt, int nvec,
-                           int k0, int k1) {
-    size_t plane = (size_t)p->oh * p->ow;
-    int ntv = nvec;
-    for (int k = k0; k < k1; k++)
-        for (int v = 0; v < ntv; v++) {
-            float d[16][VL] __attribute__((aligned(64)));
-            gather(d, dout + k * plane, pt + v * VL, imin(VL, nt - v * VL), 4, p->ow);
-            vf rows[6][4], col[4], s[6];
-            for (int j = 0; j < 4; j++) {
-                for (int i = 0; i < 4; i++) col[i] = vload(d[i * 4 + j]);
-                tr_grad(s, col);
-                for (int a = 0; a < 6; a++) rows[a][j] = s[a];
-            }
-            for (int a = 0; a < 6; a++) {
-                tr_grad(s, rows[a]);
-                for (int b = 0; b < 6; b++) vstore(S + ((size_t)(a * 6 + b) * p->K + k) * ld + v * VL, s[b]);
-            }
-        }
-}
-
-/* dw[k][c] += G^T dU[k][c] G for output channels k0 .. k1 - 1 (dU is [xi][K][C]). */
-static void kernel_grad(const wplan *p, float *dw, const float *dU, int k0, int k1) {
-    size_t kc = (size_t)p->K * p->C;
-    for (int k = k0; k < k1; k++)
-        for (int c0 = 0; c0 < p->C; c0 += VL) {
-            int m = imin(VL, p->C - c0);
-            vf u[6][6], cols[3][6], g3[3];
-            for (int a = 0; a < 6; a++)
-                for (int b = 0; b < 6; b++) {
-                    const float *src = dU + (size_t)(a * 6 + b) * kc + (size_t)k * p->C + c0;
-                    if (m == VL) u[a][b] = vload(src);
-                    else {
-                        float tmp[VL] = {0};
-                        memcpy(tmp, src, sizeof(float) * m);
-                        u[a][b] = vload(tmp);
-                    }
-                }
-            for (int a = 0; a < 6; a++) { /* u G, row by row */
-                tr_kernel_adj(g3, u[a]);
-                for (int j = 0; j < 3; j++) cols[j][a] = g3[j];
-            }
-            for (int j = 0; j < 3; j++) { /* G^T (u G), column by column */
-                tr_kernel_adj(g3, cols[j]);
-                for (int i = 0; i < 3; i++) {
-                    float tmp[VL] __attribute__((aligned(64)));
-                    vstore(tmp, g3[i]);
-                    for (int l = 0; l < m; l++) dw[((size_t)k * p->C + c0 + l) * 9 + i * 3 + j] += tmp[l];
-                }
-            }
-        }
-}
-
-/* dL/dw of the forward plan p. */
-static void weight_grad(const wplan *p, float *dw, const float *dout, const float *in, float *work) {
-    float *dU = work, *V = dU + (size_t)NPT * p->K * p->C, *S = V + (size_t)NPT * p->C * p->tbw;
-    memset(dU, 0, sizeof(float) * NPT * p->K * p->C);
-    int kc = imin(p->K, 64); /* output channels per product unit */
-    int nkc = (p->K + kc - 1) / kc;
-    int T = threads_for(NPT * nkc);
-    patch pin[DW_MAX_TILES], pout[DW_MAX_TILES];
-#pragma omp parallel num_threads(T) if (T > 1)
-    {
-        for (int blk = 0; blk < p->nblocksw; blk++) {
-            int t0 = blk * p->tbw, nt = imin(p->tbw, p->tiles - t0), nvec = (nt + VL - 1) / VL;
-#pragma omp single
-            {
-                tile_patches(p, t0, nt, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
-                tile_patches(p, t0, nt, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
-            }
-#pragma omp for schedule(static)
-            for (int c = 0; c < p->C + p->K; c++) {
-                if (c < p->C) input_transform(p, V, p->tbw, in, pin, nt, nvec, c, c + 1);
-                else grad_transform(p, S, p->tbw, dout, pout, nt, nvec, c - p->C, c - p->C + 1);
-            }
-#pragma omp for schedule(dynamic, 1)
-            for (int u = 0; u < NPT * nkc; u++) {
-                int xi = u / nkc, k0 = (u % nkc) * kc, k1 = imin(k0 + kc, p->K);
-                st_sgemm(0, 1, k1 - k0, p->C, nt, S + ((size_t)xi * p->K + k0) * p->tbw, p->tbw,
-                         V + (size_t)xi * p->C * p->tbw, p->tbw, 1.0f, dU + ((size_t)xi * p->K + k0) * p->C, p->C);
-            }
-        }
-#pragma omp for schedule(static)
-        for (int k = 0; k < p->K; k++) kernel_grad(p, dw, dU, k, k + 1);
-    }
+    run_conv(&f, out, in, w, 0, b, 0, aligned(work));
 }
 
 void st_winograd_backward(float *din, float *dw, float *db, const float *dout, const float *in,
@@ -621,11 +784,9 @@ void st_winograd_backward(float *din, float *dw, float *db, const float *dout, c
     wplan f, bk;
     plans(g, n, &f, &bk);
     float *base = aligned(work);
-    if (din) {
-        make_u(&bk, base, w, 1);
-        run_conv(&bk, din, dout, base, NULL, 1, base + u_floats(&bk));
-    }
-    weight_grad(&f, dw, dout, in, base);
+    if (din) run_conv(&bk, din, dout, w, 1, NULL, 1, base);
+    if (f.wfused) wgrad_fused(&f, dw, dout, in, base);
+    else wgrad_blocked(&f, dw, dout, in, base);
     if (db) {
         size_t P = (size_t)g->oh * g->ow;
         for (int k = 0; k < g->cout; k++) {
