@@ -13,6 +13,8 @@
  *    layer shapes at batch 2.
  * 3. Thread-count independence: 1, 2 and 3 threads give bit-identical results.
  * 4. The path rule of conv.c: Winograd for a ResNet layer, not for a 3-channel stem.
+ * 5. conv.c's 1x1 shortcut (stride 1, no padding: no im2col, the GEMMs read and write
+ *    the planes), on im2col + GEMM forced, groups 1 and 2, the same checks.
  *
  * Tolerance: |ours - reference| <= TOL * (1 + max |reference|), TOL = 5e-5. The measured
  * worst case over the shapes below is printed: 1.1e-5 for the forward pass and the
@@ -86,6 +88,7 @@ static void note(double *worst, double e) { if (e > *worst) *worst = e; }
 typedef struct {
     st_conv_geom g;
     int n, bias;
+    int path; /* for st_conv_force_path: 2 (Winograd), or 0 (im2col + GEMM) */
     char desc[160];
 } wcase;
 
@@ -94,6 +97,7 @@ static int make_case(wcase *c, int n, int cin, int cout, int pad_mode, const int
     if (st_conv_geom_init(&c->g, cin, cout, 1, k, s, d, pad_mode, pad, ih, iw) != ST_OK) return 0;
     c->n = n;
     c->bias = bias;
+    c->path = 2;
     const char *pm = pad_mode == ST_PAD_SAME ? "same" : pad_mode == ST_PAD_VALID ? "valid" : "explicit";
     snprintf(c->desc, sizeof c->desc, "n=%d cin=%d cout=%d in=%dx%d pad=%s(%d,%d) bias=%d", n, cin, cout, ih, iw, pm,
              c->g.pt, c->g.pl, bias);
@@ -105,7 +109,7 @@ static void run_case(const wcase *c) {
     const st_conv_geom *g = &c->g;
     int n = c->n;
     size_t nx = (size_t)n * g->cin * g->ih * g->iw, ny = (size_t)n * g->cout * g->oh * g->ow;
-    size_t nw = (size_t)g->cout * g->cin * 9;
+    size_t nw = (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
     float *x = rand_f(nx), *w = rand_f(nw), *b = rand_f(g->cout), *gy = rand_f(ny);
     float *dx0 = rand_f(nx), *dw0 = rand_f(nw), *db0 = rand_f(g->cout);
     /* double references, the gradients accumulated onto the same starting values */
@@ -116,10 +120,11 @@ static void run_case(const wcase *c) {
     st_conv_backward_ref_f64(dxr, dwr, c->bias ? dbr : NULL, gyd, xd, wd, n, g);
     st_conv_backward_ref_f64(zx, dwr_only, NULL, gyd, xd, wd, n, g);
 
-    st_conv_force_path(2);
+    st_conv_force_path(c->path);
     size_t wsz = st_conv_work_size(g, n);
-    CHECK(wsz >= st_winograd_work_size(g, n), "%s: work size %zu < Winograd's %zu", c->desc, wsz,
-          st_winograd_work_size(g, n));
+    if (c->path == 2)
+        CHECK(wsz >= st_winograd_work_size(g, n), "%s: work size %zu < Winograd's %zu", c->desc, wsz,
+              st_winograd_work_size(g, n));
     float *work_block = alloc_f(wsz + 1), *work = work_block + 1; /* not 64-byte aligned */
     float *y = alloc_f(ny), *dx = copy_f(dx0, nx), *dw = copy_f(dw0, nw), *db = copy_f(db0, g->cout);
     double e;
@@ -128,20 +133,20 @@ static void run_case(const wcase *c) {
     for (size_t i = 0; i < ny; i++) y[i] = NAN;
     st_conv_forward(y, x, w, c->bias ? b : NULL, n, g, work);
     e = rel_err(y, yr, ny);
-    note(&worst_y, e);
+    if (c->path == 2) note(&worst_y, e);
     CHECK(e <= TOL, "%s: forward: relative error %.3g > %.3g", c->desc, e, TOL);
 
     for (size_t i = 0; i < wsz; i++) work[i] = NAN;
     st_conv_backward(dx, dw, c->bias ? db : NULL, gy, x, w, n, g, work);
     e = rel_err(dx, dxr, nx);
-    note(&worst_dx, e);
+    if (c->path == 2) note(&worst_dx, e);
     CHECK(e <= TOL, "%s: input gradient: relative error %.3g > %.3g", c->desc, e, TOL);
     e = rel_err(dw, dwr, nw);
-    note(&worst_dw, e);
+    if (c->path == 2) note(&worst_dw, e);
     CHECK(e <= TOL, "%s: weight gradient: relative error %.3g > %.3g", c->desc, e, TOL);
     if (c->bias) {
         e = rel_err(db, dbr, g->cout);
-        note(&worst_db, e);
+        if (c->path == 2) note(&worst_db, e);
         CHECK(e <= TOL, "%s: bias gradient: relative error %.3g > %.3g", c->desc, e, TOL);
     }
 
@@ -251,12 +256,33 @@ static void rule_cases(void) {
           "padding 3 is not for Winograd");
 }
 
+/* ---------------------------------------------------------------- conv.c's 1x1 shortcut */
+static void pointwise_cases(void) {
+    static const int shapes[][5] = {
+        /* n, cin, cout, groups, h*w */
+        {1, 16, 24, 1, 16 * 16}, {3, 7, 5, 1, 17 * 19}, {2, 12, 18, 2, 16 * 20}, {1, 40, 8, 1, 300}, {3, 6, 6, 2, 8 * 8},
+    };
+    int k[2] = {1, 1}, s[2] = {1, 1}, d[2] = {1, 1}, pad[2] = {0, 0};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int *q = shapes[i];
+        int h = q[4] % 16 == 0 ? 16 : 1, w = q[4] / h;
+        wcase c;
+        if (st_conv_geom_init(&c.g, q[1], q[2], q[3], k, s, d, ST_PAD_EXPLICIT, pad, h, w) != ST_OK) continue;
+        c.n = q[0];
+        c.bias = (int)(i & 1);
+        c.path = 0;
+        snprintf(c.desc, sizeof c.desc, "1x1 n=%d cin=%d cout=%d groups=%d in=%dx%d", q[0], q[1], q[2], q[3], h, w);
+        run_case(&c);
+    }
+}
+
 int main(void) {
     st_set_threads(1);
     random_cases(300);
     chosen_cases();
     thread_cases();
     rule_cases();
+    pointwise_cases();
     printf("winograd: worst relative errors: forward %.2g, input gradient %.2g, weight gradient %.2g, bias %.2g\n",
            worst_y, worst_dx, worst_dw, worst_db);
     st_set_threads(0);
