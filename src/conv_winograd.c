@@ -246,35 +246,30 @@ static void transform_kernels(float *U, int npan, int pan_base, const float *w, 
     enum { CPV = VL / MR }; /* input channels per vector */
     for (int pan = pan0; pan < pan1; pan++)
         for (int c0 = 0; c0 < C; c0 += CPV) {
-            vf g[9];
-#ifdef WINO_AVX512
-            /* lane l: c = c0 + l / MR, k = pan * MR + l % MR; 9 gathers of 16 floats */
-            __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            __m512i cl = _mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_srli_epi32(lane, 3));
-            __m512i kl = _mm512_add_epi32(_mm512_set1_epi32(pan * MR), _mm512_and_si512(lane, _mm512_set1_epi32(7)));
-            __mmask16 ok = _mm512_cmplt_epi32_mask(cl, _mm512_set1_epi32(C)) & _mm512_cmplt_epi32_mask(kl, _mm512_set1_epi32(K));
-            __m512i base = flip ? _mm512_mullo_epi32(_mm512_add_epi32(_mm512_mullo_epi32(cl, _mm512_set1_epi32(K)), kl), _mm512_set1_epi32(9))
-                                : _mm512_mullo_epi32(_mm512_add_epi32(_mm512_mullo_epi32(kl, _mm512_set1_epi32(C)), cl), _mm512_set1_epi32(9));
-            for (int r = 0; r < 9; r++) {
-                __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(flip ? 8 - r : r));
-                g[r] = (vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, idx, w, 4);
-            }
-#else
+            /* gs[r][l] = tap r of lane l = (c0 + l / MR, pan * MR + l % MR): nine contiguous
+             * floats per lane, zeros past C and K */
             float gs[9][VL] __attribute__((aligned(64)));
-            for (int l = 0; l < VL; l++) {
-                int c = c0 + l / MR, k = pan * MR + l % MR;
-                const float *src = flip ? w + ((size_t)c * K + k) * 9 : w + ((size_t)k * C + c) * 9;
-                for (int r = 0; r < 9; r++) gs[r][l] = c < C && k < K ? src[flip ? 8 - r : r] : 0.0f;
-            }
+            int nc = imin(CPV, C - c0), nk = imin(MR, K - pan * MR);
+            if (nc < CPV || nk < MR) memset(gs, 0, sizeof gs);
+            for (int cl = 0; cl < nc; cl++)
+                for (int kl = 0; kl < nk; kl++) {
+                    int c = c0 + cl, k = pan * MR + kl, l = cl * MR + kl;
+                    if (flip) {
+                        const float *src = w + ((size_t)c * K + k) * 9;
+                        for (int r = 0; r < 9; r++) gs[r][l] = src[8 - r];
+                    } else {
+                        const float *src = w + ((size_t)k * C + c) * 9;
+                        for (int r = 0; r < 9; r++) gs[r][l] = src[r];
+                    }
+                }
+            vf g[9];
             for (int r = 0; r < 9; r++) g[r] = vload(gs[r]);
-#endif
             vf rows[3][6], u[6];
             for (int j = 0; j < 3; j++) { /* columns of g: G g */
                 vf col[3] = {g[j], g[3 + j], g[6 + j]};
                 tr_kernel(u, col);
                 for (int a = 0; a < 6; a++) rows[j][a] = u[a];
             }
-            int nc = imin(CPV, C - c0);
             for (int a = 0; a < 6; a++) { /* rows of G g: (G g) G^T */
                 vf row[3] = {rows[0][a], rows[1][a], rows[2][a]};
                 tr_kernel(u, row);
