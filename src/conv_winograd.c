@@ -305,26 +305,43 @@ static void tile_patches(const wplan *p, int t0, int nt, patch *pt, int side, in
     }
 }
 
-/* Gathers the side x side patches of the first nt of VL tiles into d[i*side + j][lane]
- * (zeros outside the plane and in the lanes past nt). Every row read is also
- * prefetched `ahead` floats further on: the same row of the next channel, which is a
- * different plane that the hardware prefetchers would find only after some misses. */
-static void gather(float (*d)[VL], const float *plane, const patch *pt, int nt, int side, int w, ptrdiff_t ahead) {
+/* Where the VL patches of one gather lie: each lane's offset from the plane pointer and,
+ * per patch row, the mask of the columns inside the plane (0 for a row outside, and for
+ * the lanes past the last patch). Made once per vector of tiles, used for every channel. */
+typedef struct {
+    ptrdiff_t off[VL];
+    unsigned char mask[6][VL];
+} lanes;
+
+/* lanes l < nt: patch pt[l]; with stride != 0, every lane has patch pt[0] and lane l
+ * reads the plane l * stride further on (a lane per channel). */
+static void make_lanes(lanes *L, const patch *pt, int nt, int side, ptrdiff_t stride) {
+    for (int l = 0; l < VL; l++) {
+        const patch *q = stride ? pt : pt + l;
+        int ok = l < nt;
+        unsigned cols = ((1u << q->jb) - 1) & ~((1u << q->ja) - 1);
+        L->off[l] = ok ? q->off + l * stride : 0;
+        for (int i = 0; i < side; i++) L->mask[i][l] = (unsigned char)(ok && i >= q->ia && i < q->ib ? cols : 0);
+    }
+}
+
+/* Gathers the side x side patches of L into d[i*side + j][lane] (zeros where the masks
+ * say so). With ahead != 0, every row read is also prefetched ahead floats further on:
+ * the same row of the next channel, a different plane that the hardware prefetchers
+ * would only find after some misses. */
+static void gather(float (*d)[VL], const float *plane, const lanes *L, int side, int w, ptrdiff_t ahead) {
 #ifdef WINO_AVX512
-    /* Row i of the 16 patches: 16 masked loads of 8 floats (the mask keeps what lies
-     * inside the plane and never faults), then a 16 x 8 transpose to one vector per
-     * column. Pairs of rows go into the halves of a 16-float vector ([tile m | tile
-     * m + 4] for m < 4, [tile m + 4 | tile m + 8] after) so that the in-lane 8 x 8
-     * transpose below leaves the tiles in order. */
+    /* Row i of the 16 patches: 16 masked loads of 8 floats (a masked load never touches
+     * what its mask leaves out), then a 16 x 8 transpose to one vector per column.
+     * Pairs of rows go into the halves of a 16-float vector ([tile m | tile m + 4] for
+     * m < 4, [tile m + 4 | tile m + 8] after) so that the in-lane 8 x 8 transpose below
+     * leaves the tiles in order. */
     for (int i = 0; i < side; i++) {
         __m256 r[16];
         for (int l = 0; l < 16; l++) {
-            const patch *q = &pt[l];
-            if (l >= nt || i < q->ia || i >= q->ib) { r[l] = _mm256_setzero_ps(); continue; }
-            __mmask8 m = (__mmask8)(((1u << q->jb) - 1) & ~((1u << q->ja) - 1));
-            const float *src = plane + q->off + (ptrdiff_t)i * w;
-            r[l] = _mm256_maskz_loadu_ps(m, src);
-            if (ahead) __builtin_prefetch(src + q->ja + ahead);
+            const float *src = plane + L->off[l] + (ptrdiff_t)i * w;
+            r[l] = _mm256_maskz_loadu_ps(L->mask[i][l], src);
+            if (ahead) __builtin_prefetch(src + ahead);
         }
         static const int order[8][2] = {{0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {11, 15}};
         __m512 z[8], t[8], u[8];
@@ -348,19 +365,13 @@ static void gather(float (*d)[VL], const float *plane, const patch *pt, int nt, 
         }
     }
 #else
-    for (int l = 0; l < VL; l++) {
-        if (l >= nt) {
-            for (int r = 0; r < side * side; r++) d[r][l] = 0.0f;
-            continue;
+    for (int i = 0; i < side; i++)
+        for (int l = 0; l < VL; l++) {
+            const float *src = plane + L->off[l] + (ptrdiff_t)i * w;
+            unsigned m = L->mask[i][l];
+            if (ahead && m) __builtin_prefetch(src + ahead);
+            for (int j = 0; j < side; j++) d[i * side + j][l] = (m >> j) & 1 ? src[j] : 0.0f;
         }
-        const patch *q = &pt[l];
-        if (ahead)
-            for (int i = q->ia; i < q->ib; i++) __builtin_prefetch(plane + q->off + (ptrdiff_t)i * w + q->ja + ahead);
-        for (int i = 0; i < side; i++)
-            for (int j = 0; j < side; j++)
-                d[i * side + j][l] = (i >= q->ia && i < q->ib && j >= q->ja && j < q->jb)
-                                         ? plane[q->off + (ptrdiff_t)i * w + j] : 0.0f;
-    }
 #endif
 }
 
@@ -392,16 +403,19 @@ static void tile_grad(float *dst, size_t stride, float (*d)[VL]) {
 }
 
 /* V[xi][c][t] (ld floats per row) for the channels c0 .. c1 - 1 and the nt tiles with
- * patches pt, as nvec vectors of tiles (zeros past nt). */
-static void input_transform(const wplan *p, float *V, int ld, const float *in, const patch *pt, int nt, int nvec,
-                            int c0, int c1) {
+ * patches pt, vectors of tiles v0 .. v1 - 1 (zeros past nt). */
+static void input_transform(const wplan *p, float *V, int ld, const float *in, const patch *pt, int nt, int v0,
+                            int v1, int c0, int c1) {
     size_t plane = (size_t)p->ih * p->iw;
-    for (int c = c0; c < c1; c++)
-        for (int v = 0; v < nvec; v++) {
+    for (int v = v0; v < v1; v++) {
+        lanes L;
+        make_lanes(&L, pt + v * VL, imin(VL, nt - v * VL), 6, 0);
+        for (int c = c0; c < c1; c++) {
             float d[36][VL] __attribute__((aligned(64)));
-            gather(d, in + c * plane, pt + v * VL, imin(VL, nt - v * VL), 6, p->iw, (ptrdiff_t)plane);
+            gather(d, in + c * plane, &L, 6, p->iw, (ptrdiff_t)plane);
             tile_input(V + (size_t)c * ld + v * VL, (size_t)p->C * ld, d);
         }
+    }
 }
 
 /* ---------------------------------------------------------------- the 36 products
@@ -445,11 +459,11 @@ static void products(float *M, const float *U, int npan_u, int pan0, int npan, c
 }
 
 /* ---------------------------------------------------------------- output transform
- * plane (+)= the 4x4 outputs r[i*4 + j][lane] of the first nt of VL tiles, those inside. */
-static void scatter(float *plane, const vf r[16], const patch *pt, int nt, int w, int accumulate) {
+ * plane (+)= the 4x4 outputs r[i*4 + j][lane] of the patches of L, those inside. */
+static void scatter(float *plane, const vf r[16], const lanes *L, int w, int accumulate) {
 #ifdef WINO_AVX512
-    /* Two in-lane transpose steps leave, in 128-bit lane L of x[i][c], row i of tile
-     * 4L + c: stored with masked 4-float moves. */
+    /* Two in-lane transpose steps leave, in 128-bit lane q of x[i][c], row i of tile
+     * 4q + c: stored with masked 4-float moves. */
     __m512 t[16], x[4][4];
     for (int a = 0; a < 16; a += 2) {
         t[a] = _mm512_unpacklo_ps((__m512)r[a], (__m512)r[a + 1]);
@@ -461,33 +475,31 @@ static void scatter(float *plane, const vf r[16], const patch *pt, int nt, int w
         x[i][2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
         x[i][3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
     }
-    for (int l = 0; l < nt; l++) {
-        const patch *q = &pt[l];
-        __mmask8 m = (__mmask8)(((1u << q->jb) - 1) & ~((1u << q->ja) - 1));
-        for (int i = q->ia; i < q->ib; i++) {
-            __m128 v;
-            switch (l >> 2) {
-            case 0: v = _mm512_extractf32x4_ps(x[i][l & 3], 0); break;
-            case 1: v = _mm512_extractf32x4_ps(x[i][l & 3], 1); break;
-            case 2: v = _mm512_extractf32x4_ps(x[i][l & 3], 2); break;
-            default: v = _mm512_extractf32x4_ps(x[i][l & 3], 3); break;
-            }
-            float *o = plane + q->off + (ptrdiff_t)i * w;
-            if (accumulate) v = _mm_add_ps(v, _mm_maskz_loadu_ps(m, o));
-            _mm_mask_storeu_ps(o, m, v);
+#define SCATTER_QUARTER(q)                                                            \
+    for (int c = 0; c < 4; c++)                                                       \
+        for (int i = 0; i < 4; i++) {                                                 \
+            unsigned m = L->mask[i][4 * (q) + c];                                     \
+            if (!m) continue;                                                         \
+            float *o = plane + L->off[4 * (q) + c] + (ptrdiff_t)i * w;                \
+            __m128 v = _mm512_extractf32x4_ps(x[i][c], q);                            \
+            if (accumulate) v = _mm_add_ps(v, _mm_maskz_loadu_ps((__mmask8)m, o));    \
+            _mm_mask_storeu_ps(o, (__mmask8)m, v);                                    \
         }
-    }
+    SCATTER_QUARTER(0)
+    SCATTER_QUARTER(1)
+    SCATTER_QUARTER(2)
+    SCATTER_QUARTER(3)
+#undef SCATTER_QUARTER
 #else
     float tmp[16][VL] __attribute__((aligned(64)));
     for (int a = 0; a < 16; a++) vstore(tmp[a], r[a]);
-    for (int l = 0; l < nt; l++) {
-        const patch *q = &pt[l];
-        for (int i = q->ia; i < q->ib; i++)
-            for (int j = q->ja; j < q->jb; j++) {
-                float *o = plane + q->off + (ptrdiff_t)i * w + j;
-                *o = accumulate ? *o + tmp[i * 4 + j][l] : tmp[i * 4 + j][l];
-            }
-    }
+    for (int l = 0; l < VL; l++)
+        for (int i = 0; i < 4; i++) {
+            unsigned m = L->mask[i][l];
+            float *o = plane + L->off[l] + (ptrdiff_t)i * w;
+            for (int j = 0; j < 4; j++)
+                if ((m >> j) & 1) o[j] = accumulate ? o[j] + tmp[i * 4 + j][l] : tmp[i * 4 + j][l];
+        }
 #endif
 }
 
@@ -497,9 +509,11 @@ static void output_transform(const wplan *p, float *out, const float *M, int row
                              int k0, int k1, const float *bias, int accumulate) {
     size_t plane = (size_t)p->oh * p->ow;
     int ntv = (nt + VL - 1) / VL;
-    for (int k = k0; k < k1; k++) {
-        float bk = bias ? bias[k] : 0.0f;
-        for (int v = 0; v < ntv; v++) {
+    for (int v = 0; v < ntv; v++) {
+        lanes L;
+        make_lanes(&L, pt + v * VL, imin(VL, nt - v * VL), 4, 0);
+        for (int k = k0; k < k1; k++) {
+            float bk = bias ? bias[k] : 0.0f;
             vf m[6], cols[4][6], y[4];
             for (int a = 0; a < 6; a++) { /* A^T M, column by column of M */
                 for (int b = 0; b < 6; b++) m[b] = vload(M + ((size_t)(a * 6 + b) * rows + (k - k0)) * ld + v * VL);
@@ -511,7 +525,7 @@ static void output_transform(const wplan *p, float *out, const float *M, int row
                 tr_output(y, cols[j]);
                 for (int i = 0; i < 4; i++) r[i * 4 + j] = y[i] + bk;
             }
-            scatter(out + (size_t)k * plane, r, pt + v * VL, imin(VL, nt - v * VL), p->ow, accumulate);
+            scatter(out + (size_t)k * plane, r, &L, p->ow, accumulate);
         }
     }
 }
@@ -528,7 +542,7 @@ static void block_unit(const wplan *p, int blk, int k0, int k1, float *out, cons
     patch pin[8 * NR], pout[8 * NR];
     tile_patches(p, t0, nt, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
     tile_patches(p, t0, nt, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
-    input_transform(p, V, p->tb, in, pin, nt, ntv, 0, p->C);
+    input_transform(p, V, p->tb, in, pin, nt, 0, ntv, 0, p->C);
     products(M, U, p->kp / MR, k0 / MR, rows / MR, V, p->C, p->tb, ntv);
     output_transform(p, out, M, rows, p->tb, pout, nt, k0, k1, bias, accumulate);
 }
@@ -573,7 +587,7 @@ static void run_fused(const wplan *p, float *out, const float *in, const float *
 #pragma omp parallel num_threads(T) if (T > 1)
     {
 #pragma omp for schedule(static)
-        for (int c = 0; c < p->C; c++) input_transform(p, V, p->tpad, in, pin, p->tiles, ntv, c, c + 1);
+        for (int v = 0; v < ntv; v++) input_transform(p, V, p->tpad, in, pin, p->tiles, v, v + 1, 0, p->C);
         float *slot = slots + (size_t)thread_id() * slot_floats(p);
         float *U = slot, *M = slot + (size_t)NPT * KR_F * p->C;
 #pragma omp for schedule(dynamic, 1)
@@ -603,24 +617,16 @@ static void run_conv(const wplan *p, float *out, const float *in, const float *w
 static void wgrad_transform_tile(const wplan *p, float *VT, int ldc, float *ST, int ldk, int tstride, const float *in,
                                  const float *dout, const patch *pin, const patch *pout, int t) {
     size_t iplane = (size_t)p->ih * p->iw, oplane = (size_t)p->oh * p->ow;
-    patch lanes[VL];
     float d[36][VL] __attribute__((aligned(64)));
+    lanes L;
     for (int c0 = 0; c0 < ldc; c0 += VL) {
-        int m = imin(VL, p->C - c0);
-        for (int l = 0; l < m; l++) {
-            lanes[l] = pin[t];
-            lanes[l].off += (ptrdiff_t)((c0 + l) * iplane);
-        }
-        gather(d, in, lanes, m, 6, p->iw, 0);
+        if (c0 == 0 || c0 + VL > p->C) make_lanes(&L, pin + t, imin(VL, p->C - c0), 6, (ptrdiff_t)iplane);
+        gather(d, in + c0 * iplane, &L, 6, p->iw, 0);
         tile_input(VT + (size_t)t * ldc + c0, (size_t)tstride * ldc, d);
     }
     for (int k0 = 0; k0 < ldk; k0 += VL) {
-        int m = imin(VL, p->K - k0);
-        for (int l = 0; l < m; l++) {
-            lanes[l] = pout[t];
-            lanes[l].off += (ptrdiff_t)((k0 + l) * oplane);
-        }
-        gather(d, dout, lanes, m, 4, p->ow, 0);
+        if (k0 == 0 || k0 + VL > p->K) make_lanes(&L, pout + t, imin(VL, p->K - k0), 4, (ptrdiff_t)oplane);
+        gather(d, dout + k0 * oplane, &L, 4, p->ow, 0);
         tile_grad(ST + (size_t)t * ldk + k0, (size_t)tstride * ldk, d);
     }
 }
