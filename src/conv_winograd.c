@@ -16,26 +16,29 @@
  * few times that of the direct sums (tests/test_winograd.c measures it).
  *
  * The passes:
- *  - forward: U from the weights, then per block of tiles: V (input transform), the 36
- *    products (a register-tiled kernel on pre-packed U and V), the output transform
- *    with the bias added, written (or added) to the output plane;
+ *  - forward: U from the weights and V from the input, the 36 products (a
+ *    register-tiled kernel, product_tile, on U and V laid out for it), the output
+ *    transform with the bias added, written to the output plane;
  *  - input gradient: the same routine on dL/dout, with the kernels turned by 180 degrees
- *    and the channels swapped (w'[c][k][i][j] = w[k][c][2-i][2-j]) and padding 2 - p;
+ *    and the channels swapped (w'[c][k][i][j] = w[k][c][2-i][2-j]) and padding 2 - p,
+ *    its output added to din;
  *  - weight gradient: the same algorithm run backwards (its adjoint). With S = A dY A^T
- *    the transformed 4x4 tile of dL/dout, dL/dU[xi] = sum over tiles of S[xi] V[xi]^T,
- *    36 products (K x tiles) (tiles x C) done by st_sgemm, and dL/dg = G^T dL/dU G.
+ *    the transformed 4x4 tile of dL/dout, dL/dU[xi] = sum over tiles of S[xi] V[xi]^T:
+ *    36 products (K x tiles) (tiles x C), by the same kernel; then dL/dg = G^T dL/dU G.
  *
- * Layouts (per block of `tb` tiles, tiles numbered (sample, tile row, tile column)):
- *   V[xi][c][t], M[xi][k][t] (tile vectors of VL lanes, so every transform works on
- *   whole vectors of tiles); U[xi][k / MR][c][k % MR] (panels of MR output channels,
- *   zero-padded, the order the product kernel reads them in).
+ * Layouts (tiles numbered (sample, tile row, tile column)): V[xi][c][t] and
+ * M[xi][k][t], vectors of VL tiles, so that every transform works on whole vectors of
+ * tiles (gathering a vector of 6x6 patches is a 16 x 8 transpose in registers with
+ * AVX-512, plain copies otherwise); U[xi][k / MR][c][k % MR], panels of MR output
+ * channels, zero-padded, the order the product kernel reads them in. The weight
+ * gradient sums over tiles, so its transforms put channels in the vector lanes instead:
+ * VT[xi][t][c] and ST[xi][t][k].
  *
- * Threads (when not already inside a parallel region): the forward pass and the input
- * gradient split (block, range of output channels) units, each with its own scratch;
- * every output value is computed by the same operations whatever the split, so the
- * result does not depend on the thread count. The weight gradient goes block by block
- * in a fixed order; the threads transform a block together, then split the 36 products
- * by (xi, output channels), each dL/dU element being summed by one st_sgemm call.
+ * The order of the work depends on the shape (see "plan"); threads (when not already
+ * inside a parallel region) split units of it, each with its own scratch. Every output
+ * value is computed by the same operations whatever the split, and every sum over
+ * tiles in an order fixed by the shape, so the results do not depend on the thread
+ * count.
  */
 #include "kernels.h"
 
@@ -70,7 +73,9 @@
 #define KR_W 16         /* fused weight gradient: output channels per unit */
 #define FUSED_MAX_TILES (8 * NR)
 #define BLOCK_BYTES (384 << 10)        /* V + M of one forward block: about a third of an L2 */
-#define DW_BLOCK_BYTES ((size_t)4 << 20) /* V + S of one weight-gradient block */
+#define DW_BLOCK_BYTES ((size_t)4 << 20) /* weight gradient, shared blocks: VT + ST of a block */
+#define DW_SLOT_BYTES ((size_t)1 << 20)  /* weight gradient, parts: VT + ST of a thread's block */
+#define DW_PARTS_FLOATS ((size_t)1 << 20) /* weight gradient, parts: all partial dL/dU together */
 #define DW_MAX_TILES (32 * NR)
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float)), aligned(4)));
@@ -146,17 +151,23 @@ static inline void tr_kernel_adj(vf g[3], const vf u[6]) {
  * output, output (y, x) reading input rows y - pt .. y - pt + 2 and columns x - pl ..
  * x - pl + 2 (zeros outside). The forward pass and the input gradient are both one.
  *
- * Two orders of work, chosen from the shape (the result is the same):
+ * Two orders of work, chosen from the shape:
  *  - blocked (many tiles, as in the first layers of a network): U for all kernels first
- *    (36 K C floats, small there), then blocks of tiles, each transformed, multiplied
- *    and transformed back while it is in the L2 cache;
+ *    (36 K C floats, small there), then units of (block of tiles, range of output
+ *    channels), each transforming its block, multiplying and transforming back while
+ *    the block is in the L2 cache;
  *  - fused (few tiles and many channels, as in the last layers): U would be larger than
  *    the transformed input (36 K C floats written and read again from memory, 38 MB for
  *    512 channels), so the input of all tiles is transformed first, and then each range
  *    of KR_F output channels transforms its own kernels into a slot in the L2 cache and
  *    runs its products over all tiles.
- * The weight gradient has the same two orders: a full dL/dU summed block by block, or
- * (few tiles) all tiles transformed first and dL/dU per range of KR_W output channels. */
+ * The weight gradient has three:
+ *  - fused (few tiles): all tiles transformed first, then units of KR_W output channels
+ *    with their own dL/dU (36 KR_W C) and their kernels' gradient;
+ *  - parts (many tiles, a small dL/dU): a fixed number of parts of the blocks, each
+ *    summing its own dL/dU block by block in one thread, added in order at the end;
+ *  - shared blocks (many tiles, a large dL/dU): the threads transform each block
+ *    together, then split its 36 products by (xi, output channels) over the one dL/dU. */
 typedef struct {
     int n, C, K;
     int ih, iw, oh, ow, pt, pl;
@@ -166,8 +177,12 @@ typedef struct {
     int tpad;          /* fused: tiles rounded up to VL, the row length of V and M */
     int tb, nblocks;   /* blocked: tiles per block (a multiple of NR), blocks */
     int wfused;        /* weight gradient in the fused order */
+    int wparts;        /* weight gradient, blocked: parts with their own dL/dU (0: blocks shared) */
     int tbw, nblocksw; /* weight gradient: tiles per block (a multiple of VL; all if wfused), blocks */
 } wplan;
+
+static int force_blocked = 0;
+void st_winograd_force_blocked(int on) { force_blocked = on; }
 
 static void plan_init(wplan *p, int n, int C, int K, int ih, int iw, int oh, int ow, int pt, int pl) {
     p->n = n; p->C = C; p->K = K;
@@ -177,7 +192,7 @@ static void plan_init(wplan *p, int n, int C, int K, int ih, int iw, int oh, int
     p->tiles = n * p->th * p->tw;
     p->kp = round_up(K, MR);
     p->tpad = round_up(p->tiles, VL);
-    p->fused = p->tiles <= FUSED_MAX_TILES && K > p->tpad;
+    p->fused = !force_blocked && p->tiles <= FUSED_MAX_TILES && K > p->tpad;
     /* blocked: enough tiles per block for the products to run at speed, few enough for
      * the block's V and M to stay in the L2 cache */
     size_t per_tile = (size_t)NPT * (C + imin(p->kp, KR_MAX)) * sizeof(float);
@@ -185,14 +200,29 @@ static void plan_init(wplan *p, int n, int C, int K, int ih, int iw, int oh, int
     tb = imax(NR, imin(tb, 8 * NR));
     p->tb = imin(tb, round_up(p->tiles, NR));
     p->nblocks = (p->tiles + p->tb - 1) / p->tb;
-    p->wfused = p->tiles <= FUSED_MAX_TILES && (double)K * C >= (double)(C + K) * p->tpad;
+    p->wfused = !force_blocked && p->tiles <= FUSED_MAX_TILES && (double)K * C >= (double)(C + K) * p->tpad;
+    p->wparts = 0;
+    size_t ldc = (size_t)round_up(C, VL), ldk = (size_t)round_up(p->kp, VL);
     if (p->wfused) {
         p->tbw = p->tpad;
     } else {
-        per_tile = (size_t)NPT * (C + K) * sizeof(float);
-        int tbw = (int)(DW_BLOCK_BYTES / per_tile) / VL * VL;
-        tbw = imax(NR, imin(tbw, DW_MAX_TILES));
-        p->tbw = imin(tbw, p->tpad);
+        /* parts, if at least two partial dL/dU fit in DW_PARTS_FLOATS and there are at
+         * least two blocks of a slot's size */
+        size_t du = (size_t)NPT * p->kp * ldc;
+        int parts = (int)(DW_PARTS_FLOATS / du);
+        int tbw = (int)(DW_SLOT_BYTES / ((size_t)NPT * (ldc + ldk) * sizeof(float))) / VL * VL;
+        tbw = imin(imax(4 * VL, imin(tbw, DW_MAX_TILES)), p->tpad); /* sums of 64 tiles at least */
+        int nblocks = (p->tiles + tbw - 1) / tbw;
+        parts = imin(imin(parts, MAX_SLOTS), nblocks);
+        if (parts >= 2 && !force_blocked) {
+            p->wparts = parts;
+            p->tbw = tbw;
+        } else {
+            per_tile = (size_t)NPT * (ldc + ldk) * sizeof(float);
+            tbw = (int)(DW_BLOCK_BYTES / per_tile) / VL * VL;
+            tbw = imax(NR, imin(tbw, DW_MAX_TILES));
+            p->tbw = imin(tbw, p->tpad);
+        }
     }
     p->nblocksw = (p->tiles + p->tbw - 1) / p->tbw;
 }
@@ -213,6 +243,7 @@ static size_t wgrad_floats(const wplan *p) {
     size_t ldc = (size_t)round_up(p->C, VL), ldk = (size_t)round_up(p->kp, VL);
     size_t blocks = up16((size_t)NPT * p->tbw * ldc) + up16((size_t)NPT * p->tbw * ldk);
     if (p->wfused) return blocks + MAX_SLOTS * up16((size_t)NPT * KR_W * ldc);
+    if (p->wparts) return p->wparts * up16((size_t)NPT * p->kp * ldc) + MAX_SLOTS * blocks;
     return blocks + up16((size_t)NPT * p->kp * ldc);
 }
 
@@ -648,15 +679,21 @@ static void wgrad_products(const wplan *p, float *dU, const float *VT, int ldc, 
 }
 
 /* dw[k0 + k][c] += G^T dU[k][c] G for k < nk; dU[xi][k][c] has xi_stride floats per xi
- * and ld per row. VL input channels at a time; their 9 sums are put in order in tmp
- * and added as a whole (dw[k][c0 .. c0 + VL) is 9 VL consecutive floats). */
-static void kernel_grad(float *dw, const float *dU, size_t xi_stride, int ld, int C, int k0, int nk) {
+ * and ld per row, and is the sum of nparts partials part_stride floats apart (added in
+ * order). VL input channels at a time; their 9 sums are put in order in tmp and added
+ * as a whole (dw[k][c0 .. c0 + VL) is 9 VL consecutive floats). */
+static void kernel_grad(float *dw, const float *dU, size_t xi_stride, int ld, int C, int k0, int nk, int nparts,
+                        size_t part_stride) {
     for (int k = 0; k < nk; k++)
         for (int c0 = 0; c0 < C; c0 += VL) {
             int m = imin(VL, C - c0);
             vf u[6][6], cols[3][6], g3[3];
             for (int a = 0; a < 6; a++)
-                for (int b = 0; b < 6; b++) u[a][b] = vload(dU + (size_t)(a * 6 + b) * xi_stride + (size_t)k * ld + c0);
+                for (int b = 0; b < 6; b++) {
+                    const float *src = dU + (size_t)(a * 6 + b) * xi_stride + (size_t)k * ld + c0;
+                    u[a][b] = vload(src);
+                    for (int q = 1; q < nparts; q++) u[a][b] += vload(src + q * part_stride);
+                }
             for (int a = 0; a < 6; a++) { /* u G, row by row */
                 tr_kernel_adj(g3, u[a]);
                 for (int j = 0; j < 3; j++) cols[j][a] = g3[j];
@@ -705,7 +742,38 @@ static void wgrad_blocked(const wplan *p, float *dw, const float *dout, const fl
             }
         }
 #pragma omp for schedule(static)
-        for (int k = 0; k < p->K; k++) kernel_grad(dw, dU + (size_t)k * ldc, (size_t)p->kp * ldc, ldc, p->C, k, 1);
+        for (int k = 0; k < p->K; k++) kernel_grad(dw, dU + (size_t)k * ldc, (size_t)p->kp * ldc, ldc, p->C, k, 1, 1, 0);
+    }
+}
+
+/* Parts: the blocks split into wparts parts (a number fixed by the shape), each part
+ * summing its own dL/dU over its blocks, block by block in one thread's slot; the
+ * inverse transform adds the parts in order. No thread waits for another until the
+ * end, and each block stays in the cache of the thread that transformed it. */
+static void wgrad_parts(const wplan *p, float *dw, const float *dout, const float *in, float *work) {
+    int ldc = ldc_of(p), ldk = ldk_of(p), npan = p->kp / MR, P = p->wparts;
+    size_t du = up16((size_t)NPT * p->kp * ldc), slot = vt_floats(p) + st_floats(p);
+    float *dU = work, *slots = work + P * du;
+    int T = threads_for(P);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        float *VT = slots + (size_t)thread_id() * slot, *ST = VT + vt_floats(p);
+        patch pin[DW_MAX_TILES], pout[DW_MAX_TILES];
+#pragma omp for schedule(dynamic, 1)
+        for (int q = 0; q < P; q++) {
+            int b0 = (int)((long)p->nblocksw * q / P), b1 = (int)((long)p->nblocksw * (q + 1) / P);
+            for (int blk = b0; blk < b1; blk++) {
+                int t0 = blk * p->tbw, nt = imin(p->tbw, p->tiles - t0);
+                tile_patches(p, t0, nt, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
+                tile_patches(p, t0, nt, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
+                for (int t = 0; t < nt; t++) wgrad_transform_tile(p, VT, ldc, ST, ldk, p->tbw, in, dout, pin, pout, t);
+                for (int xi = 0; xi < NPT; xi++)
+                    wgrad_products(p, dU + q * du, VT, ldc, ST, ldk, p->tbw, nt, xi, 0, npan, blk > b0);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int k = 0; k < p->K; k++)
+            kernel_grad(dw, dU + (size_t)k * ldc, (size_t)p->kp * ldc, ldc, p->C, k, 1, P, du);
     }
 }
 
@@ -740,7 +808,7 @@ static void wgrad_fused(const wplan *p, float *dw, const float *dout, const floa
                         product_tile(1, p->tiles, Sx + pan * MR, ldk, Vx + cv * VL, ldc, Dx + (size_t)pan * MR * ldc + cv * VL, ldc, 0);
                 }
             }
-            kernel_grad(dw, dU, (size_t)npan * MR * ldc, ldc, p->C, k0, nk);
+            kernel_grad(dw, dU, (size_t)npan * MR * ldc, ldc, p->C, k0, nk, 1, 0);
         }
     }
 }
@@ -787,6 +855,7 @@ void st_winograd_backward(float *din, float *dw, float *db, const float *dout, c
     float *base = aligned(work);
     if (din) run_conv(&bk, din, dout, w, 1, NULL, 1, base);
     if (f.wfused) wgrad_fused(&f, dw, dout, in, base);
+    else if (f.wparts) wgrad_parts(&f, dw, dout, in, base);
     else wgrad_blocked(&f, dw, dout, in, base);
     if (db) {
         size_t P = (size_t)g->oh * g->ow;

@@ -25,6 +25,9 @@ void st_winograd_forward(float *out, const float *in, const float *w, const floa
                          const st_conv_geom *g, float *work);
 void st_winograd_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                           const float *w, int n, const st_conv_geom *g, float *work);
+/* For tests: 1 = the blocked orders of work only (conv_winograd.c's plan), whatever the
+ * shape; 0 = by the rule (the default). Process-wide, not thread-safe. */
+void st_winograd_force_blocked(int on);
 
 /* Path choice for tests: 0 = im2col + GEMM, 1 = direct whenever possible (else im2col +
  * GEMM), 2 = Winograd whenever possible (else im2col + GEMM), -1 = by the rule (the
