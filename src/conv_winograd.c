@@ -348,11 +348,13 @@ typedef struct {
  * reads the plane l * stride further on (a lane per channel). */
 static void make_lanes(lanes *L, const patch *pt, int nt, int side, ptrdiff_t stride) {
     for (int l = 0; l < VL; l++) {
+        L->off[l] = 0;
+        for (int i = 0; i < side; i++) L->mask[i][l] = 0;
+        if (l >= nt) continue;
         const patch *q = stride ? pt : pt + l;
-        int ok = l < nt;
         unsigned cols = ((1u << q->jb) - 1) & ~((1u << q->ja) - 1);
-        L->off[l] = ok ? q->off + l * stride : 0;
-        for (int i = 0; i < side; i++) L->mask[i][l] = (unsigned char)(ok && i >= q->ia && i < q->ib ? cols : 0);
+        L->off[l] = q->off + l * stride;
+        for (int i = q->ia; i < q->ib; i++) L->mask[i][l] = (unsigned char)cols;
     }
 }
 
@@ -615,6 +617,7 @@ static void run_fused(const wplan *p, float *out, const float *in, const float *
     tile_patches(p, 0, p->tiles, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
     tile_patches(p, 0, p->tiles, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
     int T = threads_for(units);
+    (void)T; /* read by the pragma only: unused without OpenMP */
 #pragma omp parallel num_threads(T) if (T > 1)
     {
 #pragma omp for schedule(static)
@@ -723,6 +726,7 @@ static void wgrad_blocked(const wplan *p, float *dw, const float *dout, const fl
     int pg = imin(npan, 4); /* panels per product unit */
     int ngroups = (npan + pg - 1) / pg, units = NPT * ngroups;
     int T = threads_for(units);
+    (void)T; /* read by the pragma only: unused without OpenMP */
     patch pin[DW_MAX_TILES], pout[DW_MAX_TILES];
 #pragma omp parallel num_threads(T) if (T > 1)
     {
@@ -755,6 +759,7 @@ static void wgrad_parts(const wplan *p, float *dw, const float *dout, const floa
     size_t du = up16((size_t)NPT * p->kp * ldc), slot = vt_floats(p) + st_floats(p);
     float *dU = work, *slots = work + P * du;
     int T = threads_for(P);
+    (void)T; /* read by the pragma only: unused without OpenMP */
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         float *VT = slots + (size_t)thread_id() * slot, *ST = VT + vt_floats(p);
@@ -785,6 +790,7 @@ static void wgrad_fused(const wplan *p, float *dw, const float *dout, const floa
     size_t slot = up16((size_t)NPT * KR_W * ldc);
     int units = (p->K + KR_W - 1) / KR_W;
     int T = threads_for(imax(units, p->tiles));
+    (void)T; /* read by the pragma only: unused without OpenMP */
     patch pin[FUSED_MAX_TILES], pout[FUSED_MAX_TILES];
     tile_patches(p, 0, p->tiles, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
     tile_patches(p, 0, p->tiles, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
