@@ -171,18 +171,18 @@ static size_t gemm_work_size(const st_conv_geom *g, int n) {
  * The rule, measured on Zen 4 (AVX-512), forward + backward, one thread:
  *
  * Winograd F(4x4, 3x3) (conv_winograd.c), for the 3x3 convolutions of stride 1 it can
- * run, is 2.5 to 4 times faster than both other paths on ResNet-sized layers: at batch
- * 32, 64 channels on 32x32 (237 GFLOP/s counted as direct-convolution FLOPs, against
- * 92 direct and 55 im2col), 128 on 16x16 (280 / 76 / 74), 256 on 8x8 (271 / 75 / 75),
- * 512 on 4x4 (221 / 76 / 76); at batch 1, 64 channels on 56x56 (196 against 67 for
+ * run, is 2.8 to 4 times faster than both other paths on ResNet-sized layers: at batch
+ * 32, 64 channels on 32x32 (249 GFLOP/s counted as direct-convolution FLOPs, against
+ * 89 direct and 55 im2col), 128 on 16x16 (317 / 76 / 75), 256 on 8x8 (262 / 72 / 74),
+ * 512 on 4x4 (244 / 74 / 74); at batch 1, 64 channels on 56x56 (229 against 63 for
  * im2col). It loses with few channels, where its transforms cost more than the
- * products they save: 3 -> 64 (34 against 53 for im2col, 46 direct, batch 32), 8 -> 8
- * (46 against 80 direct), 1 -> 8; 16 -> 16, 8 -> 32 and 32 -> 8 are even to 1.3 times
- * faster. It also loses with fewer than 8 tiles of 4x4 outputs (batch 1 on 8x8 or
- * 7x7: 4 tiles) when the channels are many: 512 on 7x7 (40 against 49), 128 on 8x8
- * (60 against 72); with 64 channels it is even there (59 against 55). Hence: Winograd
- * when both channel counts are at least 8, their product at least 256, and there are
- * 8 tiles or more or at most 64 x 64 channel pairs.
+ * products they save: 3 -> 64 (43 against 53 for im2col, 46 direct, batch 32), 8 -> 8
+ * (56 against 78 direct); 16 -> 16, 8 -> 32 and 32 -> 8 are 1.2 to 1.3 times faster.
+ * It also loses with fewer than 8 tiles of 4x4 outputs (batch 1 on 8x8 or 7x7: 4 tiles)
+ * when the channels are many: 512 on 7x7 (42 against 48), 128 on 8x8 (61 against 73);
+ * with 64 channels it is even there (57 against 56). Hence: Winograd when both channel
+ * counts are at least 8, their product at least 256, and there are 8 tiles or more or
+ * at most 64 x 64 channel pairs.
  *
  * Otherwise, the direct path (conv_direct.c) is 1.2 to 6 times faster than im2col +
  * GEMM from 8 samples up, on MNIST-1D's layers as on 3x3 convolutions of 3 to 128
