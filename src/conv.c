@@ -13,14 +13,16 @@
  *                         of dL/dout[n, co, y, x] * w[co, ci, i, j]
  * (the input gradient is a transposed convolution of dL/dout with the same weights).
  *
- * Three implementations: the plain loops (_ref, in float with double accumulation and
- * in double for finite-difference checks) and two fast ones, chosen per geometry and
+ * Four implementations: the plain loops (_ref, in float with double accumulation and
+ * in double for finite-difference checks) and three fast ones, chosen per geometry and
  * batch size (see "path choice" below):
  *  - im2col + packed GEMM (this file): im2col lays out, for a chunk of samples, every
  *    input value each output position reads as a matrix col[(ci, i, j)][(n, y, x)], so
- *    that the layer becomes W (cout x K) * col;
+ *    that the layer becomes W (cout x K) * col (a 1x1 convolution of stride 1 without
+ *    padding skips it: its input planes already are col);
  *  - the direct convolution with the batch as the vector dimension (conv_direct.c),
- *    for batches of 8 and more.
+ *    for batches of 8 and more;
+ *  - Winograd's F(4x4, 3x3) (conv_winograd.c) for 3x3 kernels of stride 1.
  */
 #include "kernels.h"
 
@@ -135,6 +137,14 @@ typedef struct {
     size_t col, tmp;  /* floats of scratch per part for col and for the gathered output */
 } conv_plan;
 
+/* A 1x1 convolution of stride 1 without padding reads each input value once, at its own
+ * position: a sample's input planes already are the matrix col (cin x P) that im2col
+ * would copy, and col2im would only add dcol to din, which the GEMM can do itself. */
+static int pointwise(const st_conv_geom *g) {
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pb == 0 && g->pl == 0 &&
+           g->pr == 0;
+}
+
 static conv_plan plan_conv(const st_conv_geom *g, int n) {
     conv_plan p;
     p.K = g->cin / g->groups * g->kh * g->kw;
@@ -146,6 +156,7 @@ static conv_plan plan_conv(const st_conv_geom *g, int n) {
     p.nparts = p.nchunks < MAX_PARTS ? p.nchunks : MAX_PARTS;
     p.col = (size_t)p.K * p.nb * p.P;
     p.tmp = (size_t)(g->cout / g->groups) * p.nb * p.P;
+    if (p.nb == 1 && pointwise(g)) p.col = 0; /* the GEMMs read and write the planes themselves */
     return p;
 }
 
@@ -157,29 +168,78 @@ static size_t gemm_work_size(const st_conv_geom *g, int n) {
 }
 
 /* ---------------------------------------------------------------- path choice
- * The rule, measured on Zen 4 (AVX-512), forward + backward, one thread: the direct
- * path (conv_direct.c) is 1.2 to 6 times faster than im2col + GEMM from 8 samples up,
- * on MNIST-1D's layers as on 3x3 convolutions of 3 to 128 channels on planes up to
- * 64 x 64 (a 7x7 stem with 3 input channels and 128 channels on 28 x 28 are the
- * exceptions seen, at 0.8 and 0.97); with 1 or 2 samples im2col + GEMM is 1.5 to 7 times
- * faster, 4 to 7 are mixed. The direct path's workspace grows with the batch (the
- * whole batch's input, output and input gradient transposed), so it is taken only
- * while that stays within 64 MB of what im2col + GEMM needs. */
+ * The rule, measured on Zen 4 (AVX-512), forward + backward, one thread:
+ *
+ * Winograd F(4x4, 3x3) (conv_winograd.c), for the 3x3 convolutions of stride 1 it can
+ * run, is 2.8 to 4 times faster than both other paths on ResNet-sized layers: at batch
+ * 32, 64 channels on 32x32 (249 GFLOP/s counted as direct-convolution FLOPs, against
+ * 89 direct and 55 im2col), 128 on 16x16 (317 / 76 / 75), 256 on 8x8 (262 / 72 / 74),
+ * 512 on 4x4 (244 / 74 / 74); at batch 1, 64 channels on 56x56 (229 against 63 for
+ * im2col). It loses with few channels, where its transforms cost more than the
+ * products they save: 3 -> 64 (43 against 53 for im2col, 46 direct, batch 32), 8 -> 8
+ * (56 against 78 direct); 16 -> 16, 8 -> 32 and 32 -> 8 are 1.2 to 1.3 times faster.
+ * It also loses with fewer than 8 tiles of 4x4 outputs (batch 1 on 8x8 or 7x7: 4 tiles)
+ * when the channels are many: 512 on 7x7 (42 against 48), 128 on 8x8 (61 against 73);
+ * with 64 channels it is even there (57 against 56). Hence: Winograd when both channel
+ * counts are at least 8, their product at least 256, and there are 8 tiles or more or
+ * at most 64 x 64 channel pairs.
+ *
+ * Otherwise, the direct path (conv_direct.c) is 1.2 to 6 times faster than im2col +
+ * GEMM from 8 samples up, on MNIST-1D's layers as on 3x3 convolutions of 3 to 128
+ * channels on planes up to 64 x 64 (a 7x7 stem with 3 input channels and 128 channels
+ * on 28 x 28 are the exceptions seen, at 0.8 and 0.97); with 1 or 2 samples im2col +
+ * GEMM is 1.5 to 7 times faster, 4 to 7 are mixed. The direct path's workspace grows
+ * with the batch (the whole batch's input, output and input gradient transposed), so
+ * it is taken only while that stays within 64 MB of what im2col + GEMM needs.
+ * 1x1 convolutions of stride 1 without padding skip im2col (see pointwise() below);
+ * with planes of 256 positions or more the GEMM then beats the direct path at every
+ * batch size (batch 8, 64 -> 64 on 56x56: 70 GFLOP/s against 49; 16 -> 16 on 32x32 at
+ * batch 32: 41 against 34; even on 16x16), while on smaller planes the direct path
+ * stays ahead (128 -> 128 on 8x8 at batch 32: 80 against 61). */
 #define DIRECT_MIN_BATCH 8
+#define POINTWISE_GEMM_MIN_PLANE 256
 #define DIRECT_EXTRA_WORK ((size_t)16 << 20) /* floats */
+#define WINO_MIN_CHANNELS 8
+#define WINO_MIN_PAIRS 256
+#define WINO_MIN_TILES 8
+#define WINO_FEW_TILES_MAX_PAIRS (64 * 64)
 
-static int force_direct = -1;
-void st_conv_force_path(int direct) { force_direct = direct; }
+static int force_path = -1;
+void st_conv_force_path(int path) { force_path = path; }
 
 static int take_direct(const st_conv_geom *g, int n) {
-    if (force_direct == 0 || !st_direct_possible(g, n)) return 0;
-    if (force_direct == 1) return 1;
+    if (!st_direct_possible(g, n)) return 0;
+    if (pointwise(g) && g->oh * g->ow >= POINTWISE_GEMM_MIN_PLANE) return 0;
     return n >= DIRECT_MIN_BATCH && st_direct_work_size(g, n) <= gemm_work_size(g, n) + DIRECT_EXTRA_WORK;
+}
+
+static int take_winograd(const st_conv_geom *g, int n) {
+    if (!st_winograd_possible(g)) return 0;
+    long pairs = (long)g->cin * g->cout, tiles = (long)n * ((g->oh + 3) / 4) * ((g->ow + 3) / 4);
+    return g->cin >= WINO_MIN_CHANNELS && g->cout >= WINO_MIN_CHANNELS && pairs >= WINO_MIN_PAIRS &&
+           (tiles >= WINO_MIN_TILES || pairs <= WINO_FEW_TILES_MAX_PAIRS);
+}
+
+typedef enum { PATH_GEMM, PATH_DIRECT, PATH_WINOGRAD } conv_path;
+
+static conv_path choose_path(const st_conv_geom *g, int n) {
+    switch (force_path) {
+    case 0: return PATH_GEMM;
+    case 1: return st_direct_possible(g, n) ? PATH_DIRECT : PATH_GEMM;
+    case 2: return st_winograd_possible(g) ? PATH_WINOGRAD : PATH_GEMM;
+    default: break;
+    }
+    if (take_winograd(g, n)) return PATH_WINOGRAD;
+    return take_direct(g, n) ? PATH_DIRECT : PATH_GEMM;
 }
 
 size_t st_conv_work_size(const st_conv_geom *g, int n) {
     if (n <= 0) return 0;
-    return take_direct(g, n) ? st_direct_work_size(g, n) : gemm_work_size(g, n);
+    switch (choose_path(g, n)) {
+    case PATH_DIRECT: return st_direct_work_size(g, n);
+    case PATH_WINOGRAD: return st_winograd_work_size(g, n);
+    default: return gemm_work_size(g, n);
+    }
 }
 
 /* The outputs x in [*xa, *xb) of a row read inside the input row: 0 <= x0 + x*s < iw. */
@@ -280,10 +340,13 @@ static void forward_part(const gemm_ctx *c, int part) {
         float *y = c->out + (size_t)s0 * g->cout * p->P;
         for (int grp = 0; grp < g->groups; grp++) {
             const float *wg = c->w + (size_t)grp * opg * p->K;
-            im2col(col, x, nb, grp, g, p->P);
             if (nb == 1) {
-                st_sgemm(0, 0, opg, p->P, p->K, wg, p->K, col, p->P, 0.0f, y + (size_t)grp * opg * p->P, p->P);
+                const float *cg = col;
+                if (pointwise(g)) cg = x + (size_t)grp * p->K * p->P;
+                else im2col(col, x, nb, grp, g, p->P);
+                st_sgemm(0, 0, opg, p->P, p->K, wg, p->K, cg, p->P, 0.0f, y + (size_t)grp * opg * p->P, p->P);
             } else {
+                im2col(col, x, nb, grp, g, p->P);
                 st_sgemm(0, 0, opg, nb * p->P, p->K, wg, p->K, col, nb * p->P, 0.0f, tmp, nb * p->P);
                 for (int s = 0; s < nb; s++)
                     for (int co = 0; co < opg; co++)
@@ -327,11 +390,17 @@ static void backward_part(const gemm_ctx *c, int part) {
                                gy + ((size_t)s * g->cout + grp * opg + co) * p->P, sizeof(float) * p->P);
                 gyg = tmp;
             }
-            im2col(col, x, nb, grp, g, p->P);
+            const float *cg = col;
+            if (nb == 1 && pointwise(g)) cg = x + (size_t)grp * p->K * p->P;
+            else im2col(col, x, nb, grp, g, p->P);
             /* dW_g (opg x K) += dout_g (opg x nbP) * col^T */
-            st_sgemm(0, 1, opg, p->K, nb * p->P, gyg, nb * p->P, col, nb * p->P, 1.0f,
+            st_sgemm(0, 1, opg, p->K, nb * p->P, gyg, nb * p->P, cg, nb * p->P, 1.0f,
                      dwp + (size_t)grp * opg * p->K, p->K);
-            if (c->din) {
+            if (c->din && nb == 1 && pointwise(g)) {
+                /* din_g (K x P) += W_g^T (K x opg) * dout_g */
+                st_sgemm(1, 0, p->K, p->P, opg, c->w + (size_t)grp * opg * p->K, p->K, gyg, p->P, 1.0f,
+                         c->din + ((size_t)s0 * g->cin + (size_t)grp * p->K) * p->P, p->P);
+            } else if (c->din) {
                 /* dcol (K x nbP) = W_g^T (K x opg) * dout_g */
                 st_sgemm(1, 0, p->K, nb * p->P, opg, c->w + (size_t)grp * opg * p->K, p->K, gyg, nb * p->P,
                          0.0f, dcol, nb * p->P);
@@ -344,7 +413,9 @@ static void backward_part(const gemm_ctx *c, int part) {
 void st_conv_forward(float *out, const float *in, const float *w, const float *b, int n,
                      const st_conv_geom *g, float *work) {
     if (n <= 0) return;
-    if (take_direct(g, n)) { st_direct_forward(out, in, w, b, n, g, work); return; }
+    conv_path path = choose_path(g, n);
+    if (path == PATH_DIRECT) { st_direct_forward(out, in, w, b, n, g, work); return; }
+    if (path == PATH_WINOGRAD) { st_winograd_forward(out, in, w, b, n, g, work); return; }
     gemm_ctx c = {g, plan_conv(g, n), n, in, w, b, NULL, out, NULL, work, NULL};
     if (parts_in_parallel(&c.p)) {
 #pragma omp parallel for schedule(static)
@@ -357,7 +428,9 @@ void st_conv_forward(float *out, const float *in, const float *w, const float *b
 void st_conv_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                       const float *w, int n, const st_conv_geom *g, float *work) {
     if (n <= 0) return;
-    if (take_direct(g, n)) { st_direct_backward(din, dw, db, dout, in, w, n, g, work); return; }
+    conv_path path = choose_path(g, n);
+    if (path == PATH_DIRECT) { st_direct_backward(din, dw, db, dout, in, w, n, g, work); return; }
+    if (path == PATH_WINOGRAD) { st_winograd_backward(din, dw, db, dout, in, w, n, g, work); return; }
     conv_plan p = plan_conv(g, n);
     gemm_ctx c = {g, p, n, in, w, NULL, dout, NULL, din, work, work + (size_t)p.nparts * (2 * p.col + p.tmp)};
     if (parts_in_parallel(&c.p)) {

@@ -17,8 +17,21 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
 void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int n, const st_conv_geom *g, float *work);
 
-/* Path choice for tests: 1 = direct whenever possible, 0 = never (im2col + GEMM),
- * -1 = by the rule (the default). Process-wide, not thread-safe: tests only. */
-void st_conv_force_path(int direct);
+/* Winograd F(4x4, 3x3) (conv_winograd.c): 3x3 kernels, stride 1, dilation 1, groups 1,
+ * padding 0 to 2 on each side. */
+int st_winograd_possible(const st_conv_geom *g);
+size_t st_winograd_work_size(const st_conv_geom *g, int n);
+void st_winograd_forward(float *out, const float *in, const float *w, const float *b, int n,
+                         const st_conv_geom *g, float *work);
+void st_winograd_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, int n, const st_conv_geom *g, float *work);
+/* For tests: 1 = the blocked orders of work only (conv_winograd.c's plan), whatever the
+ * shape; 0 = by the rule (the default). Process-wide, not thread-safe. */
+void st_winograd_force_blocked(int on);
+
+/* Path choice for tests: 0 = im2col + GEMM, 1 = direct whenever possible (else im2col +
+ * GEMM), 2 = Winograd whenever possible (else im2col + GEMM), -1 = by the rule (the
+ * default). Process-wide, not thread-safe: tests and benchmarks only. */
+void st_conv_force_path(int path);
 
 #endif
