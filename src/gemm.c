@@ -1,29 +1,26 @@
 /* gemm.c - single-precision matrix multiply, C = beta*C + op(A) op(B), row-major.
- *
- * The fast path follows the usual packed design: B is copied block by block into
- * panels of NR columns, A into panels of MR rows, and a register-tiled micro-kernel
- * computes an MR x NR tile of C with the k loop innermost. The micro-kernel is
- * written with GCC vector extensions, so the compiler emits AVX-512, AVX2 or SSE
- * for the target (-march). Every C element is summed over k in increasing order by
- * one thread, whatever the thread count: results are identical for 1 and N threads.
- *
- * Small products (M*N*K up to 16 M: the linear layers of the MNIST-1D models, 100 x 10
- * x 60 to 100 x 135 x 285) skip most of that: packing A and blocking cost more than the
- * multiply. gemm_small reads A in place, reads B in place too when it is not
- * transposed (the last vector of a row masked, with AVX-512), else packs op(B) into
- * rows of whole vectors (zero-padded), and keeps a tile of up to 6 rows x 4 vectors
- * of C in registers over the whole k loop. Which path runs depends on the shape
- * alone, never on the thread count.
+ * (header comment: to be rewritten with the measured numbers)
  */
 #include "internal.h"
 
-#include <string.h>
+#include <stdint.h>
 #include <stdlib.h>
-#if defined(__AVX512F__)
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define ST_X86 1
+#else
+#define ST_X86 0
 #endif
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define UNROLL _Pragma("unroll")
+#else
+#define UNROLL _Pragma("GCC unroll 16")
 #endif
 
 /* ---------------------------------------------------------------- reference */
@@ -43,127 +40,365 @@ void st_sgemm_ref(int transA, int transB, int M, int N, int K,
         }
 }
 
-/* ---------------------------------------------------------------- blocked, packed */
+/* ---------------------------------------------------------------- micro-kernels
+ * A kernel computes one MR x NR tile of C from a packed A panel (Ap[k*MR + i]) and a
+ * packed B panel (Bp[k*NR + j], 64-byte aligned), k = 0 .. kc-1 in order, and stores it:
+ * mode 0: C = tile, mode 1: C += tile, mode 2: C = beta*C + tile. */
+enum { STORE_SET, STORE_ADD, STORE_BETA };
+typedef void (*kernel_fn)(int kc, const float *Ap, const float *Bp, float *C, size_t ldc, int mode, float beta);
+
+/* The portable kernel: GCC vector extensions, as wide as the compiler's target. */
 #if defined(__AVX512F__)
 #define VLEN 16
-#define MR 6
-#define NV 2 /* vectors per row of the tile: NR = 32 */
 #elif defined(__AVX__)
 #define VLEN 8
-#define MR 6
-#define NV 2 /* NR = 16 */
 #else
 #define VLEN 4
-#define MR 4
-#define NV 2 /* NR = 8 */
 #endif
-#define NR (VLEN * NV)
-#define KC 256
-#define MC (MR * 16)
-#define NC (NR * 32)
-
 typedef float vf __attribute__((vector_size(VLEN * sizeof(float)), aligned(4)));
-
-/* unaligned vector load and store (a vector of floats may alias floats in GCC) */
 static inline vf vload(const float *p) { return *(const vf *)p; }
 static inline void vstore(float *p, vf v) { *(vf *)p = v; }
 
-/* Ap: MR x kc panel stored k-major (Ap[k*MR + i]); Bp: kc x NR panel (Bp[k*NR + j]).
- * Computes the tile and adds it to C (m x n valid part, row stride ldc). */
-static void micro_kernel(int kc, const float *restrict Ap, const float *restrict Bp,
-                         float *restrict C, int ldc, int m, int n) {
-    vf acc[MR][NV];
+#define PMR 6  /* portable tile: 6 rows x 2 vectors */
+#define PNV 2
+static void kernel_portable(int kc, const float *restrict Ap, const float *restrict Bp, float *restrict C,
+                            size_t ldc, int mode, float beta) {
+    vf acc[PMR][PNV];
+    for (int i = 0; i < PMR; i++)
+        for (int v = 0; v < PNV; v++) acc[i][v] = (vf){0};
+    for (int k = 0; k < kc; k++, Ap += PMR, Bp += PNV * VLEN) {
+        vf b[PNV];
+        for (int v = 0; v < PNV; v++) b[v] = vload(Bp + v * VLEN);
+        for (int i = 0; i < PMR; i++)
+            for (int v = 0; v < PNV; v++) acc[i][v] += Ap[i] * b[v];
+    }
+    for (int i = 0; i < PMR; i++)
+        for (int v = 0; v < PNV; v++) {
+            float *c = C + i * ldc + v * VLEN;
+            vstore(c, mode == STORE_SET ? acc[i][v] : mode == STORE_ADD ? vload(c) + acc[i][v] : beta * vload(c) + acc[i][v]);
+        }
+}
+
+#if ST_X86
+/* AVX-512: A512_MR rows x A512_NV vectors of 16; the A value is broadcast straight from
+ * the packed panel (an embedded-broadcast FMA). */
+#ifndef A512_MR
+#define A512_MR 8
+#endif
+#ifndef A512_NV
+#define A512_NV 2
+#endif
+__attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *restrict Ap, const float *restrict Bp,
+                                                            float *restrict C, size_t ldc, int mode, float beta) {
+    enum { MR = A512_MR, NV = A512_NV };
+    __m512 acc[MR][NV];
+    UNROLL for (int i = 0; i < MR; i++)
+        UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
     for (int i = 0; i < MR; i++)
-        for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};
-    for (int k = 0; k < kc; k++) {
-        vf b[NV];
-        for (int v = 0; v < NV; v++) b[v] = vload(Bp + k * NR + v * VLEN);
-        for (int i = 0; i < MR; i++)
-            for (int v = 0; v < NV; v++) acc[i][v] += Ap[k * MR + i] * b[v];
-    }
-    if (m == MR && n == NR) {
-        for (int i = 0; i < MR; i++)
-            for (int v = 0; v < NV; v++) {
-                float *c = C + (size_t)i * ldc + v * VLEN;
-                vstore(c, vload(c) + acc[i][v]);
-            }
-    } else {
-        float tile[MR][NR];
-        memcpy(tile, acc, sizeof tile);
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) C[(size_t)i * ldc + j] += tile[i][j];
-    }
-}
-
-/* Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row panels, zero-padded. */
-static void pack_a(int transA, const float *A, int lda, int i0, int mc, int p0, int kc, float *Ap) {
-    for (int ip = 0; ip < mc; ip += MR) {
-        int m = mc - ip < MR ? mc - ip : MR;
-        float *dst = Ap + (size_t)ip * kc;
-        for (int k = 0; k < kc; k++) {
-            for (int i = 0; i < m; i++) {
-                size_t r = (size_t)(i0 + ip + i), c = (size_t)(p0 + k);
-                dst[k * MR + i] = transA ? A[c * lda + r] : A[r * lda + c];
-            }
-            for (int i = m; i < MR; i++) dst[k * MR + i] = 0.0f;
+        for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(C + i * ldc + v * 16), _MM_HINT_T0);
+    for (int k = 0; k < kc; k++, Ap += MR, Bp += NV * 16) {
+        __m512 b[NV];
+        UNROLL for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(Bp + v * 16);
+        UNROLL for (int i = 0; i < MR; i++) {
+            __m512 a = _mm512_set1_ps(Ap[i]);
+            UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
     }
+    __m512 vb = _mm512_set1_ps(beta);
+    UNROLL for (int i = 0; i < MR; i++)
+        UNROLL for (int v = 0; v < NV; v++) {
+            float *c = C + i * ldc + v * 16;
+            __m512 r = acc[i][v];
+            if (mode == STORE_ADD) r = _mm512_add_ps(_mm512_loadu_ps(c), r);
+            else if (mode == STORE_BETA) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), r);
+            _mm512_storeu_ps(c, r);
+        }
 }
 
-/* Packs rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-column panels, zero-padded. */
-static void pack_b(int transB, const float *B, int ldb, int p0, int kc, int j0, int nc, float *Bp) {
-    for (int jp = 0; jp < nc; jp += NR) {
-        int n = nc - jp < NR ? nc - jp : NR;
+/* AVX2 + FMA: 6 rows x 2 vectors of 8 (12 accumulators of the 16 registers). */
+__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float *restrict Ap, const float *restrict Bp,
+                                                           float *restrict C, size_t ldc, int mode, float beta) {
+    enum { MR = 6, NV = 2 };
+    __m256 acc[MR][NV];
+    UNROLL for (int i = 0; i < MR; i++)
+        UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    for (int k = 0; k < kc; k++, Ap += MR, Bp += NV * 8) {
+        __m256 b[NV];
+        UNROLL for (int v = 0; v < NV; v++) b[v] = _mm256_load_ps(Bp + v * 8);
+        UNROLL for (int i = 0; i < MR; i++) {
+            __m256 a = _mm256_broadcast_ss(Ap + i);
+            UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
+        }
+    }
+    __m256 vb = _mm256_set1_ps(beta);
+    UNROLL for (int i = 0; i < MR; i++)
+        UNROLL for (int v = 0; v < NV; v++) {
+            float *c = C + i * ldc + v * 8;
+            __m256 r = acc[i][v];
+            if (mode == STORE_ADD) r = _mm256_add_ps(_mm256_loadu_ps(c), r);
+            else if (mode == STORE_BETA) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c), r);
+            _mm256_storeu_ps(c, r);
+        }
+}
+#endif
+
+/* ---------------------------------------------------------------- ISA choice */
+typedef struct {
+    const char *name;
+    int mr, nr;     /* register tile */
+    int kc, mc, nc; /* cache blocks: kc x nr panel of B in L1, mc x kc block of A in L2 */
+    kernel_fn kernel;
+} gemm_isa;
+
+#ifndef A512_KC
+#define A512_KC 256
+#endif
+#ifndef A512_MC
+#define A512_MC 128
+#endif
+#ifndef A512_NC
+#define A512_NC 1024
+#endif
+static const gemm_isa isas[] = {
+    {"portable", PMR, PNV * VLEN, 256, PMR * 16, 1024, kernel_portable},
+#if ST_X86
+    {"avx2", 6, 16, 256, 120, 1024, kernel_avx2},
+    {"avx512", A512_MR, 16 * A512_NV, A512_KC, A512_MC, A512_NC, kernel_avx512},
+#endif
+};
+#define MAX_MR 16
+#define MAX_NR 64
+
+static int isa_supported(int isa) {
+    if (isa == ST_GEMM_PORTABLE) return 1;
+#if ST_X86
+    __builtin_cpu_init();
+    if (isa == ST_GEMM_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == ST_GEMM_AVX512) return __builtin_cpu_supports("avx512f");
+#endif
+    return 0;
+}
+
+static int chosen_isa = -1; /* -1: not chosen yet */
+
+static int best_isa(void) {
+    const char *env = getenv("ST_GEMM_ISA");
+    if (env) {
+        int want = !strcmp(env, "avx512") ? ST_GEMM_AVX512 : !strcmp(env, "avx2") ? ST_GEMM_AVX2
+                 : !strcmp(env, "portable") ? ST_GEMM_PORTABLE : -1;
+        if (want >= 0 && isa_supported(want)) return want;
+    }
+    for (int isa = ST_GEMM_AVX512; isa > ST_GEMM_PORTABLE; isa--)
+        if (isa_supported(isa)) return isa;
+    return ST_GEMM_PORTABLE;
+}
+
+static const gemm_isa *current_isa(void) {
+    int isa = __atomic_load_n(&chosen_isa, __ATOMIC_RELAXED);
+    if (isa < 0) {
+        isa = best_isa();
+        __atomic_store_n(&chosen_isa, isa, __ATOMIC_RELAXED);
+    }
+    return &isas[isa];
+}
+
+int st_gemm_force_isa(int isa) {
+    if (isa < 0) {
+        __atomic_store_n(&chosen_isa, best_isa(), __ATOMIC_RELAXED);
+        return 0;
+    }
+    if (isa > ST_GEMM_AVX512 || !isa_supported(isa)) return -1;
+    __atomic_store_n(&chosen_isa, isa, __ATOMIC_RELAXED);
+    return 0;
+}
+
+const char *st_gemm_isa_name(void) { return current_isa()->name; }
+
+void st_gemm_blocking(int *mr, int *nr, int *kc) {
+    const gemm_isa *isa = current_isa();
+    *mr = isa->mr;
+    *nr = isa->nr;
+    *kc = isa->kc;
+}
+
+/* ---------------------------------------------------------------- packing */
+#if ST_X86
+/* dst[c*ds + r] = src[r*ss + c] for an 8 x 8 block, in registers (AVX2). */
+__attribute__((target("avx2"))) static void transpose8(const float *src, size_t ss, float *dst, size_t ds) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
+    for (int i = 0; i < 8; i += 2) { /* interleave pairs of rows */
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) { /* then pairs of pairs */
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) { /* and the 128-bit halves */
+        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+    }
+}
+#endif
+
+/* dst[c*ds + r] = src[r*ss + c] for a rows x cols block; simd: 8 x 8 tiles in AVX2. */
+static void transpose(const float *src, size_t ss, int rows, int cols, float *dst, size_t ds, int simd) {
+    int r = 0;
+#if ST_X86
+    for (; simd && r + 8 <= rows; r += 8) {
+        int c = 0;
+        for (; c + 8 <= cols; c += 8) transpose8(src + r * ss + c, ss, dst + c * ds + r, ds);
+        for (int i = r; i < r + 8; i++)
+            for (int j = c; j < cols; j++) dst[j * ds + i] = src[i * ss + j];
+    }
+#else
+    (void)simd;
+#endif
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[c * ds + r] = src[r * ss + c];
+}
+
+/* Rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row panels (Ap[k*MR + i] within
+ * a panel), the last panel zero-padded. */
+static void pack_a(int mr, int simd, int transA, const float *A, size_t lda, int i0, int mc, int p0, int kc,
+                   float *restrict Ap) {
+    for (int ip = 0; ip < mc; ip += mr, Ap += (size_t)mr * kc) {
+        int m = mc - ip < mr ? mc - ip : mr;
+        if (transA) { /* A stored K x M: mr consecutive floats per k */
+            const float *src = A + (size_t)p0 * lda + i0 + ip;
+            for (int k = 0; k < kc; k++, src += lda) memcpy(Ap + (size_t)k * mr, src, sizeof(float) * m);
+        } else { /* A stored M x K: the panel is the transpose of m rows of A */
+            transpose(A + (size_t)(i0 + ip) * lda + p0, lda, m, kc, Ap, mr, simd);
+        }
+        if (m < mr)
+            for (int k = 0; k < kc; k++) memset(Ap + (size_t)k * mr + m, 0, sizeof(float) * (mr - m));
+    }
+}
+
+/* Panels [q0, q1) of NR columns of the block rows [p0, p0+kc) x cols [j0, j0+nc) of op(B)
+ * (Bp[k*NR + j] within a panel), the last panel zero-padded. */
+static void pack_b(int nr, int simd, int transB, const float *B, size_t ldb, int p0, int kc, int j0, int nc,
+                   int q0, int q1, float *restrict Bp) {
+    for (int q = q0; q < q1; q++) {
+        int jp = q * nr, n = nc - jp < nr ? nc - jp : nr;
         float *dst = Bp + (size_t)jp * kc;
-        for (int k = 0; k < kc; k++) {
-            size_t r = (size_t)(p0 + k);
-            if (!transB && n == NR) {
-                memcpy(dst + k * NR, B + r * ldb + j0 + jp, NR * sizeof(float));
-                continue;
-            }
-            for (int j = 0; j < n; j++) {
-                size_t c = (size_t)(j0 + jp + j);
-                dst[k * NR + j] = transB ? B[c * ldb + r] : B[r * ldb + c];
-            }
-            for (int j = n; j < NR; j++) dst[k * NR + j] = 0.0f;
+        if (!transB) {
+            const float *src = B + (size_t)p0 * ldb + j0 + jp;
+            for (int k = 0; k < kc; k++, src += ldb) memcpy(dst + (size_t)k * nr, src, sizeof(float) * n);
+        } else { /* B stored N x K: the panel is the transpose of n rows of B */
+            transpose(B + (size_t)(j0 + jp) * ldb + p0, ldb, n, kc, dst, nr, simd);
         }
+        if (n < nr)
+            for (int k = 0; k < kc; k++) memset(dst + (size_t)k * nr + n, 0, sizeof(float) * (nr - n));
     }
 }
 
-/* Packing buffers, one pair per thread, grown on demand and kept (no per-call malloc). */
-static _Thread_local float *tl_ap, *tl_bp;
-
-static int ensure_buffers(void) {
-    if (!tl_ap) tl_ap = st_aligned_alloc(sizeof(float) * (size_t)MC * KC);
-    if (!tl_bp) tl_bp = st_aligned_alloc(sizeof(float) * (size_t)KC * NC);
-    return tl_ap && tl_bp;
+/* ---------------------------------------------------------------- blocked driver */
+/* One tile: the kernel straight on C when the tile is whole; otherwise on a copy of
+ * C's m x n corner in a full-size tile, so that edge elements see the same arithmetic. */
+static void run_tile(const gemm_isa *isa, int kc, const float *Ap, const float *Bp, float *C, size_t ldc, int m,
+                     int n, int mode, float beta) {
+    if (m == isa->mr && n == isa->nr) {
+        isa->kernel(kc, Ap, Bp, C, ldc, mode, beta);
+        return;
+    }
+    float tile[MAX_MR * MAX_NR] __attribute__((aligned(64)));
+    int nr = isa->nr;
+    if (mode != STORE_SET)
+        for (int i = 0; i < m; i++) memcpy(tile + i * nr, C + i * ldc, sizeof(float) * n);
+    isa->kernel(kc, Ap, Bp, tile, nr, mode, beta);
+    for (int i = 0; i < m; i++) memcpy(C + i * ldc, tile + i * nr, sizeof(float) * n);
 }
 
-static void scale_c(int M, int N, float beta, float *C, int ldc) {
-    if (beta == 1.0f) return;
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
-        else for (int j = 0; j < N; j++) c[j] *= beta;
+/* Packing buffers, per thread, grown on demand and kept (no per-call malloc): A's block,
+ * and two B blocks (the threads of a call share the caller's, alternating between them). */
+static _Thread_local float *tl_ap, *tl_bp[2];
+static _Thread_local size_t tl_ap_size, tl_bp_size, tl_bp1_size;
+
+static float *grow(float **buf, size_t *have, size_t need) {
+    if (*have >= need) return *buf;
+    st_aligned_free(*buf);
+    *buf = st_aligned_alloc(sizeof(float) * need);
+    *have = *buf ? need : 0;
+    return *buf;
+}
+
+typedef struct {
+    const gemm_isa *isa;
+    int transA, transB, M, N, K;
+    const float *A, *B;
+    size_t lda, ldb, ldc;
+    float beta;
+    float *C;
+    float *bp[2];   /* shared B blocks (row split) */
+    int by_rows;    /* threads split M (sharing packed B) rather than N */
+    int failed;     /* a thread could not allocate its buffers */
+} gemm_job;
+
+static void barrier(int nt) {
+    if (nt > 1) {
+#pragma omp barrier
     }
 }
 
-/* Serial blocked GEMM over the column range [j_begin, j_end). */
-static void gemm_serial(int transA, int transB, int M, int j_begin, int j_end, int K,
-                        const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-    for (int jc = j_begin; jc < j_end; jc += NC) {
-        int nc = j_end - jc < NC ? j_end - jc : NC;
-        for (int pc = 0; pc < K; pc += KC) {
+/* Thread t of nt: rows [i_lo, i_hi) and columns [j_lo, j_hi) of C. With by_rows the
+ * threads pack the shared B block together (each a share of its panels), meet at a
+ * barrier, and then each packs its own A rows; otherwise each thread works alone on its
+ * columns with its own buffers. */
+static void gemm_worker(gemm_job *job, int t, int nt) {
+    const gemm_isa *isa = job->isa;
+    int mr = isa->mr, nr = isa->nr, KC = isa->kc, MC = isa->mc, NC = isa->nc;
+    int M = job->M, N = job->N, K = job->K;
+    int shared_b = nt > 1 && job->by_rows, simd = isa->kernel != kernel_portable;
+    int i_lo = 0, i_hi = M, j_lo = 0, j_hi = N;
+    if (shared_b) {
+        int panels = (M + mr - 1) / mr;
+        i_lo = (int)((long)panels * t / nt) * mr;
+        i_hi = (int)((long)panels * (t + 1) / nt) * mr;
+        if (i_hi > M) i_hi = M;
+    } else if (nt > 1) {
+        int panels = (N + nr - 1) / nr;
+        j_lo = (int)((long)panels * t / nt) * nr;
+        j_hi = (int)((long)panels * (t + 1) / nt) * nr;
+        if (j_hi > N) j_hi = N;
+    }
+    float *ap = grow(&tl_ap, &tl_ap_size, (size_t)MC * KC);
+    float *own_bp = shared_b ? NULL : grow(&tl_bp[0], &tl_bp_size, (size_t)KC * NC);
+    if (!ap || (!shared_b && !own_bp)) job->failed = 1; /* (every writer writes 1) */
+    barrier(nt);
+    if (job->failed) return;
+    int first_mode = job->beta == 0.0f ? STORE_SET : job->beta == 1.0f ? STORE_ADD : STORE_BETA;
+    int blk = 0;
+    for (int jc = j_lo; jc < j_hi; jc += NC) {
+        int nc = j_hi - jc < NC ? j_hi - jc : NC;
+        int npan = (nc + nr - 1) / nr;
+        for (int pc = 0; pc < K; pc += KC, blk++) {
             int kc = K - pc < KC ? K - pc : KC;
-            pack_b(transB, B, ldb, pc, kc, jc, nc, tl_bp);
-            for (int ic = 0; ic < M; ic += MC) {
-                int mc = M - ic < MC ? M - ic : MC;
-                pack_a(transA, A, lda, ic, mc, pc, kc, tl_ap);
-                for (int jr = 0; jr < nc; jr += NR)
-                    for (int ir = 0; ir < mc; ir += MR)
-                        micro_kernel(kc, tl_ap + (size_t)ir * kc, tl_bp + (size_t)jr * kc,
-                                     C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                                     mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR);
+            float *bp;
+            if (shared_b) {
+                /* two B blocks in turn: the barrier after packing block b+1 also means
+                 * everyone is done with block b-1, whose buffer block b+2 reuses */
+                bp = job->bp[blk & 1];
+                pack_b(nr, simd, job->transB, job->B, job->ldb, pc, kc, jc, nc, (int)((long)npan * t / nt),
+                       (int)((long)npan * (t + 1) / nt), bp);
+                barrier(nt);
+            } else {
+                bp = own_bp;
+                pack_b(nr, simd, job->transB, job->B, job->ldb, pc, kc, jc, nc, 0, npan, bp);
+            }
+            int mode = pc == 0 ? first_mode : STORE_ADD;
+            for (int ic = i_lo; ic < i_hi; ic += MC) {
+                int mc = i_hi - ic < MC ? i_hi - ic : MC;
+                pack_a(mr, simd, job->transA, job->A, job->lda, ic, mc, pc, kc, ap);
+                for (int jr = 0; jr < nc; jr += nr)
+                    for (int ir = 0; ir < mc; ir += mr)
+                        run_tile(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
+                                 job->C + (size_t)(ic + ir) * job->ldc + jc + jr, job->ldc,
+                                 mc - ir < mr ? mc - ir : mr, nc - jr < nr ? nc - jr : nr, mode, job->beta);
             }
         }
     }
@@ -184,6 +419,15 @@ static void gemm_plain(int transA, int transB, int i0, int i1, int j0, int j1, i
     }
 }
 
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    if (beta == 1.0f) return;
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
 /* ---------------------------------------------------------------- small products */
 #define SMALL_MR 6   /* rows of C per tile */
 #define SMALL_NV 4   /* vectors of C per tile row */
@@ -193,13 +437,9 @@ static void gemm_plain(int transA, int transB, int i0, int i1, int j0, int j1, i
 #ifndef SMALL_MAX_MACS
 #define SMALL_MAX_MACS 16.0e6
 #endif
+#define SMALL_MAX_B ((size_t)1 << 18) /* floats of op(B) it may pack (1 MB) */
+#define PAR_MIN_MACS 200000.0
 
-#define INLINE static inline __attribute__((always_inline))
-#if defined(__clang__)
-#define UNROLL _Pragma("unroll")
-#else
-#define UNROLL _Pragma("GCC unroll 8")
-#endif
 
 /* Partial vectors: the first m lanes of p (the rest zero), and storing the first m
  * lanes of v to p (+= when add). Masked with AVX-512, through a buffer otherwise. */
@@ -328,32 +568,36 @@ static void small_slice(int t, int nt, int transA, int transB, int M, int N, int
         i1 = (int)((long)M * (t + 1) / nt);
     }
     if (i0 >= i1 || j0 >= j1) return;
-    if (ensure_buffers()) gemm_small(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add, tl_bp);
+    size_t ldp = (size_t)(j1 - j0 + VLEN - 1) / VLEN * VLEN;
+    float *bp = grow(&tl_bp[0], &tl_bp_size, (size_t)K * ldp);
+    if (bp) gemm_small(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add, bp);
     else gemm_plain(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add);
 }
 
-/* The rectangle [i0, i1) x [j0, j1) of C, packed when the buffers exist (plain loops
- * otherwise: the right answer even without memory for packing). */
-static void gemm_rect(int transA, int transB, int i0, int i1, int j0, int j1, int K, const float *A, int lda,
-                      const float *B, int ldb, float *C, int ldc) {
-    if (i0 >= i1 || j0 >= j1) return;
-    const float *Asub = transA ? A + i0 : A + (size_t)i0 * lda;
-    if (ensure_buffers()) gemm_serial(transA, transB, i1 - i0, j0, j1, K, Asub, lda, B, ldb, C + (size_t)i0 * ldc, ldc);
-    else gemm_plain(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, 1);
+/* Threads for a product of M*N*K multiply-adds: all of them from the outermost level,
+ * one inside a parallel region (the caller already splits the work). */
+static int threads_for(double macs) {
+#ifdef _OPENMP
+    if (!omp_in_parallel() && macs > PAR_MIN_MACS) return omp_get_max_threads();
+#else
+    (void)macs;
+#endif
+    return 1;
 }
+
+static int force_small = -1;
+void st_gemm_force_small(int small) { force_small = small; }
 
 void st_sgemm(int transA, int transB, int M, int N, int K,
               const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    int padded_n = (N + VLEN - 1) / VLEN * VLEN;
-    if (K > 0 && (double)M * N * K <= SMALL_MAX_MACS && (size_t)K * padded_n <= (size_t)KC * NC) {
+    double macs = (double)M * N * K;
+    int small = K > 0 && (size_t)K * N <= SMALL_MAX_B && (force_small < 0 ? macs <= SMALL_MAX_MACS : force_small);
+    if (small) {
         /* beta 0 or 1 is folded into the stores; any other is applied first */
         if (beta != 0.0f && beta != 1.0f) scale_c(M, N, beta, C, ldc);
-        int add = beta != 0.0f, threads = 1;
-#ifdef _OPENMP
-        if (!omp_in_parallel() && (double)M * N * K > 200000.0) threads = omp_get_max_threads();
-#endif
+        int add = beta != 0.0f, threads = threads_for(macs);
         if (threads > 1) {
 #pragma omp parallel num_threads(threads)
             {
@@ -366,30 +610,36 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
         }
         return;
     }
-    scale_c(M, N, beta, C, ldc);
-    if (K <= 0) return;
-    int threads = 1;
-#ifdef _OPENMP
-    if (!omp_in_parallel() && (double)M * N * K > 200000.0) threads = omp_get_max_threads();
-#endif
-    /* Threads split the columns (or the rows when N is small) into disjoint slices:
-     * each thread owns its C elements outright, so no reduction order changes. */
-    int by_cols = threads > 1 && N >= NR * threads, by_rows = !by_cols && threads > 1 && M >= MR * threads;
-    if (!by_cols && !by_rows) {
-        gemm_rect(transA, transB, 0, M, 0, N, K, A, lda, B, ldb, C, ldc);
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
         return;
     }
-    int unit = by_cols ? NR : MR, extent = by_cols ? N : M, panels = (extent + unit - 1) / unit;
+    const gemm_isa *isa = current_isa();
+    gemm_job job = {isa, transA, transB, M, N, K, A, B, (size_t)lda, (size_t)ldb, (size_t)ldc, beta, C,
+                    {NULL, NULL}, 0, 0};
+    int threads = threads_for(macs);
+    /* Threads split the rows when each gets at least two register tiles' worth (they
+     * share the packed B), else the columns; either way each thread owns its C elements. */
+    job.by_rows = M >= 2 * isa->mr * threads;
+    if (threads > 1 && !job.by_rows && N < 2 * isa->nr * threads) threads = 1;
+    if (threads > 1 && job.by_rows) {
+        size_t need = (size_t)isa->kc * isa->nc;
+        job.bp[0] = grow(&tl_bp[0], &tl_bp_size, need);
+        job.bp[1] = grow(&tl_bp[1], &tl_bp1_size, need);
+        if (!job.bp[0] || !job.bp[1]) threads = 1;
+    }
+    if (threads > 1) {
 #pragma omp parallel num_threads(threads)
-    {
+        {
 #ifdef _OPENMP
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        int t = 0, nt = 1;
+            gemm_worker(&job, omp_get_thread_num(), omp_get_num_threads());
 #endif
-        int lo = (int)((long)panels * t / nt) * unit, hi = (int)((long)panels * (t + 1) / nt) * unit;
-        if (hi > extent) hi = extent;
-        if (by_cols) gemm_rect(transA, transB, 0, M, lo, hi, K, A, lda, B, ldb, C, ldc);
-        else gemm_rect(transA, transB, lo, hi, 0, N, K, A, lda, B, ldb, C, ldc);
+        }
+    } else {
+        gemm_worker(&job, 0, 1);
+    }
+    if (job.failed) { /* no memory for packing: plain loops give the same answer, slowly */
+        scale_c(M, N, beta, C, ldc);
+        gemm_plain(transA, transB, 0, M, 0, N, K, A, lda, B, ldb, C, ldc, 1);
     }
 }
