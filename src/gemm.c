@@ -314,10 +314,9 @@ static void run_tile(const gemm_isa *isa, int kc, const float *Ap, const float *
     for (int i = 0; i < m; i++) memcpy(C + i * ldc, tile + i * nr, sizeof(float) * n);
 }
 
-/* Packing buffers, per thread, grown on demand and kept (no per-call malloc): A's block,
- * and two B blocks (the threads of a call share the caller's, alternating between them). */
-static _Thread_local float *tl_ap, *tl_bp[2];
-static _Thread_local size_t tl_ap_size, tl_bp_size, tl_bp1_size;
+/* Packing buffers, per thread, grown on demand and kept (no per-call malloc). */
+static _Thread_local float *tl_ap, *tl_bp;
+static _Thread_local size_t tl_ap_size, tl_bp_size;
 
 static float *grow(float **buf, size_t *have, size_t need) {
     if (*have >= need) return *buf;
@@ -334,62 +333,27 @@ typedef struct {
     size_t lda, ldb, ldc;
     float beta;
     float *C;
-    float *bp[2];   /* shared B blocks (row split) */
-    int by_rows;    /* threads split M (sharing packed B) rather than N */
-    int failed;     /* a thread could not allocate its buffers */
+    int tm, tn;  /* the threads' grid: tm groups of rows x tn groups of columns */
+    int failed;  /* a thread had no memory for its packing buffers */
 } gemm_job;
 
-static void barrier(int nt) {
-    if (nt > 1) {
-#pragma omp barrier
-    }
-}
-
-/* Thread t of nt: rows [i_lo, i_hi) and columns [j_lo, j_hi) of C. With by_rows the
- * threads pack the shared B block together (each a share of its panels), meet at a
- * barrier, and then each packs its own A rows; otherwise each thread works alone on its
- * columns with its own buffers. */
-static void gemm_worker(gemm_job *job, int t, int nt) {
+/* The blocked product for rows [i_lo, i_hi) and columns [j_lo, j_hi) of C, with this
+ * thread's own packing buffers: no other thread reads or writes them. */
+static void gemm_block(gemm_job *job, int i_lo, int i_hi, int j_lo, int j_hi) {
     const gemm_isa *isa = job->isa;
-    int mr = isa->mr, nr = isa->nr, KC = isa->kc, MC = isa->mc, NC = isa->nc;
-    int M = job->M, N = job->N, K = job->K;
-    int shared_b = nt > 1 && job->by_rows, simd = isa->kernel != kernel_portable;
-    int i_lo = 0, i_hi = M, j_lo = 0, j_hi = N;
-    if (shared_b) {
-        int panels = (M + mr - 1) / mr;
-        i_lo = (int)((long)panels * t / nt) * mr;
-        i_hi = (int)((long)panels * (t + 1) / nt) * mr;
-        if (i_hi > M) i_hi = M;
-    } else if (nt > 1) {
-        int panels = (N + nr - 1) / nr;
-        j_lo = (int)((long)panels * t / nt) * nr;
-        j_hi = (int)((long)panels * (t + 1) / nt) * nr;
-        if (j_hi > N) j_hi = N;
+    int mr = isa->mr, nr = isa->nr, KC = isa->kc, MC = isa->mc, NC = isa->nc, K = job->K;
+    int simd = isa->kernel != kernel_portable;
+    float *ap = grow(&tl_ap, &tl_ap_size, (size_t)MC * KC), *bp = grow(&tl_bp, &tl_bp_size, (size_t)KC * NC);
+    if (!ap || !bp) {
+        job->failed = 1; /* (every writer writes 1) */
+        return;
     }
-    float *ap = grow(&tl_ap, &tl_ap_size, (size_t)MC * KC);
-    float *own_bp = shared_b ? NULL : grow(&tl_bp[0], &tl_bp_size, (size_t)KC * NC);
-    if (!ap || (!shared_b && !own_bp)) job->failed = 1; /* (every writer writes 1) */
-    barrier(nt);
-    if (job->failed) return;
     int first_mode = job->beta == 0.0f ? STORE_SET : job->beta == 1.0f ? STORE_ADD : STORE_BETA;
-    int blk = 0;
     for (int jc = j_lo; jc < j_hi; jc += NC) {
         int nc = j_hi - jc < NC ? j_hi - jc : NC;
-        int npan = (nc + nr - 1) / nr;
-        for (int pc = 0; pc < K; pc += KC, blk++) {
+        for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC;
-            float *bp;
-            if (shared_b) {
-                /* two B blocks in turn: the barrier after packing block b+1 also means
-                 * everyone is done with block b-1, whose buffer block b+2 reuses */
-                bp = job->bp[blk & 1];
-                pack_b(nr, simd, job->transB, job->B, job->ldb, pc, kc, jc, nc, (int)((long)npan * t / nt),
-                       (int)((long)npan * (t + 1) / nt), bp);
-                barrier(nt);
-            } else {
-                bp = own_bp;
-                pack_b(nr, simd, job->transB, job->B, job->ldb, pc, kc, jc, nc, 0, npan, bp);
-            }
+            pack_b(nr, simd, job->transB, job->B, job->ldb, pc, kc, jc, nc, 0, (nc + nr - 1) / nr, bp);
             int mode = pc == 0 ? first_mode : STORE_ADD;
             for (int ic = i_lo; ic < i_hi; ic += MC) {
                 int mc = i_hi - ic < MC ? i_hi - ic : MC;
@@ -401,6 +365,37 @@ static void gemm_worker(gemm_job *job, int t, int nt) {
                                  mc - ir < mr ? mc - ir : mr, nc - jr < nr ? nc - jr : nr, mode, job->beta);
             }
         }
+    }
+}
+
+/* Thread t's cell of the tm x tn grid: whole register tiles, split as evenly as they go. */
+static void gemm_thread(gemm_job *job, int t) {
+    int mr = job->isa->mr, nr = job->isa->nr;
+    int pm = (job->M + mr - 1) / mr, pn = (job->N + nr - 1) / nr, r = t / job->tn, c = t % job->tn;
+    int i_lo = (int)((long)pm * r / job->tm) * mr, i_hi = (int)((long)pm * (r + 1) / job->tm) * mr;
+    int j_lo = (int)((long)pn * c / job->tn) * nr, j_hi = (int)((long)pn * (c + 1) / job->tn) * nr;
+    if (i_hi > job->M) i_hi = job->M;
+    if (j_hi > job->N) j_hi = job->N;
+    if (i_lo < i_hi && j_lo < j_hi) gemm_block(job, i_lo, i_hi, j_lo, j_hi);
+}
+
+/* The grid for `threads` threads: every thread packs the A rows and B columns of its
+ * cell itself (no barriers: a thread that the OS pauses holds up no one but the final
+ * join), so the grid minimises each thread's multiply-adds (whole tiles) plus its
+ * packing (an element packed costs about PACK_COST multiply-adds). */
+#define PACK_COST 8.0
+static void choose_grid(gemm_job *job, int threads) {
+    int mr = job->isa->mr, nr = job->isa->nr, nc = job->isa->nc;
+    int pm = (job->M + mr - 1) / mr, pn = (job->N + nr - 1) / nr;
+    double best = -1;
+    job->tm = job->tn = 1;
+    for (int tm = 1; tm <= threads; tm++) {
+        if (threads % tm) continue;
+        int tn = threads / tm;
+        if (tm > pm || tn > pn) continue;
+        double rows = (double)((pm + tm - 1) / tm) * mr, cols = (double)((pn + tn - 1) / tn) * nr;
+        double cost = rows * cols * job->K + PACK_COST * job->K * (rows * ((cols + nc - 1) / nc) + cols);
+        if (best < 0 || cost < best) best = cost, job->tm = tm, job->tn = tn;
     }
 }
 
@@ -569,7 +564,7 @@ static void small_slice(int t, int nt, int transA, int transB, int M, int N, int
     }
     if (i0 >= i1 || j0 >= j1) return;
     size_t ldp = (size_t)(j1 - j0 + VLEN - 1) / VLEN * VLEN;
-    float *bp = grow(&tl_bp[0], &tl_bp_size, (size_t)K * ldp);
+    float *bp = grow(&tl_bp, &tl_bp_size, (size_t)K * ldp);
     if (bp) gemm_small(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add, bp);
     else gemm_plain(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add);
 }
@@ -614,29 +609,22 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    const gemm_isa *isa = current_isa();
-    gemm_job job = {isa, transA, transB, M, N, K, A, B, (size_t)lda, (size_t)ldb, (size_t)ldc, beta, C,
-                    {NULL, NULL}, 0, 0};
+    gemm_job job = {current_isa(), transA, transB, M, N, K, A, B, (size_t)lda, (size_t)ldb, (size_t)ldc, beta, C,
+                    1, 1, 0};
     int threads = threads_for(macs);
-    /* Threads split the rows when each gets at least two register tiles' worth (they
-     * share the packed B), else the columns; either way each thread owns its C elements. */
-    job.by_rows = M >= 2 * isa->mr * threads;
-    if (threads > 1 && !job.by_rows && N < 2 * isa->nr * threads) threads = 1;
-    if (threads > 1 && job.by_rows) {
-        size_t need = (size_t)isa->kc * isa->nc;
-        job.bp[0] = grow(&tl_bp[0], &tl_bp_size, need);
-        job.bp[1] = grow(&tl_bp[1], &tl_bp1_size, need);
-        if (!job.bp[0] || !job.bp[1]) threads = 1;
-    }
+    choose_grid(&job, threads);
+    threads = job.tm * job.tn;
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
         {
 #ifdef _OPENMP
-            gemm_worker(&job, omp_get_thread_num(), omp_get_num_threads());
+            /* (a team smaller than asked for still covers every cell) */
+            for (int cell = omp_get_thread_num(); cell < threads; cell += omp_get_num_threads())
+                gemm_thread(&job, cell);
 #endif
         }
     } else {
-        gemm_worker(&job, 0, 1);
+        gemm_thread(&job, 0);
     }
     if (job.failed) { /* no memory for packing: plain loops give the same answer, slowly */
         scale_c(M, N, beta, C, ldc);
