@@ -40,6 +40,30 @@ void st_sgemm_ref(int transA, int transB, int M, int N, int K,
         }
 }
 
+/* C (+)= op(A) op(B) for rows [i0, i1) and columns [j0, j1) with plain loops: what runs
+ * when there is no memory for the packing buffers. */
+static void gemm_plain(int transA, int transB, int i0, int i1, int j0, int j1, int K,
+                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, int add) {
+    for (int i = i0; i < i1; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (!add)
+            for (int j = j0; j < j1; j++) c[j] = 0.0f;
+        for (int k = 0; k < K; k++) {
+            float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+            for (int j = j0; j < j1; j++) c[j] += a * (transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+        }
+    }
+}
+
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    if (beta == 1.0f) return;
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
 /* ---------------------------------------------------------------- micro-kernels
  * A kernel computes one MR x NR tile of C from a packed A panel (Ap[k*MR + i]) and a
  * packed B panel (Bp[k*NR + j], 64-byte aligned), k = 0 .. kc-1 in order, and stores it:
@@ -143,12 +167,96 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float 
 }
 #endif
 
+/* ---------------------------------------------------------------- small products */
+#define SMALL_MR 6   /* rows of C per tile */
+#define SMALL_NV 4   /* vectors of C per tile row */
+/* M*N*K up to which gemm_small runs (while op(B) fits the 1 MB packing buffer).
+ * Measured on Zen 4: 1.1 to 1.4 times the blocked path's speed on the MNIST-1D shapes,
+ * and no slower up to 134 M (2048 x 256 x 256); 16 M leaves room for smaller caches. */
+#ifndef SMALL_MAX_MACS
+#define SMALL_MAX_MACS 16.0e6
+#endif
+#define SMALL_MAX_B ((size_t)1 << 18) /* floats of op(B) it may pack (1 MB) */
+#define PAR_MIN_MACS 200000.0
+
+typedef void (*small_tile_fn)(int K, const float *A, size_t ars, size_t aks, const float *B, int ldb, int nb,
+                              float *C, int ldc, int n, int add);
+typedef void (*small_fn)(int transA, int transB, int i0, int i1, int j0, int j1, int K, const float *A, int lda,
+                         const float *B, int ldb, float *C, int ldc, int add, float *Bp);
+
+/* The portable one, as wide as the compiler's target */
+#define SV VLEN
+#define SFX portable
+#if VLEN == 16
+#define SNV 4
+#else
+#define SNV 2
+#endif
+#if defined(__AVX512F__) && VLEN == 16
+#define SMASK 16
+#elif defined(__AVX2__) && VLEN == 8
+#define SMASK 8
+#else
+#define SMASK 0
+#endif
+#include "gemm_small.h"
+#undef SV
+#undef SFX
+#undef SNV
+#undef SMASK
+
+#if ST_X86
+#define SFX avx2
+#define SV 8
+#define SNV 2
+#define SMASK 8
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+#include "gemm_small.h"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#undef SV
+#undef SFX
+#undef SNV
+#undef SMASK
+
+#define SFX avx512
+#define SV 16
+#define SNV 4
+#define SMASK 16
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#endif
+#include "gemm_small.h"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#undef SV
+#undef SFX
+#undef SNV
+#undef SMASK
+#endif
+
 /* ---------------------------------------------------------------- ISA choice */
 typedef struct {
     const char *name;
     int mr, nr;     /* register tile */
     int kc, mc, nc; /* cache blocks: kc x nr panel of B in L1, mc x kc block of A in L2 */
     kernel_fn kernel;
+    small_fn small; /* the small-product path, vectors of svlen floats */
+    int svlen;
 } gemm_isa;
 
 #ifndef A512_KC
@@ -161,10 +269,10 @@ typedef struct {
 #define A512_NC 1024
 #endif
 static const gemm_isa isas[] = {
-    {"portable", PMR, PNV * VLEN, 256, PMR * 16, 1024, kernel_portable},
+    {"portable", PMR, PNV * VLEN, 256, PMR * 16, 1024, kernel_portable, gemm_small_portable, VLEN},
 #if ST_X86
-    {"avx2", 6, 16, 256, 120, 1024, kernel_avx2},
-    {"avx512", A512_MR, 16 * A512_NV, A512_KC, A512_MC, A512_NC, kernel_avx512},
+    {"avx2", 6, 16, 256, 120, 1024, kernel_avx2, gemm_small_avx2, 8},
+    {"avx512", A512_MR, 16 * A512_NV, A512_KC, A512_MC, A512_NC, kernel_avx512, gemm_small_avx512, 16},
 #endif
 };
 #define MAX_MR 16
@@ -279,19 +387,44 @@ static void pack_a(int mr, int simd, int transA, const float *A, size_t lda, int
     }
 }
 
-/* Panels [q0, q1) of NR columns of the block rows [p0, p0+kc) x cols [j0, j0+nc) of op(B)
- * (Bp[k*NR + j] within a panel), the last panel zero-padded. */
-static void pack_b(int nr, int simd, int transB, const float *B, size_t ldb, int p0, int kc, int j0, int nc,
-                   int q0, int q1, float *restrict Bp) {
-    for (int q = q0; q < q1; q++) {
-        int jp = q * nr, n = nc - jp < nr ? nc - jp : nr;
-        float *dst = Bp + (size_t)jp * kc;
-        if (!transB) {
-            const float *src = B + (size_t)p0 * ldb + j0 + jp;
-            for (int k = 0; k < kc; k++, src += ldb) memcpy(dst + (size_t)k * nr, src, sizeof(float) * n);
-        } else { /* B stored N x K: the panel is the transpose of n rows of B */
-            transpose(B + (size_t)(j0 + jp) * ldb + p0, ldb, n, kc, dst, nr, simd);
+/* Rows [p0, p0+kc) x cols [j0, j0+nc) of B (not transposed) into NR-column panels, row
+ * by row of B (sequential reads), each row into every panel; NR is a constant at each
+ * call, so the copies are a few vector moves. */
+INLINE void pack_b_rows(const int NR, const float *B, size_t ldb, int p0, int kc, int j0, int nc, float *restrict Bp) {
+    int full = nc / NR * NR;
+    for (int k = 0; k < kc; k++) {
+        const float *src = B + (size_t)(p0 + k) * ldb + j0;
+        float *dst = Bp + (size_t)k * NR;
+        for (int jp = 0; jp < full; jp += NR) {
+            if (NR % VLEN == 0)
+                for (int j = 0; j < NR; j += VLEN) vstore(dst + (size_t)jp * kc + j, vload(src + jp + j));
+            else
+                for (int j = 0; j < NR; j++) dst[(size_t)jp * kc + j] = src[jp + j];
         }
+        if (full < nc) {
+            dst += (size_t)full * kc;
+            for (int j = 0; j < NR; j++) dst[j] = full + j < nc ? src[full + j] : 0.0f;
+        }
+    }
+}
+
+/* The block rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-column panels (Bp[k*NR + j]
+ * within a panel), the last panel zero-padded. */
+static void pack_b(int nr, int simd, int transB, const float *B, size_t ldb, int p0, int kc, int j0, int nc,
+                   float *restrict Bp) {
+    if (!transB) {
+        switch (nr) {
+        case 8: pack_b_rows(8, B, ldb, p0, kc, j0, nc, Bp); return;
+        case 16: pack_b_rows(16, B, ldb, p0, kc, j0, nc, Bp); return;
+        case 32: pack_b_rows(32, B, ldb, p0, kc, j0, nc, Bp); return;
+        case 48: pack_b_rows(48, B, ldb, p0, kc, j0, nc, Bp); return;
+        default: pack_b_rows(nr, B, ldb, p0, kc, j0, nc, Bp); return;
+        }
+    }
+    for (int jp = 0; jp < nc; jp += nr) { /* B stored N x K: a panel is the transpose of n rows of B */
+        int n = nc - jp < nr ? nc - jp : nr;
+        float *dst = Bp + (size_t)jp * kc;
+        transpose(B + (size_t)(j0 + jp) * ldb + p0, ldb, n, kc, dst, nr, simd);
         if (n < nr)
             for (int k = 0; k < kc; k++) memset(dst + (size_t)k * nr + n, 0, sizeof(float) * (nr - n));
     }
@@ -334,7 +467,6 @@ typedef struct {
     float beta;
     float *C;
     int tm, tn;  /* the threads' grid: tm groups of rows x tn groups of columns */
-    int failed;  /* a thread had no memory for its packing buffers */
 } gemm_job;
 
 /* The blocked product for rows [i_lo, i_hi) and columns [j_lo, j_hi) of C, with this
@@ -344,8 +476,11 @@ static void gemm_block(gemm_job *job, int i_lo, int i_hi, int j_lo, int j_hi) {
     int mr = isa->mr, nr = isa->nr, KC = isa->kc, MC = isa->mc, NC = isa->nc, K = job->K;
     int simd = isa->kernel != kernel_portable;
     float *ap = grow(&tl_ap, &tl_ap_size, (size_t)MC * KC), *bp = grow(&tl_bp, &tl_bp_size, (size_t)KC * NC);
-    if (!ap || !bp) {
-        job->failed = 1; /* (every writer writes 1) */
+    if (!ap || !bp) { /* no memory for packing: plain loops, slowly, rounded differently */
+        float *c = job->C + (size_t)i_lo * job->ldc + j_lo;
+        scale_c(i_hi - i_lo, j_hi - j_lo, job->beta, c, (int)job->ldc);
+        gemm_plain(job->transA, job->transB, i_lo, i_hi, j_lo, j_hi, K, job->A, (int)job->lda, job->B, (int)job->ldb,
+                   job->C, (int)job->ldc, 1);
         return;
     }
     int first_mode = job->beta == 0.0f ? STORE_SET : job->beta == 1.0f ? STORE_ADD : STORE_BETA;
@@ -353,7 +488,7 @@ static void gemm_block(gemm_job *job, int i_lo, int i_hi, int j_lo, int j_hi) {
         int nc = j_hi - jc < NC ? j_hi - jc : NC;
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC;
-            pack_b(nr, simd, job->transB, job->B, job->ldb, pc, kc, jc, nc, 0, (nc + nr - 1) / nr, bp);
+            pack_b(nr, simd, job->transB, job->B, job->ldb, pc, kc, jc, nc, bp);
             int mode = pc == 0 ? first_mode : STORE_ADD;
             for (int ic = i_lo; ic < i_hi; ic += MC) {
                 int mc = i_hi - ic < MC ? i_hi - ic : MC;
@@ -399,173 +534,25 @@ static void choose_grid(gemm_job *job, int threads) {
     }
 }
 
-/* C (+)= op(A) op(B) for rows [i0, i1) and columns [j0, j1) with plain loops: what runs
- * when there is no memory for the packing buffers. */
-static void gemm_plain(int transA, int transB, int i0, int i1, int j0, int j1, int K,
-                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, int add) {
-    for (int i = i0; i < i1; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (!add)
-            for (int j = j0; j < j1; j++) c[j] = 0.0f;
-        for (int k = 0; k < K; k++) {
-            float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-            for (int j = j0; j < j1; j++) c[j] += a * (transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
-        }
-    }
-}
-
-static void scale_c(int M, int N, float beta, float *C, int ldc) {
-    if (beta == 1.0f) return;
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
-        else for (int j = 0; j < N; j++) c[j] *= beta;
-    }
-}
-
-/* ---------------------------------------------------------------- small products */
-#define SMALL_MR 6   /* rows of C per tile */
-#define SMALL_NV 4   /* vectors of C per tile row */
-/* M*N*K up to which gemm_small runs (while op(B) fits the 1 MB packing buffer).
- * Measured on Zen 4: 1.1 to 1.4 times the blocked path's speed on the MNIST-1D shapes,
- * and no slower up to 134 M (2048 x 256 x 256); 16 M leaves room for smaller caches. */
-#ifndef SMALL_MAX_MACS
-#define SMALL_MAX_MACS 16.0e6
-#endif
-#define SMALL_MAX_B ((size_t)1 << 18) /* floats of op(B) it may pack (1 MB) */
-#define PAR_MIN_MACS 200000.0
-
-
-/* Partial vectors: the first m lanes of p (the rest zero), and storing the first m
- * lanes of v to p (+= when add). Masked with AVX-512, through a buffer otherwise. */
-#if defined(__AVX512F__) && VLEN == 16
-#define MASKED_LOADS 1
-#else
-#define MASKED_LOADS 0
-#endif
-INLINE vf load_lanes(const float *p, int m) {
-#if MASKED_LOADS
-    return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1), p);
-#else
-    float t[VLEN] = {0};
-    memcpy(t, p, sizeof(float) * m);
-    return vload(t);
-#endif
-}
-INLINE void store_lanes(float *p, vf v, int m, int add) {
-    if (m == VLEN) {
-        vstore(p, add ? vload(p) + v : v);
-        return;
-    }
-#if MASKED_LOADS
-    __mmask16 k = (__mmask16)((1u << m) - 1);
-    if (add) v += (vf)_mm512_maskz_loadu_ps(k, p);
-    _mm512_mask_storeu_ps(p, k, (__m512)v);
-#else
-    float t[VLEN];
-    memcpy(t, &v, sizeof t);
-    for (int j = 0; j < m; j++) p[j] = add ? p[j] + t[j] : t[j];
-#endif
-}
-
-/* C[0..MT) x [0..NT*VLEN) (+)= A (rows at stride ars, k at stride aks) x B (K rows of
- * stride ldb, of which the first nb columns are read); only the first n columns of C
- * are stored. MT, NT are constants at each call. */
-INLINE void small_tile(const int MT, const int NT, int K, const float *A, size_t ars, size_t aks,
-                       const float *B, int ldb, int nb, float *C, int ldc, int n, int add) {
-    vf acc[SMALL_MR][SMALL_NV];
-    UNROLL
-    for (int i = 0; i < MT; i++)
-        UNROLL
-        for (int v = 0; v < NT; v++) acc[i][v] = (vf){0};
-    int last = nb - (NT - 1) * VLEN; /* lanes of the last vector of a row */
-    for (int k = 0; k < K; k++) {
-        const float *brow = B + (size_t)k * ldb;
-        vf b[SMALL_NV];
-        UNROLL
-        for (int v = 0; v < NT; v++)
-            b[v] = v < NT - 1 || last >= VLEN ? vload(brow + v * VLEN) : load_lanes(brow + v * VLEN, last);
-        UNROLL
-        for (int i = 0; i < MT; i++)
-            UNROLL
-            for (int v = 0; v < NT; v++) acc[i][v] += A[i * ars + k * aks] * b[v];
-    }
-    UNROLL
-    for (int i = 0; i < MT; i++)
-        UNROLL
-        for (int v = 0; v < NT; v++) {
-            int m = n - v * VLEN;
-            if (m > 0) store_lanes(C + (size_t)i * ldc + v * VLEN, acc[i][v], m < VLEN ? m : VLEN, add);
-        }
-}
-
-typedef void (*small_fn)(int, const float *, size_t, size_t, const float *, int, int, float *, int, int, int);
-#define SMALL_TILE(MT, NT)                                                                          \
-    static void small_##MT##_##NT(int K, const float *A, size_t ars, size_t aks, const float *B,    \
-                                  int ldb, int nb, float *C, int ldc, int n, int add) {             \
-        small_tile(MT, NT, K, A, ars, aks, B, ldb, nb, C, ldc, n, add);                             \
-    }
-#define SMALL_ROW(MT) SMALL_TILE(MT, 1) SMALL_TILE(MT, 2) SMALL_TILE(MT, 3) SMALL_TILE(MT, 4)
-SMALL_ROW(1) SMALL_ROW(2) SMALL_ROW(3) SMALL_ROW(4) SMALL_ROW(5) SMALL_ROW(6)
-#define SMALL_REF(MT) {small_##MT##_1, small_##MT##_2, small_##MT##_3, small_##MT##_4},
-static const small_fn small_fns[SMALL_MR][SMALL_NV] = {
-    SMALL_REF(1) SMALL_REF(2) SMALL_REF(3) SMALL_REF(4) SMALL_REF(5) SMALL_REF(6)};
-
-/* Columns [j0, j1) of C (j0 a multiple of VLEN) for rows [i0, i1). B is read in place
- * when it is not transposed and its rows can be read in whole or masked vectors;
- * otherwise op(B)'s columns are first packed into Bp (K x ldp, ldp = the columns
- * rounded up to whole vectors, zeros past N). add: C += the product, else C = it. */
-static void gemm_small(int transA, int transB, int i0, int i1, int j0, int j1, int K,
-                       const float *A, int lda, const float *B, int ldb, float *C, int ldc,
-                       int add, float *Bp) {
-    int nj = j1 - j0;
-    const float *Bsrc;
-    int ldp, direct = !transB && (MASKED_LOADS || nj % VLEN == 0);
-    if (direct) {
-        Bsrc = B + j0;
-        ldp = ldb;
-    } else {
-        ldp = (nj + VLEN - 1) / VLEN * VLEN;
-        for (int k = 0; k < K; k++) {
-            float *dst = Bp + (size_t)k * ldp;
-            vstore(dst + ldp - VLEN, (vf){0}); /* the padding; the values overwrite the rest */
-            if (!transB) memcpy(dst, B + (size_t)k * ldb + j0, sizeof(float) * nj);
-            else
-                for (int j = 0; j < nj; j++) dst[j] = B[(size_t)(j0 + j) * ldb + k];
-        }
-        Bsrc = Bp;
-    }
-    size_t ars = transA ? 1 : (size_t)lda, aks = transA ? (size_t)lda : 1;
-    int nvec = (nj + VLEN - 1) / VLEN;
-    for (int jv = 0; jv < nvec * VLEN; jv += SMALL_NV * VLEN) {
-        int nt = nvec - jv / VLEN < SMALL_NV ? nvec - jv / VLEN : SMALL_NV;
-        int nb = direct ? nj - jv : nt * VLEN; /* columns that may be read */
-        for (int i = i0; i < i1; i += SMALL_MR) {
-            int mt = i1 - i < SMALL_MR ? i1 - i : SMALL_MR;
-            small_fns[mt - 1][nt - 1](K, A + i * ars, ars, aks, Bsrc + jv, ldp, nb,
-                                      C + (size_t)i * ldc + j0 + jv, ldc, nj - jv, add);
-        }
-    }
-}
 
 /* Thread t of nt's share of a small product: disjoint column slices (whole vectors), or
  * row slices when N is narrow; each C element is still one thread's k loop, in order. */
-static void small_slice(int t, int nt, int transA, int transB, int M, int N, int K, const float *A, int lda,
-                        const float *B, int ldb, float *C, int ldc, int add) {
-    int nvec = (N + VLEN - 1) / VLEN;
+static void small_slice(const gemm_isa *isa, int t, int nt, int transA, int transB, int M, int N, int K,
+                        const float *A, int lda, const float *B, int ldb, float *C, int ldc, int add) {
+    int sv = isa->svlen, nvec = (N + sv - 1) / sv;
     int i0 = 0, i1 = M, j0 = 0, j1 = N;
     if (nvec >= 2 * nt) {
-        j0 = (int)((long)nvec * t / nt) * VLEN;
-        j1 = (int)((long)nvec * (t + 1) / nt) * VLEN;
+        j0 = (int)((long)nvec * t / nt) * sv;
+        j1 = (int)((long)nvec * (t + 1) / nt) * sv;
         if (j1 > N) j1 = N;
     } else {
         i0 = (int)((long)M * t / nt);
         i1 = (int)((long)M * (t + 1) / nt);
     }
     if (i0 >= i1 || j0 >= j1) return;
-    size_t ldp = (size_t)(j1 - j0 + VLEN - 1) / VLEN * VLEN;
+    size_t ldp = (size_t)(j1 - j0 + sv - 1) / sv * sv;
     float *bp = grow(&tl_bp, &tl_bp_size, (size_t)K * ldp);
-    if (bp) gemm_small(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add, bp);
+    if (bp) isa->small(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add, bp);
     else gemm_plain(transA, transB, i0, i1, j0, j1, K, A, lda, B, ldb, C, ldc, add);
 }
 
@@ -587,6 +574,7 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
               const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    const gemm_isa *isa = current_isa();
     double macs = (double)M * N * K;
     int small = K > 0 && (size_t)K * N <= SMALL_MAX_B && (force_small < 0 ? macs <= SMALL_MAX_MACS : force_small);
     if (small) {
@@ -597,11 +585,11 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
 #pragma omp parallel num_threads(threads)
             {
 #ifdef _OPENMP
-                small_slice(omp_get_thread_num(), omp_get_num_threads(), transA, transB, M, N, K, A, lda, B, ldb, C, ldc, add);
+                small_slice(isa, omp_get_thread_num(), omp_get_num_threads(), transA, transB, M, N, K, A, lda, B, ldb, C, ldc, add);
 #endif
             }
         } else {
-            small_slice(0, 1, transA, transB, M, N, K, A, lda, B, ldb, C, ldc, add);
+            small_slice(isa, 0, 1, transA, transB, M, N, K, A, lda, B, ldb, C, ldc, add);
         }
         return;
     }
@@ -609,8 +597,8 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    gemm_job job = {current_isa(), transA, transB, M, N, K, A, B, (size_t)lda, (size_t)ldb, (size_t)ldc, beta, C,
-                    1, 1, 0};
+    gemm_job job = {isa, transA, transB, M, N, K, A, B, (size_t)lda, (size_t)ldb, (size_t)ldc, beta, C,
+                    1, 1};
     int threads = threads_for(macs);
     choose_grid(&job, threads);
     threads = job.tm * job.tn;
@@ -625,9 +613,5 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
         }
     } else {
         gemm_thread(&job, 0);
-    }
-    if (job.failed) { /* no memory for packing: plain loops give the same answer, slowly */
-        scale_c(M, N, beta, C, ldc);
-        gemm_plain(transA, transB, 0, M, 0, N, K, A, lda, B, ldb, C, ldc, 1);
     }
 }
