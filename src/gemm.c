@@ -576,7 +576,9 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
     if (M <= 0 || N <= 0) return;
     const gemm_isa *isa = current_isa();
     double macs = (double)M * N * K;
-    int small = K > 0 && (size_t)K * N <= SMALL_MAX_B && (force_small < 0 ? macs <= SMALL_MAX_MACS : force_small);
+    /* small products, and narrow ones (under two register tiles wide) of any size */
+    int small = K > 0 && (size_t)K * N <= SMALL_MAX_B &&
+                (force_small < 0 ? macs <= SMALL_MAX_MACS || N < 2 * isa->nr : force_small);
     if (small) {
         /* beta 0 or 1 is folded into the stores; any other is applied first */
         if (beta != 0.0f && beta != 1.0f) scale_c(M, N, beta, C, ldc);
