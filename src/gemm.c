@@ -370,63 +370,50 @@ static void transpose(const float *src, size_t ss, int rows, int cols, float *ds
         for (int c = 0; c < cols; c++) dst[c * ds + r] = src[r * ss + c];
 }
 
-/* Rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row panels (Ap[k*MR + i] within
- * a panel), the last panel zero-padded. */
-static void pack_a(int mr, int simd, int transA, const float *A, size_t lda, int i0, int mc, int p0, int kc,
-                   float *restrict Ap) {
-    for (int ip = 0; ip < mc; ip += mr, Ap += (size_t)mr * kc) {
-        int m = mc - ip < mr ? mc - ip : mr;
-        if (transA) { /* A stored K x M: mr consecutive floats per k */
-            const float *src = A + (size_t)p0 * lda + i0 + ip;
-            for (int k = 0; k < kc; k++, src += lda) memcpy(Ap + (size_t)k * mr, src, sizeof(float) * m);
-        } else { /* A stored M x K: the panel is the transpose of m rows of A */
-            transpose(A + (size_t)(i0 + ip) * lda + p0, lda, m, kc, Ap, mr, simd);
-        }
-        if (m < mr)
-            for (int k = 0; k < kc; k++) memset(Ap + (size_t)k * mr + m, 0, sizeof(float) * (mr - m));
-    }
-}
+/* Both operands are packed the same way. Seen as a kc x n block X of op(A)^T or op(B)
+ * (k down, the n rows of op(A) or columns of op(B) across), X is cut into panels of W
+ * columns, each stored k by k (panel[k*W + j]) and the last one zero-padded: the order
+ * in which the micro-kernel reads them. The source holds X either k-major
+ * (X[k][x] = src[k*ld + x]: B, or A transposed) or x-major (src[x*ld + k]: A, or B
+ * transposed), from row p0 and column x0. */
 
-/* Rows [p0, p0+kc) x cols [j0, j0+nc) of B (not transposed) into NR-column panels, row
- * by row of B (sequential reads), each row into every panel; NR is a constant at each
- * call, so the copies are a few vector moves. */
-INLINE void pack_b_rows(const int NR, const float *B, size_t ldb, int p0, int kc, int j0, int nc, float *restrict Bp) {
-    int full = nc / NR * NR;
+/* k-major: row by row of the source (sequential reads), each row into every panel; W is
+ * a constant at each call, so the copies are a few vector moves. */
+INLINE void pack_rows(const int W, const float *src, size_t ld, int p0, int kc, int x0, int n, float *restrict dst) {
+    int full = n / W * W;
     for (int k = 0; k < kc; k++) {
-        const float *src = B + (size_t)(p0 + k) * ldb + j0;
-        float *dst = Bp + (size_t)k * NR;
-        for (int jp = 0; jp < full; jp += NR) {
-            if (NR % VLEN == 0)
-                for (int j = 0; j < NR; j += VLEN) vstore(dst + (size_t)jp * kc + j, vload(src + jp + j));
+        const float *s = src + (size_t)(p0 + k) * ld + x0;
+        float *d = dst + (size_t)k * W;
+        for (int x = 0; x < full; x += W) {
+            if (W % VLEN == 0)
+                for (int j = 0; j < W; j += VLEN) vstore(d + (size_t)x * kc + j, vload(s + x + j));
             else
-                for (int j = 0; j < NR; j++) dst[(size_t)jp * kc + j] = src[jp + j];
+                for (int j = 0; j < W; j++) d[(size_t)x * kc + j] = s[x + j];
         }
-        if (full < nc) {
-            dst += (size_t)full * kc;
-            for (int j = 0; j < NR; j++) dst[j] = full + j < nc ? src[full + j] : 0.0f;
+        if (full < n) {
+            d += (size_t)full * kc;
+            for (int j = 0; j < W; j++) d[j] = full + j < n ? s[full + j] : 0.0f;
         }
     }
 }
 
-/* The block rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-column panels (Bp[k*NR + j]
- * within a panel), the last panel zero-padded. */
-static void pack_b(int nr, int simd, int transB, const float *B, size_t ldb, int p0, int kc, int j0, int nc,
-                   float *restrict Bp) {
-    if (!transB) {
-        switch (nr) {
-        case 8: pack_b_rows(8, B, ldb, p0, kc, j0, nc, Bp); return;
-        case 16: pack_b_rows(16, B, ldb, p0, kc, j0, nc, Bp); return;
-        case 32: pack_b_rows(32, B, ldb, p0, kc, j0, nc, Bp); return;
-        case 48: pack_b_rows(48, B, ldb, p0, kc, j0, nc, Bp); return;
-        default: pack_b_rows(nr, B, ldb, p0, kc, j0, nc, Bp); return;
+static void pack(int w, int simd, int kmajor, const float *src, size_t ld, int p0, int kc, int x0, int n,
+                 float *restrict dst) {
+    if (kmajor) {
+        switch (w) {
+        case 6: pack_rows(6, src, ld, p0, kc, x0, n, dst); return;
+        case 8: pack_rows(8, src, ld, p0, kc, x0, n, dst); return;
+        case 16: pack_rows(16, src, ld, p0, kc, x0, n, dst); return;
+        case 32: pack_rows(32, src, ld, p0, kc, x0, n, dst); return;
+        default: pack_rows(w, src, ld, p0, kc, x0, n, dst); return;
         }
     }
-    for (int jp = 0; jp < nc; jp += nr) { /* B stored N x K: a panel is the transpose of n rows of B */
-        int n = nc - jp < nr ? nc - jp : nr;
-        float *dst = Bp + (size_t)jp * kc;
-        transpose(B + (size_t)(j0 + jp) * ldb + p0, ldb, n, kc, dst, nr, simd);
-        if (n < nr)
-            for (int k = 0; k < kc; k++) memset(dst + (size_t)k * nr + n, 0, sizeof(float) * (nr - n));
+    for (int x = 0; x < n; x += w) { /* x-major: a panel is the transpose of w source rows */
+        int m = n - x < w ? n - x : w;
+        float *d = dst + (size_t)x * kc;
+        transpose(src + (size_t)(x0 + x) * ld + p0, ld, m, kc, d, w, simd);
+        if (m < w)
+            for (int k = 0; k < kc; k++) memset(d + (size_t)k * w + m, 0, sizeof(float) * (w - m));
     }
 }
 
@@ -488,11 +475,11 @@ static void gemm_block(gemm_job *job, int i_lo, int i_hi, int j_lo, int j_hi) {
         int nc = j_hi - jc < NC ? j_hi - jc : NC;
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC;
-            pack_b(nr, simd, job->transB, job->B, job->ldb, pc, kc, jc, nc, bp);
+            pack(nr, simd, !job->transB, job->B, job->ldb, pc, kc, jc, nc, bp);
             int mode = pc == 0 ? first_mode : STORE_ADD;
             for (int ic = i_lo; ic < i_hi; ic += MC) {
                 int mc = i_hi - ic < MC ? i_hi - ic : MC;
-                pack_a(mr, simd, job->transA, job->A, job->lda, ic, mc, pc, kc, ap);
+                pack(mr, simd, job->transA, job->A, job->lda, pc, kc, ic, mc, ap);
                 for (int jr = 0; jr < nc; jr += nr)
                     for (int ir = 0; ir < mc; ir += mr)
                         run_tile(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
