@@ -1,14 +1,14 @@
 /* test_gemm.c - st_sgemm against st_sgemm_ref on every micro-kernel this CPU runs.
  *
  * For each ISA path the CPU supports (portable, AVX2 + FMA, AVX-512; forced with
- * st_gemm_force_isa) and for the blocked path and the small-product path (forced with
- * st_gemm_force_small):
+ * st_gemm_force_isa) and for the blocked path, the small-product path and the default
+ * choice between them (st_gemm_force_small 0, 1, -1):
  * 1. Edge shapes: M, N and K around the register tile and the cache blocks (1, MR-1,
  *    MR, MR+1, NR-1, NR+1, KC-1, KC+1, ...), all four transpose combinations, beta 0, 1
  *    and 0.5, row strides larger than the matrix.
  * 2. Random shapes, small and medium, with the same random choices.
  * 3. Bit-identical results with 1 and 2 threads, on shapes large enough for the threads
- *    to split the rows (sharing packed B) or the columns.
+ *    to split the rows, the columns, or (small path) vectors of columns.
  * C starts as NaN where beta is 0 (beta 0 must overwrite, never multiply). The tolerance
  * is the rounding bound of any summation order: (K + 2) * FLT_EPSILON times
  * sum_k |a_ik b_kj| + |beta c_ij| (a wrong element is off by far more).
@@ -40,6 +40,7 @@ static float *alloc_f(size_t n) {
 
 static const char *isa_names[] = {"portable", "avx2", "avx512"};
 static int cur_isa, cur_small; /* for the messages */
+static const char *path_name(void) { return cur_small < 0 ? "" : cur_small ? " small" : " blocked"; }
 
 /* One product: st_sgemm (1 thread, and 2 threads when threads_too) against the
  * reference. extra: added to every row stride. */
@@ -71,8 +72,9 @@ static void check(int tA, int tB, int M, int N, int K, int extra, float beta, in
         }
     }
     CHECK(worst <= 1, "%s%s tA=%d tB=%d M=%d N=%d K=%d ld+%d beta=%g: C[%d][%d] off by %.3g x the bound",
-          isa_names[cur_isa], cur_small == 1 ? " small" : "", tA, tB, M, N, K, extra, beta, bad_i, bad_j, worst);
-    CHECK(untouched, "%s tA=%d tB=%d M=%d N=%d K=%d ld+%d: wrote past N", isa_names[cur_isa], tA, tB, M, N, K, extra);
+          isa_names[cur_isa], path_name(), tA, tB, M, N, K, extra, beta, bad_i, bad_j, worst);
+    CHECK(untouched, "%s%s tA=%d tB=%d M=%d N=%d K=%d ld+%d: wrote past N", isa_names[cur_isa], path_name(), tA, tB, M,
+          N, K, extra);
     if (threads_too) {
         float *C2 = alloc_f(nc);
         memcpy(C2, C0, nc * sizeof(float));
@@ -80,7 +82,7 @@ static void check(int tA, int tB, int M, int N, int K, int extra, float beta, in
         st_sgemm(tA, tB, M, N, K, A, lda, B, ldb, beta, C2, ldc);
         st_set_threads(1);
         CHECK(!memcmp(C, C2, nc * sizeof(float)), "%s%s tA=%d tB=%d M=%d N=%d K=%d beta=%g: 2 threads differ from 1",
-              isa_names[cur_isa], cur_small == 1 ? " small" : "", tA, tB, M, N, K, beta);
+              isa_names[cur_isa], path_name(), tA, tB, M, N, K, beta);
         free(C2);
     }
     free(A); free(B); free(C0); free(C); free(R); free(Aabs); free(Babs); free(S);
@@ -120,13 +122,14 @@ static void one_path(int isa, int small) {
         int M = rint_in(1, big ? 200 : 40), N = rint_in(1, big ? 200 : 80), K = rint_in(1, big ? 600 : 80);
         check(rint_in(0, 1), rint_in(0, 1), M, N, K, rint_in(0, 1) ? 0 : rint_in(1, 5), pick_beta(), 0);
     }
-    /* 3. 1 and 2 threads: rows split (M large), columns split (M small, N large), both
-     * with more than one K block */
+    /* 3. 1 and 2 threads: rows split (M large), columns split (M small, N large), a
+     * narrow product, all with more than one K block */
     for (int t = 0; t < 4; t++) {
         check(t & 1, t >> 1, 4 * mr + 3, 3 * nr + 5, kc + 7, 2, pick_beta(), 1);
         check(t & 1, t >> 1, mr + 1, 8 * nr + 3, 2 * kc + 1, 0, pick_beta(), 1);
         check(t & 1, t >> 1, 2 * mr * 2 + 1, nr - 1, 300, 1, pick_beta(), 1);
         check(t & 1, t >> 1, 130, 257, 129, 0, pick_beta(), 1);
+        check(t & 1, t >> 1, 300, nr + 3, 2 * kc + 5, 3, pick_beta(), 1);
     }
 }
 
@@ -139,7 +142,7 @@ int main(void) {
             continue;
         }
         CHECK(!strcmp(st_gemm_isa_name(), isa_names[isa]), "forced %s, got %s", isa_names[isa], st_gemm_isa_name());
-        for (int small = 0; small <= 1; small++) {
+        for (int small = -1; small <= 1; small++) {
             st_gemm_force_small(small);
             one_path(isa, small);
         }
