@@ -104,14 +104,10 @@ static void kernel_portable(int kc, const float *restrict Ap, const float *restr
 }
 
 #if ST_X86
-/* AVX-512: A512_MR rows x A512_NV vectors of 16; the A value is broadcast straight from
- * the packed panel (an embedded-broadcast FMA). */
-#ifndef A512_MR
+/* AVX-512: 8 rows x 2 vectors of 16 (16 accumulators in zmm registers); each k loads two
+ * vectors of B and broadcasts 8 values of A, each feeding 2 FMAs. */
 #define A512_MR 8
-#endif
-#ifndef A512_NV
 #define A512_NV 2
-#endif
 __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *restrict Ap, const float *restrict Bp,
                                                             float *restrict C, size_t ldc, int mode, float beta) {
     enum { MR = A512_MR, NV = A512_NV };
@@ -167,9 +163,48 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float 
 }
 #endif
 
+/* ---------------------------------------------------------------- transposing */
+#if ST_X86
+/* dst[c*ds + r] = src[r*ss + c] for an 8 x 8 block, in registers (AVX2). */
+__attribute__((target("avx2"))) static void transpose8(const float *src, size_t ss, float *dst, size_t ds) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
+    for (int i = 0; i < 8; i += 2) { /* interleave pairs of rows */
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) { /* then pairs of pairs */
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) { /* and the 128-bit halves */
+        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+    }
+}
+#endif
+
+/* dst[c*ds + r] = src[r*ss + c] for a rows x cols block; simd: 8 x 8 tiles in AVX2. */
+static void transpose(const float *src, size_t ss, int rows, int cols, float *dst, size_t ds, int simd) {
+    int r = 0;
+#if ST_X86
+    for (; simd && r + 8 <= rows; r += 8) {
+        int c = 0;
+        for (; c + 8 <= cols; c += 8) transpose8(src + r * ss + c, ss, dst + c * ds + r, ds);
+        for (int i = r; i < r + 8; i++)
+            for (int j = c; j < cols; j++) dst[j * ds + i] = src[i * ss + j];
+    }
+#else
+    (void)simd;
+#endif
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[c * ds + r] = src[r * ss + c];
+}
+
 /* ---------------------------------------------------------------- small products */
 #define SMALL_MR 6   /* rows of C per tile */
-#define SMALL_NV 4   /* vectors of C per tile row */
 /* M*N*K up to which gemm_small runs (while op(B) fits the 1 MB packing buffer).
  * Measured on Zen 4: 1.1 to 1.4 times the blocked path's speed on the MNIST-1D shapes,
  * and no slower up to 134 M (2048 x 256 x 256); 16 M leaves room for smaller caches. */
@@ -259,20 +294,13 @@ typedef struct {
     int svlen;
 } gemm_isa;
 
-#ifndef A512_KC
-#define A512_KC 256
-#endif
-#ifndef A512_MC
-#define A512_MC 128
-#endif
-#ifndef A512_NC
-#define A512_NC 1024
-#endif
+/* Blocks (see the header for the measurements): kc = 256 (a 32 KB B panel for AVX-512),
+ * A blocks of 96 to 128 rows (96 to 128 KB, in L2), B blocks of 1024 columns. */
 static const gemm_isa isas[] = {
     {"portable", PMR, PNV * VLEN, 256, PMR * 16, 1024, kernel_portable, gemm_small_portable, VLEN},
 #if ST_X86
     {"avx2", 6, 16, 256, 120, 1024, kernel_avx2, gemm_small_avx2, 8},
-    {"avx512", A512_MR, 16 * A512_NV, A512_KC, A512_MC, A512_NC, kernel_avx512, gemm_small_avx512, 16},
+    {"avx512", A512_MR, 16 * A512_NV, 256, 128, 1024, kernel_avx512, gemm_small_avx512, 16},
 #endif
 };
 #define MAX_MR 16
@@ -283,7 +311,7 @@ static int isa_supported(int isa) {
 #if ST_X86
     __builtin_cpu_init();
     if (isa == ST_GEMM_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (isa == ST_GEMM_AVX512) return __builtin_cpu_supports("avx512f");
+    if (isa == ST_GEMM_AVX512) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2");
 #endif
     return 0;
 }
@@ -331,45 +359,6 @@ void st_gemm_blocking(int *mr, int *nr, int *kc) {
 }
 
 /* ---------------------------------------------------------------- packing */
-#if ST_X86
-/* dst[c*ds + r] = src[r*ss + c] for an 8 x 8 block, in registers (AVX2). */
-__attribute__((target("avx2"))) static void transpose8(const float *src, size_t ss, float *dst, size_t ds) {
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
-    for (int i = 0; i < 8; i += 2) { /* interleave pairs of rows */
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) { /* then pairs of pairs */
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) { /* and the 128-bit halves */
-        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-    }
-}
-#endif
-
-/* dst[c*ds + r] = src[r*ss + c] for a rows x cols block; simd: 8 x 8 tiles in AVX2. */
-static void transpose(const float *src, size_t ss, int rows, int cols, float *dst, size_t ds, int simd) {
-    int r = 0;
-#if ST_X86
-    for (; simd && r + 8 <= rows; r += 8) {
-        int c = 0;
-        for (; c + 8 <= cols; c += 8) transpose8(src + r * ss + c, ss, dst + c * ds + r, ds);
-        for (int i = r; i < r + 8; i++)
-            for (int j = c; j < cols; j++) dst[j * ds + i] = src[i * ss + j];
-    }
-#else
-    (void)simd;
-#endif
-    for (; r < rows; r++)
-        for (int c = 0; c < cols; c++) dst[c * ds + r] = src[r * ss + c];
-}
-
 /* Both operands are packed the same way. Seen as a kc x n block X of op(A)^T or op(B)
  * (k down, the n rows of op(A) or columns of op(B) across), X is cut into panels of W
  * columns, each stored k by k (panel[k*W + j]) and the last one zero-padded: the order

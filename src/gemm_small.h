@@ -123,9 +123,8 @@ static void S(gemm_small)(int transA, int transB, int i0, int i1, int j0, int j1
             float *dst = Bp + (size_t)k * ldp;
             S(sstore)(dst + ldp - SV, (S(sv)){0}); /* the padding; the values overwrite the rest */
             if (!transB) memcpy(dst, B + (size_t)k * ldb + j0, sizeof(float) * nj);
-            else
-                for (int j = 0; j < nj; j++) dst[j] = B[(size_t)(j0 + j) * ldb + k];
         }
+        if (transB) transpose(B + (size_t)j0 * ldb, ldb, nj, K, Bp, ldp, SMASK != 0);
         Bsrc = Bp;
     }
     size_t ars = transA ? 1 : (size_t)lda, aks = transA ? (size_t)lda : 1;
