@@ -135,6 +135,7 @@ static void one_path(int isa, int small) {
 
 int main(void) {
     st_set_threads(1);
+    printf("gemm: %s by default\n", st_gemm_isa_name());
     int paths = 0;
     for (int isa = ST_GEMM_PORTABLE; isa <= ST_GEMM_AVX512; isa++) {
         if (st_gemm_force_isa(isa) != 0) {
