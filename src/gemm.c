@@ -541,24 +541,23 @@ static void gemm_thread(gemm_job *job, int t) {
     if (i_lo < i_hi && j_lo < j_hi) gemm_block(job, i_lo, i_hi, j_lo, j_hi);
 }
 
-/* The grid for `threads` threads: every thread packs the A rows and B columns of its
- * cell itself (no barriers: a thread that the OS pauses holds up no one but the final
- * join), so the grid minimises each thread's multiply-adds (whole tiles) plus its
- * packing (an element packed costs about PACK_COST multiply-adds). */
+/* The grid for up to `threads` threads: every thread packs the A rows and B columns of
+ * its cell itself (no barriers: a thread that the OS pauses holds up no one but the final
+ * join), so the grid minimises the largest cell's multiply-adds (in whole tiles) plus its
+ * packing (an element packed costs about PACK_COST multiply-adds); on a tie, fewer threads. */
 #define PACK_COST 8.0
 static void choose_grid(gemm_job *job, int threads) {
     int mr = job->isa->mr, nr = job->isa->nr, nc = job->isa->nc;
     int pm = (job->M + mr - 1) / mr, pn = (job->N + nr - 1) / nr;
     double best = -1;
     job->tm = job->tn = 1;
-    for (int tm = 1; tm <= threads; tm++) {
-        if (threads % tm) continue;
-        int tn = threads / tm;
-        if (tm > pm || tn > pn) continue;
-        double rows = (double)((pm + tm - 1) / tm) * mr, cols = (double)((pn + tn - 1) / tn) * nr;
-        double cost = rows * cols * job->K + PACK_COST * job->K * (rows * ((cols + nc - 1) / nc) + cols);
-        if (best < 0 || cost < best) best = cost, job->tm = tm, job->tn = tn;
-    }
+    for (int tm = 1; tm <= threads && tm <= pm; tm++)
+        for (int tn = 1; tm * tn <= threads && tn <= pn; tn++) {
+            int rows = (pm + tm - 1) / tm * mr, cols = (pn + tn - 1) / tn * nr, blocks = (cols + nc - 1) / nc;
+            double cost = (double)rows * cols * job->K + PACK_COST * job->K * ((double)rows * blocks + cols);
+            if (best < 0 || cost < best || (cost == best && tm * tn < job->tm * job->tn))
+                best = cost, job->tm = tm, job->tn = tn;
+        }
 }
 
 

@@ -7,8 +7,8 @@
  *    MR, MR+1, NR-1, NR+1, KC-1, KC+1, ...), all four transpose combinations, beta 0, 1
  *    and 0.5, row strides larger than the matrix.
  * 2. Random shapes, small and medium, with the same random choices.
- * 3. Bit-identical results with 1 and 2 threads, on shapes large enough for the threads
- *    to split the rows, the columns, or (small path) vectors of columns.
+ * 3. Bit-identical results with 1, 2 and 3 threads, on shapes large enough for the
+ *    threads to split the rows, the columns, or (small path) vectors of columns.
  * C starts as NaN where beta is 0 (beta 0 must overwrite, never multiply). The tolerance
  * is the rounding bound of any summation order: (K + 2) * FLT_EPSILON times
  * sum_k |a_ik b_kj| + |beta c_ij| (a wrong element is off by far more).
@@ -75,14 +75,14 @@ static void check(int tA, int tB, int M, int N, int K, int extra, float beta, in
           isa_names[cur_isa], path_name(), tA, tB, M, N, K, extra, beta, bad_i, bad_j, worst);
     CHECK(untouched, "%s%s tA=%d tB=%d M=%d N=%d K=%d ld+%d: wrote past N", isa_names[cur_isa], path_name(), tA, tB, M,
           N, K, extra);
-    if (threads_too) {
+    for (int threads = 2; threads_too && threads <= 3; threads++) {
         float *C2 = alloc_f(nc);
         memcpy(C2, C0, nc * sizeof(float));
-        st_set_threads(2);
+        st_set_threads(threads);
         st_sgemm(tA, tB, M, N, K, A, lda, B, ldb, beta, C2, ldc);
         st_set_threads(1);
-        CHECK(!memcmp(C, C2, nc * sizeof(float)), "%s%s tA=%d tB=%d M=%d N=%d K=%d beta=%g: 2 threads differ from 1",
-              isa_names[cur_isa], path_name(), tA, tB, M, N, K, beta);
+        CHECK(!memcmp(C, C2, nc * sizeof(float)), "%s%s tA=%d tB=%d M=%d N=%d K=%d beta=%g: %d threads differ from 1",
+              isa_names[cur_isa], path_name(), tA, tB, M, N, K, beta, threads);
         free(C2);
     }
     free(A); free(B); free(C0); free(C); free(R); free(Aabs); free(Babs); free(S);
@@ -122,7 +122,7 @@ static void one_path(int isa, int small) {
         int M = rint_in(1, big ? 200 : 40), N = rint_in(1, big ? 200 : 80), K = rint_in(1, big ? 600 : 80);
         check(rint_in(0, 1), rint_in(0, 1), M, N, K, rint_in(0, 1) ? 0 : rint_in(1, 5), pick_beta(), 0);
     }
-    /* 3. 1 and 2 threads: rows split (M large), columns split (M small, N large), a
+    /* 3. 1, 2 and 3 threads: rows split (M large), columns split (M small, N large), a
      * narrow product, all with more than one K block */
     for (int t = 0; t < 4; t++) {
         check(t & 1, t >> 1, 4 * mr + 3, 3 * nr + 5, kc + 7, 2, pick_beta(), 1);
