@@ -129,26 +129,51 @@ typedef void (*kernel_fn)(int kc, const float *Ap, const float *Bp, float *C, si
 #define VLEN 4
 #endif
 typedef float vf __attribute__((vector_size(VLEN * sizeof(float)), aligned(4)));
-static inline vf vload(const float *p) { return *(const vf *)p; }
-static inline void vstore(float *p, vf v) { *(vf *)p = v; }
+INLINE vf vload(const float *p) { return *(const vf *)p; }
+INLINE void vstore(float *p, vf v) { *(vf *)p = v; }
+
+/* x in every lane (x - 0 is exactly x, so no arithmetic is left: just a broadcast) */
+INLINE vf vsplat(float x) { return x - (vf){0}; }
+
+/* a*b + c, written out rather than left to -ffp-contract: GCC's tuning for Zen keeps some
+ * 256-bit accumulation chains as a multiply and an add, so two tile shapes could round
+ * differently, and the result would depend on where a thread's share begins. */
+INLINE vf vfma(vf a, vf b, vf c) {
+#if defined(__AVX512F__) && VLEN == 16
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__) && VLEN == 8
+    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif defined(__FMA__) && VLEN == 4
+    return (vf)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)c);
+#elif !ST_X86
+    vf r;
+    for (int l = 0; l < VLEN; l++) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
+    return r;
+#else
+    return a * b + c; /* no FMA instructions: never contracted */
+#endif
+}
 
 #define PMR 6  /* portable tile: 6 rows x 2 vectors */
 #define PNV 2
 static void kernel_portable(int kc, const float *restrict Ap, const float *restrict Bp, float *restrict C,
                             size_t ldc, int mode, float beta) {
     vf acc[PMR][PNV];
-    for (int i = 0; i < PMR; i++)
-        for (int v = 0; v < PNV; v++) acc[i][v] = (vf){0};
+    UNROLL for (int i = 0; i < PMR; i++)
+        UNROLL for (int v = 0; v < PNV; v++) acc[i][v] = (vf){0};
     for (int k = 0; k < kc; k++, Ap += PMR, Bp += PNV * VLEN) {
         vf b[PNV];
-        for (int v = 0; v < PNV; v++) b[v] = vload(Bp + v * VLEN);
-        for (int i = 0; i < PMR; i++)
-            for (int v = 0; v < PNV; v++) acc[i][v] += Ap[i] * b[v];
+        UNROLL for (int v = 0; v < PNV; v++) b[v] = vload(Bp + v * VLEN);
+        UNROLL for (int i = 0; i < PMR; i++) {
+            vf a = vsplat(Ap[i]);
+            UNROLL for (int v = 0; v < PNV; v++) acc[i][v] = vfma(a, b[v], acc[i][v]);
+        }
     }
-    for (int i = 0; i < PMR; i++)
-        for (int v = 0; v < PNV; v++) {
+    UNROLL for (int i = 0; i < PMR; i++)
+        UNROLL for (int v = 0; v < PNV; v++) {
             float *c = C + i * ldc + v * VLEN;
-            vstore(c, mode == STORE_SET ? acc[i][v] : mode == STORE_ADD ? vload(c) + acc[i][v] : beta * vload(c) + acc[i][v]);
+            vstore(c, mode == STORE_SET ? acc[i][v] : mode == STORE_ADD ? vload(c) + acc[i][v]
+                                                              : vfma(vsplat(beta), vload(c), acc[i][v]));
         }
 }
 
@@ -285,17 +310,23 @@ typedef void (*small_fn)(int transA, int transB, int i0, int i1, int j0, int j1,
 #else
 #define SMASK 0
 #endif
+#define SFMA(a, b, c) vfma(a, b, c)
+#define SSPLAT(x) vsplat(x)
 #include "gemm_small.h"
 #undef SV
 #undef SFX
 #undef SNV
 #undef SMASK
+#undef SFMA
+#undef SSPLAT
 
 #if ST_X86
 #define SFX avx2
 #define SV 8
 #define SNV 2
 #define SMASK 8
+#define SFMA(a, b, c) (sv_avx2) _mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c))
+#define SSPLAT(x) (sv_avx2) _mm256_set1_ps(x)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
@@ -312,11 +343,15 @@ typedef void (*small_fn)(int transA, int transB, int i0, int i1, int j0, int j1,
 #undef SFX
 #undef SNV
 #undef SMASK
+#undef SFMA
+#undef SSPLAT
 
 #define SFX avx512
 #define SV 16
 #define SNV 4
 #define SMASK 16
+#define SFMA(a, b, c) (sv_avx512) _mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c))
+#define SSPLAT(x) (sv_avx512) _mm512_set1_ps(x)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
 #else
@@ -333,6 +368,8 @@ typedef void (*small_fn)(int transA, int transB, int i0, int i1, int j0, int j1,
 #undef SFX
 #undef SNV
 #undef SMASK
+#undef SFMA
+#undef SSPLAT
 #endif
 
 /* ---------------------------------------------------------------- ISA choice */

@@ -4,6 +4,8 @@
  *   SV   floats per vector (4, 8 or 16), SNV vectors per tile row (2 or 4),
  *   SFX  the suffix of every name defined here (portable, avx2, avx512),
  *   SMASK 0, or 8 / 16 for AVX2 / AVX-512 masked loads and stores,
+ *   SFMA(a, b, c) a*b + c on vectors, as one explicit FMA where there is one, and
+ *   SSPLAT(x) a vector of x,
  * and, for AVX2 and AVX-512, inside a target pragma, so that the same C becomes code for
  * each; the one chosen at run time is reached through gemm_isa.small.
  *
@@ -71,9 +73,11 @@ INLINE void S(small_tile)(const int MT, const int NT, int K, const float *A, siz
         for (int v = 0; v < NT; v++)
             b[v] = v < NT - 1 || last >= SV ? S(sload)(brow + v * SV) : S(load_lanes)(brow + v * SV, last);
         UNROLL
-        for (int i = 0; i < MT; i++)
+        for (int i = 0; i < MT; i++) {
+            S(sv) a = SSPLAT(A[i * ars + k * aks]);
             UNROLL
-            for (int v = 0; v < NT; v++) acc[i][v] += A[i * ars + k * aks] * b[v];
+            for (int v = 0; v < NT; v++) acc[i][v] = SFMA(a, b[v], acc[i][v]);
+        }
     }
     UNROLL
     for (int i = 0; i < MT; i++)
