@@ -22,11 +22,12 @@
  *   avx512    8 x 32 (16 zmm accumulators), intrinsics in a target("avx512f") function
  *   avx2      6 x 16 (12 ymm accumulators), target("avx2,fma")
  *   portable  6 x 2 vectors, GCC vector extensions as wide as the compiler's target
- * On Zen 4 (AVX-512 on 256-bit units: 32 FLOP per cycle, about 115 GFLOP/s a core) every
- * AVX-512 tile tried (6, 8, 12 and 14 x 32, 4, 6 and 8 x 48, 4 and 6 x 64) runs at
- * 111-117 GFLOP/s with its panels in cache; inside the whole product 8 x 32 did best by
- * 3-10 % and it divides the channel counts of CNNs (M = 64..512) exactly. kc = 128..384,
- * MC = 64..512 and NC = 512..4096 were within noise of each other.
+ * On Zen 4 (AVX-512 on 256-bit units: 32 FLOP per cycle, about 115 GFLOP/s a core) the
+ * AVX-512 tiles of 6 to 14 rows tried (6, 8, 12, 14 x 32; 6, 8 x 48; 6 x 64) all run at
+ * 111-117 GFLOP/s with their panels in cache (4-row tiles: 88-94); inside whole products
+ * 8 x 32 did best, by 3-15 %, and it divides the channel counts of CNNs (M = 64..512)
+ * exactly. kc = 128..384, MC = 64..512 and NC = 512..4096 were within noise of each
+ * other; software prefetching in the kernel gained nothing.
  *
  * Threads: a tm x tn grid of cells (whole tiles) over C, chosen to minimise each thread's
  * multiply-adds plus its packing; every thread packs its own A rows and B columns, so
