@@ -598,7 +598,7 @@ static void choose_grid(gemm_job *job, int threads) {
         }
 }
 
-
+/* ---------------------------------------------------------------- entry point */
 /* Thread t of nt's share of a small product: disjoint column slices (whole vectors), or
  * row slices when N is narrow; each C element is still one thread's k loop, in order. */
 static void small_slice(const gemm_isa *isa, int t, int nt, int transA, int transB, int M, int N, int K,
