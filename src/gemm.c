@@ -78,6 +78,7 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -536,12 +537,29 @@ static void run_tile(const gemm_isa *isa, int kc, const float *Ap, const float *
     for (int i = 0; i < m; i++) memcpy(C + i * ldc, tile + i * nr, sizeof(float) * n);
 }
 
-/* Packing buffers, per thread, grown on demand and kept (no per-call malloc). */
+/* Packing buffers, per thread, grown on demand and kept (no per-call malloc); freed when
+ * the thread ends (a thread-specific key's destructor), as OpenMP's workers may when the
+ * thread count changes. */
 static _Thread_local float *tl_ap, *tl_bp;
 static _Thread_local size_t tl_ap_size, tl_bp_size;
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+
+static void free_buffers(void *unused) {
+    (void)unused;
+    st_aligned_free(tl_ap);
+    st_aligned_free(tl_bp);
+    tl_ap = tl_bp = NULL;
+    tl_ap_size = tl_bp_size = 0;
+}
+static void make_buffers_key(void) { pthread_key_create(&buffers_key, free_buffers); }
 
 static float *grow(float **buf, size_t *have, size_t need) {
     if (*have >= need) return *buf;
+    if (!tl_ap && !tl_bp) { /* this thread's first buffer: have it freed at exit */
+        pthread_once(&buffers_once, make_buffers_key);
+        pthread_setspecific(buffers_key, &tl_ap_size); /* any non-NULL value */
+    }
     st_aligned_free(*buf);
     *buf = st_aligned_alloc(sizeof(float) * need);
     *have = *buf ? need : 0;
