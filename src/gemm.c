@@ -45,9 +45,10 @@
  *
  * Every C element is summed over k in increasing order by one thread (within a K block
  * from zero, then added to C), whatever the thread count and the element's place in a
- * tile (edge tiles run the same kernel on a copy; every multiply-add is an explicit FMA,
- * never left to the compiler's contraction, so all tile shapes round alike): results are
- * identical for 1 and N threads. They may differ between ISAs, in the last bits.
+ * tile (edge tiles run the same kernel on a copy; multiply-adds are explicit FMAs, or
+ * without them a multiply and an add, never left to the compiler's contraction, so all
+ * tile shapes round alike): results are identical for 1 and N threads. They may differ
+ * between ISAs, in the last bits.
  *
  * Measured, GFLOP/s on AMD EPYC (Zen 4), before = the previous gemm.c (6 x 32 tile
  * compiled for -march, every thread packing all of A), A/B in the same run, best of 20.
