@@ -44,6 +44,18 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
 void st_sgemm_ref(int transA, int transB, int M, int N, int K,
                   const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc);
+/* The micro-kernels st_sgemm uses, chosen once from what the CPU supports (or the
+ * environment variable ST_GEMM_ISA=avx512|avx2|portable). For tests and benchmarks,
+ * process-wide and not thread-safe: st_gemm_force_isa picks one (-1: back to the best;
+ * returns -1 if the CPU lacks it), st_gemm_force_small sends every product the small
+ * path can take there (1), none (0) or decides by size (-1, the default).
+ * st_gemm_isa_name: "avx512", "avx2" or "portable"; st_gemm_blocking: its register
+ * tile (mr x nr) and K block. */
+enum { ST_GEMM_PORTABLE = 0, ST_GEMM_AVX2 = 1, ST_GEMM_AVX512 = 2 };
+int st_gemm_force_isa(int isa);
+void st_gemm_force_small(int small);
+const char *st_gemm_isa_name(void);
+void st_gemm_blocking(int *mr, int *nr, int *kc);
 
 /* ---------------------------------------------------------------- convolution
  * One geometry for conv1d and conv2d: a 1D convolution is a 2D one with H = 1,
