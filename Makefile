@@ -108,7 +108,11 @@ test-zoo: all build/tests/compare
 build/bench/train_step: bench/train_step.c build/libstride.a | build/bench
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
 
-bench: all build/bench/train_step
+# inference time and peak memory of a model (bench/infer.c)
+build/bench/infer: bench/infer.c build/libstride.a | build/bench
+	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
+
+bench: all build/bench/train_step build/bench/infer
 	@sh bench/run.sh
 	@sh bench/train.sh
 

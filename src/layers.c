@@ -416,7 +416,8 @@ static void pool_forward(const st_exec *e, st_node *n) {
     const st_pool_conf *c = &n->u.pool;
     int planes = e->batch * n->shape[0];
     const float *x = X(e, IN(e, n, 0));
-    if (c->kind == ST_POOL_MAX) st_maxpool_forward(X(e, n), IDX(e, n), x, planes, &c->geom);
+    /* (in st_net_run only an unpooling node reads the indices) */
+    if (c->kind == ST_POOL_MAX) st_maxpool_forward(X(e, n), e->run && !n->idx_read ? NULL : IDX(e, n), x, planes, &c->geom);
     else if (c->kind == ST_POOL_AVG) st_avgpool_forward(X(e, n), x, planes, &c->geom);
     else st_adaptive_avgpool_forward(X(e, n), x, planes, &c->geom);
 }
@@ -1341,10 +1342,12 @@ static int sole_consumer(const st_net *net, int i, const int *pinned) {
 st_status st_fuse_plan(st_net *net, const int *pinned) {
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
-        n->skip = 0;
+        n->skip = n->idx_read = 0;
         free(n->fuse.scale);
         memset(&n->fuse, 0, sizeof n->fuse);
     }
+    for (int i = 0; i < net->nnodes; i++)
+        if (net->nodes[i].op->forward == unpool_forward) net->nodes[net->nodes[i].inputs[1]].idx_read = 1;
     for (int i = 1; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
         int conv = is_conv_like(n), add = n->op->forward == add_forward;

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 st_status st_net_new(st_net **out) {
     *out = calloc(1, sizeof **out);
@@ -183,8 +186,9 @@ st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n) {
     return ST_OK;
 }
 
+static void zero_floats(float *p, size_t n);
 void st_net_zero_grad(st_net *net) {
-    if (net->grad_arena) memset(net->grad_arena, 0, sizeof(float) * net->arena_floats);
+    if (net->grad_arena) zero_floats(net->grad_arena, net->arena_floats);
 }
 
 /* ---------------------------------------------------------------- building */
@@ -271,6 +275,7 @@ st_status st_net_add(st_net *net, const char *line) {
     net->fwd_done = net->loss_done = 0;
     net->plan_kind = -1; /* the memory plans are for the old graph */
     net->gplan_batch = 0;
+    net->zero_key = 0;
     return ST_OK;
 }
 
@@ -711,6 +716,7 @@ static void forward_shard(st_net *net, int s, int train, int run) {
 /* Which gradients backward zeroes and when: every node that needs one except the
  * output and the heads (the loss wrote those), just before the backward of zero_node. */
 static st_status order_zeroing(st_net *net) {
+    if (net->zero_order && net->zero_key == net->want_input_grad + 1) return ST_OK; /* (depends on nothing else) */
     int N = net->nnodes, *needs = malloc(sizeof(int) * (size_t)N);
     free(net->zero_order);
     net->zero_order = malloc(sizeof(int) * (size_t)N);
@@ -729,7 +735,21 @@ static st_status order_zeroing(st_net *net) {
         net->nzero++;
     }
     free(needs);
+    net->zero_key = net->want_input_grad + 1;
     return ST_OK;
+}
+
+/* memset(p, 0, n floats), on the OpenMP threads when large (and not inside a shard). */
+static void zero_floats(float *p, size_t n) {
+#ifdef _OPENMP
+    if (n >= ((size_t)1 << 18) && st_get_threads() > 1 && !omp_in_parallel()) {
+        const size_t chunk = (size_t)1 << 16;
+#pragma omp parallel for schedule(static)
+        for (size_t at = 0; at < n; at += chunk) memset(p + at, 0, sizeof(float) * (n - at < chunk ? n - at : chunk));
+        return;
+    }
+#endif
+    memset(p, 0, sizeof(float) * n);
 }
 
 /* Runs the graph backwards over this shard's slice; every backward accumulates, into
@@ -742,7 +762,7 @@ static void backward_shard(st_net *net, int s) {
     for (int i = net->output; i >= 1; i--) {
         for (; z < net->nzero && net->nodes[net->zero_order[z]].zero_at >= i; z++) {
             st_node *j = &net->nodes[net->zero_order[z]];
-            memset(G(&e, j), 0, sizeof(float) * j->numel * e.batch);
+            zero_floats(G(&e, j), j->numel * e.batch);
         }
         for (; r < net->nremat && net->nodes[net->remat_order[r]].remat_at == i; r++) {
             st_node *m = &net->nodes[net->remat_order[r]];
@@ -756,7 +776,7 @@ static void backward_shard(st_net *net, int s) {
     }
     for (; z < net->nzero; z++) {
         st_node *j = &net->nodes[net->zero_order[z]];
-        memset(G(&e, j), 0, sizeof(float) * j->numel * e.batch);
+        zero_floats(G(&e, j), j->numel * e.batch);
     }
 }
 
@@ -913,6 +933,7 @@ st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st
 
 /* Which nodes need a gradient: those with parameters and everything downstream. */
 static void mark_needs_grad(st_net *net, int want_input_grad) {
+    want_input_grad = want_input_grad != 0;
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
         n->needs_grad = i == 0 ? want_input_grad : n->nparams > 0;
@@ -966,7 +987,7 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
                       float *loss_out, int want_input_grad) {
     if (net->nnodes == 0) return st_fail(ST_ERR_STATE, "the network has no nodes");
     mark_needs_grad(net, want_input_grad); /* (the plan depends on which nodes need gradients) */
-    st_status rc = prepare_forward(net, x, PLAN_STEP, 1, want_input_grad);
+    st_status rc = prepare_forward(net, x, PLAN_STEP, 1, net->want_input_grad);
     if (rc || (rc = ensure_shard_grads(net)) || (rc = check_loss(net, loss, labels, target)) || (rc = order_zeroing(net)))
         return rc;
     double part[ST_MAX_SHARDS] = {0};

@@ -135,6 +135,7 @@ struct st_node {
                                          * the net's activation arenas (see net.c, plan.c) */
     int kept;                           /* out holds this node's values after the pass */
     int skip;                           /* st_net_run: computed by an earlier node's fusion */
+    int idx_read;                       /* st_net_run: an unpooling node reads its indices */
     int zero_at;                        /* backward: zero the gradient before this node's backward */
     size_t out_off, grad_off, bgrad_off; /* offsets in net->act (output, gradient) and net->gact */
     size_t fwork_off, bwork_off;        /* its workspace in net->act for forward, backward (or -1) */
@@ -200,6 +201,7 @@ struct st_net {
     int work_in_act;                    /* the plan gives each node's workspace a place in act */
     int partial;                        /* the last pass kept only some node outputs */
     int *zero_order, nzero;             /* gradients to zero, by zero_at from the last node down */
+    int zero_key;                       /* want_input_grad + 1 when zero_order was made (0: never) */
     int *remat_order, nremat;           /* outputs to recompute, by remat_at from the last node down */
     int gplan_shards;
     int fwd_done, loss_done;
