@@ -9,6 +9,7 @@
 #include "net.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,7 @@ void st_net_free(st_net *net) {
     free(net->nodes);
     free(net->params);
     st_aligned_free(net->value_arena);
-    st_aligned_free(net->grad_arena);
+    free(net->grad_block);
     st_aligned_free(net->work);
     for (int s = 0; s < ST_MAX_SHARDS; s++) st_aligned_free(net->shard_grad[s]);
     free(net);
@@ -127,16 +128,18 @@ int st_net_add_buffer(st_net *net, st_node *n, const char *suffix, int ndim, con
 }
 
 /* Allocates the arenas when parameters were added since the last call; values that
- * were already there are kept. */
+ * were already there are kept. The gradient arena comes from calloc, whose large blocks
+ * are fresh zero pages that take no memory until written: inference never touches it. */
 static st_status ensure_arenas(st_net *net) {
     size_t total = 0;
     for (int i = 0; i < net->nparams; i++) total += st_tensor_numel(&net->params[i].value);
     if (total == net->arena_floats && net->value_arena) return ST_OK;
     float *v = st_aligned_alloc(sizeof(float) * (total ? total : 1));
-    float *g = st_aligned_alloc(sizeof(float) * (total ? total : 1));
+    void *gblock = calloc(1, sizeof(float) * (total ? total : 1) + 64);
+    float *g = gblock ? (float *)(((uintptr_t)gblock + 63) & ~(uintptr_t)63) : NULL; /* 64-byte aligned */
     if (!v || !g) {
         st_aligned_free(v);
-        st_aligned_free(g);
+        free(gblock);
         return st_fail(ST_ERR_NOMEM, "out of memory for %zu parameters", total);
     }
     size_t at = 0;
@@ -149,10 +152,11 @@ static st_status ensure_arenas(st_net *net) {
         at += k;
     }
     st_aligned_free(net->value_arena);
-    st_aligned_free(net->grad_arena);
+    free(net->grad_block);
     for (int s = 0; s < ST_MAX_SHARDS; s++) { st_aligned_free(net->shard_grad[s]); net->shard_grad[s] = NULL; }
     net->value_arena = v;
     net->grad_arena = g;
+    net->grad_block = gblock;
     net->arena_floats = total;
     return ST_OK;
 }

@@ -183,6 +183,7 @@ struct st_net {
     st_buffer *buffers;
     st_rng rng;                         /* dropout masks; seeded by st_net_init */
     float *value_arena, *grad_arena;
+    void *grad_block;                   /* what grad_arena was allocated as (64-byte aligned in it) */
     size_t arena_floats;                /* 0 while not yet allocated */
     int batch;                          /* batch size of the last forward */
     int output;                         /* index of the output node (the last one) */
