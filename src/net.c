@@ -4,7 +4,9 @@
  * Nodes are kept in the order they were added, which is a topological order (a node
  * may only read earlier nodes), so forward is one loop up and backward one loop down.
  * Parameter values and gradients live in two flat arenas, so the optimiser is one loop
- * and zero_grad one memset.
+ * and zero_grad one memset. Node outputs, node gradients and workspaces live in an
+ * activation arena laid out by a memory plan (see "memory plans" below and plan.c), so
+ * that buffers whose lifetimes do not overlap share memory.
  */
 #include "net.h"
 
@@ -190,7 +192,19 @@ st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n) {
     return ST_OK;
 }
 
-static void zero_floats(float *p, size_t n);
+/* memset(p, 0, n floats), on the OpenMP threads when large (and not inside a shard). */
+static void zero_floats(float *p, size_t n) {
+#ifdef _OPENMP
+    if (n >= ((size_t)1 << 18) && st_get_threads() > 1 && !omp_in_parallel()) {
+        const size_t chunk = (size_t)1 << 16;
+#pragma omp parallel for schedule(static)
+        for (size_t at = 0; at < n; at += chunk) memset(p + at, 0, sizeof(float) * (n - at < chunk ? n - at : chunk));
+        return;
+    }
+#endif
+    memset(p, 0, sizeof(float) * n);
+}
+
 void st_net_zero_grad(st_net *net) {
     if (net->grad_arena) zero_floats(net->grad_arena, net->arena_floats);
 }
@@ -741,19 +755,6 @@ static st_status order_zeroing(st_net *net) {
     free(needs);
     net->zero_key = net->want_input_grad + 1;
     return ST_OK;
-}
-
-/* memset(p, 0, n floats), on the OpenMP threads when large (and not inside a shard). */
-static void zero_floats(float *p, size_t n) {
-#ifdef _OPENMP
-    if (n >= ((size_t)1 << 18) && st_get_threads() > 1 && !omp_in_parallel()) {
-        const size_t chunk = (size_t)1 << 16;
-#pragma omp parallel for schedule(static)
-        for (size_t at = 0; at < n; at += chunk) memset(p + at, 0, sizeof(float) * (n - at < chunk ? n - at : chunk));
-        return;
-    }
-#endif
-    memset(p, 0, sizeof(float) * n);
 }
 
 /* Runs the graph backwards over this shard's slice; every backward accumulates, into
