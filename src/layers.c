@@ -8,9 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static char *shape_of(const st_node *n, char *buf, size_t len) { return st_shape_str(n->ndim, n->shape, buf, len); }
 
@@ -38,22 +35,6 @@ static void rf_merge(st_net *net, st_node *n) {
 static void copy_shape(st_node *n, const st_node *from) {
     n->ndim = from->ndim;
     memcpy(n->shape, from->shape, sizeof n->shape);
-}
-
-/* Elementwise loops over more than PAR_MIN floats are cut into chunks that run on the
- * OpenMP threads (unless already inside a parallel region: data-parallel shards). Each
- * element is computed the same way whoever computes it, so results do not depend on the
- * thread count. */
-#define PAR_MIN 100000
-#define PAR_CHUNK 16384
-
-static int par_elementwise(size_t n) {
-#ifdef _OPENMP
-    return n > PAR_MIN && st_get_threads() > 1 && !omp_in_parallel();
-#else
-    (void)n;
-    return 0;
-#endif
 }
 
 /* ---------------------------------------------------------------- input */
@@ -888,13 +869,7 @@ static void act_print(const st_node *n, char *buf, size_t len) {
 
 /* (the output may be the input's memory: every element is read before it is written) */
 static void act_forward(const st_exec *e, st_node *n) {
-    float *y = X(e, n);
-    const float *x = X(e, IN(e, n, 0));
-    size_t total = n->numel * e->batch;
-    if (!par_elementwise(total)) { st_act_forward(n->u.act.act, n->u.act.slope, y, x, total); return; }
-#pragma omp parallel for schedule(static)
-    for (size_t at = 0; at < total; at += PAR_CHUNK)
-        st_act_forward(n->u.act.act, n->u.act.slope, y + at, x + at, total - at < PAR_CHUNK ? total - at : PAR_CHUNK);
+    st_act_forward(n->u.act.act, n->u.act.slope, X(e, n), X(e, IN(e, n, 0)), n->numel * e->batch);
 }
 
 /* ReLU's derivative is known from its output alone (y > 0 exactly where x > 0; also for
@@ -905,14 +880,7 @@ static void act_backward(const st_exec *e, st_node *n) {
     st_node *in = IN(e, n, 0);
     if (!in->needs_grad) return;
     const float *y = X(e, n), *x = st_node_bwd_reads(n) & ST_READS_INPUTS ? X(e, in) : y;
-    float *dx = G(e, in);
-    const float *dy = G(e, n);
-    size_t total = n->numel * e->batch;
-    if (!par_elementwise(total)) { st_act_backward(n->u.act.act, n->u.act.slope, dx, dy, x, y, total); return; }
-#pragma omp parallel for schedule(static)
-    for (size_t at = 0; at < total; at += PAR_CHUNK)
-        st_act_backward(n->u.act.act, n->u.act.slope, dx + at, dy + at, x + at, y + at,
-                        total - at < PAR_CHUNK ? total - at : PAR_CHUNK);
+    st_act_backward(n->u.act.act, n->u.act.slope, G(e, in), G(e, n), x, y, n->numel * e->batch);
 }
 
 /* ---------------------------------------------------------------- softmax (over channels) */
@@ -996,44 +964,31 @@ static st_status add_configure(st_net *net, st_node *n, st_args *a) {
 
 /* y = x0 + x1 + ... in input order; in st_net_run a following ReLU is applied in the last
  * sum's loop (fuse.act). The output may be x0's memory (then the copy is skipped). */
-static void add_range(const st_exec *e, st_node *n, size_t from, size_t to) {
+static void add_forward(const st_exec *e, st_node *n) {
+    size_t total = n->numel * e->batch;
     float *y = X(e, n);
     const float *x0 = X(e, IN(e, n, 0));
     int act = e->run && n->fuse.active ? n->fuse.act : 0;
     float slope = act == 2 ? n->fuse.slope : 0.0f;
-    if (y != x0) memcpy(y + from, x0 + from, sizeof(float) * (to - from));
+    if (y != x0) memcpy(y, x0, sizeof(float) * total);
     for (int i = 1; i < n->ninputs; i++) {
         const float *x = X(e, IN(e, n, i));
         if (i < n->ninputs - 1 || !act) {
-            for (size_t j = from; j < to; j++) y[j] += x[j];
+            for (size_t j = 0; j < total; j++) y[j] += x[j];
         } else if (act == 1) {
-            for (size_t j = from; j < to; j++) { float v = y[j] + x[j]; y[j] = v < 0 ? 0 : v; }
+            for (size_t j = 0; j < total; j++) { float v = y[j] + x[j]; y[j] = v < 0 ? 0 : v; }
         } else {
-            for (size_t j = from; j < to; j++) { float v = y[j] + x[j]; y[j] = v > 0 ? v : slope * v; }
+            for (size_t j = 0; j < total; j++) { float v = y[j] + x[j]; y[j] = v > 0 ? v : slope * v; }
         }
     }
 }
 
-static void add_forward(const st_exec *e, st_node *n) {
-    size_t total = n->numel * e->batch;
-    if (!par_elementwise(total)) { add_range(e, n, 0, total); return; }
-#pragma omp parallel for schedule(static)
-    for (size_t at = 0; at < total; at += PAR_CHUNK) add_range(e, n, at, total - at < PAR_CHUNK ? total : at + PAR_CHUNK);
-}
-
 static void add_backward(const st_exec *e, st_node *n) {
     size_t total = n->numel * e->batch;
-    const float *dy = G(e, n);
     for (int i = 0; i < n->ninputs; i++) {
         st_node *in = IN(e, n, i);
         if (!in->needs_grad) continue;
-        float *dx = G(e, in);
-        if (!par_elementwise(total)) {
-            for (size_t j = 0; j < total; j++) dx[j] += dy[j];
-            continue;
-        }
-#pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < total; j++) dx[j] += dy[j];
+        for (size_t j = 0; j < total; j++) G(e, in)[j] += G(e, n)[j];
     }
 }
 
@@ -1296,11 +1251,7 @@ void st_node_recompute(const st_exec *e, st_node *n) {
     float *y = X(e, n);
     st_bn_recompute(y, X(e, z), b->stats, c->affine ? W(e, b, 0) : NULL, c->affine ? W(e, b, 1) : NULL, e->batch, C,
                     (int)(b->numel / C));
-    size_t total = n->numel * e->batch;
-    if (!par_elementwise(total)) { st_act_forward(n->u.act.act, n->u.act.slope, y, y, total); return; }
-#pragma omp parallel for schedule(static)
-    for (size_t at = 0; at < total; at += PAR_CHUNK)
-        st_act_forward(n->u.act.act, n->u.act.slope, y + at, y + at, total - at < PAR_CHUNK ? total - at : PAR_CHUNK);
+    st_act_forward(n->u.act.act, n->u.act.slope, y, y, n->numel * e->batch);
 }
 
 /* ---------------------------------------------------------------- fusion (st_net_run)
@@ -1425,15 +1376,7 @@ static void epilogue_rows(const st_node *n, float *y, size_t r0, size_t r1, int 
 }
 
 static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S) {
-    float *y = X(e, n);
-    size_t rows = (size_t)outer * C;
-    if (!n->fuse.scale) { /* (only adds fuse without a scale) */
-        return;
-    }
-    if (!par_elementwise(rows * S)) { epilogue_rows(n, y, 0, rows, C, S); return; }
-    size_t step = S >= PAR_CHUNK ? 1 : PAR_CHUNK / S;
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r += step) epilogue_rows(n, y, r, r + step < rows ? r + step : rows, C, S);
+    epilogue_rows(n, X(e, n), 0, (size_t)outer * C, C, S);
 }
 
 /* ---------------------------------------------------------------- the table */

@@ -15,9 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 st_status st_net_new(st_net **out) {
     *out = calloc(1, sizeof **out);
@@ -192,21 +189,8 @@ st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n) {
     return ST_OK;
 }
 
-/* memset(p, 0, n floats), on the OpenMP threads when large (and not inside a shard). */
-static void zero_floats(float *p, size_t n) {
-#ifdef _OPENMP
-    if (n >= ((size_t)1 << 18) && st_get_threads() > 1 && !omp_in_parallel()) {
-        const size_t chunk = (size_t)1 << 16;
-#pragma omp parallel for schedule(static)
-        for (size_t at = 0; at < n; at += chunk) memset(p + at, 0, sizeof(float) * (n - at < chunk ? n - at : chunk));
-        return;
-    }
-#endif
-    memset(p, 0, sizeof(float) * n);
-}
-
 void st_net_zero_grad(st_net *net) {
-    if (net->grad_arena) zero_floats(net->grad_arena, net->arena_floats);
+    if (net->grad_arena) memset(net->grad_arena, 0, sizeof(float) * net->arena_floats);
 }
 
 /* ---------------------------------------------------------------- building */
@@ -767,7 +751,7 @@ static void backward_shard(st_net *net, int s) {
     for (int i = net->output; i >= 1; i--) {
         for (; z < net->nzero && net->nodes[net->zero_order[z]].zero_at >= i; z++) {
             st_node *j = &net->nodes[net->zero_order[z]];
-            zero_floats(G(&e, j), j->numel * e.batch);
+            memset(G(&e, j), 0, sizeof(float) * j->numel * e.batch);
         }
         for (; r < net->nremat && net->nodes[net->remat_order[r]].remat_at == i; r++) {
             st_node *m = &net->nodes[net->remat_order[r]];
@@ -781,7 +765,7 @@ static void backward_shard(st_net *net, int s) {
     }
     for (; z < net->nzero; z++) {
         st_node *j = &net->nodes[net->zero_order[z]];
-        zero_floats(G(&e, j), j->numel * e.batch);
+        memset(G(&e, j), 0, sizeof(float) * j->numel * e.batch);
     }
 }
 
