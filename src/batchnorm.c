@@ -14,7 +14,9 @@
  * arithmetic is done in double too, then rounded once. Channels are split across OpenMP
  * threads when N*C*S > 100000; each channel is reduced by one thread in a fixed order, so
  * results do not depend on the thread count. The double versions are the same code (one
- * macro instantiated twice).
+ * macro instantiated twice). The normalisation y = (x - mu) * sc + sh is one noinline
+ * function per type, so that st_bn_recompute (the memory planner's rematerialisation of a
+ * training forward's output, net.c) rounds exactly as the forward did.
  *
  * Dropout: one st_rng_uniform draw per element (per plane for dropout2d); keep iff
  * draw >= p; kept values are scaled by 1/(1 - p), computed in double and rounded once.
