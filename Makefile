@@ -113,7 +113,7 @@ build/bench/%: bench/%.c bench/timing.h build/libstride.a | build/bench
 # picks workloads, BENCH="--quick" makes a short run. bench/run.sh and bench/train.sh are
 # the older single-workload benchmarks (the book's full MNIST-1D run, a Fashion-MNIST epoch).
 BENCH ?=
-BENCH_BIN := build/bench/peak build/bench/train_step build/bench/infer_bench build/bench/layers
+BENCH_BIN := build/bench/peak build/bench/train_step build/bench/infer_bench build/bench/layers build/bench/infer
 bench: all $(BENCH_BIN)
 	$(PYTHON) bench/suite.py $(BENCH)
 

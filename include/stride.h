@@ -282,6 +282,13 @@ st_status st_net_get_weights(const st_net *net, st_tensors *out);
  * node's shape. `train` selects training mode (dropout, batch statistics). The output
  * tensor belongs to the net and is valid until the next forward. */
 st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out);
+/* Inference: the eval-mode forward pass when no loss or backward follows. Batch norm is
+ * folded into the convolution (or linear node) before it, bias, batch norm and ReLU are
+ * applied in one pass over the convolution's output, and node outputs share memory once
+ * no later node reads them, so a deep network needs a few activations' worth of memory.
+ * Only the output is kept (valid until the next pass; st_net_node_output gives NULL for
+ * the other nodes). Equals st_net_forward(net, x, 0, out) up to float rounding. */
+st_status st_net_run(st_net *net, const st_tensor *x, const st_tensor **out);
 /* Loss of the last forward's output against targets: class indices (ce; one per sample for
  * (N, C) logits, one per position for (N, C, ...) logits, mean over the counted ones) or a
  * tensor of the output's shape (mse). Also stores the loss gradient for st_net_backward. */
@@ -309,7 +316,10 @@ const char *st_net_node_name(const st_net *net, int i);
 const char *st_net_node_op(const st_net *net, int i);
 /* Output shape for batch size 1 (the batch dimension included). */
 void st_net_node_shape(const st_net *net, int i, int *ndim, int *shape);
-/* Node i's output of the last forward (batch dimension first); NULL before any forward. */
+/* Node i's output of the last forward (batch dimension first); NULL before any forward,
+ * and for nodes whose memory the last pass reused: after st_net_run every node but the
+ * output, after st_net_step on a network with more than 64 MB of activations every node
+ * but the output and the heads of intermediate supervision. st_net_forward keeps all. */
 const st_tensor *st_net_node_output(const st_net *net, int i);
 
 /* Per-node summary: shapes, parameters, receptive field, MACs (for batch 1). */

@@ -14,7 +14,9 @@
  * arithmetic is done in double too, then rounded once. Channels are split across OpenMP
  * threads when N*C*S > 100000; each channel is reduced by one thread in a fixed order, so
  * results do not depend on the thread count. The double versions are the same code (one
- * macro instantiated twice).
+ * macro instantiated twice). The normalisation y = (x - mu) * sc + sh is one noinline
+ * function per type, so that st_bn_recompute (the memory planner's rematerialisation of a
+ * training forward's output, net.c) rounds exactly as the forward did.
  *
  * Dropout: one st_rng_uniform draw per element (per plane for dropout2d); keep iff
  * draw >= p; kept values are scaled by 1/(1 - p), computed in double and rounded once.
@@ -23,6 +25,11 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+#define omp_in_parallel() 0
+#endif
 
 #define BN_PAR_MIN 100000LL
 
@@ -35,11 +42,37 @@ static st_status bn_check(int n, int c, int s) {
     return ST_OK;
 }
 
+/* y = (x - mu) * sc + sh over one channel's n planes of s values (channel stride cs): the
+ * one place the normalisation is computed, so that st_bn_recompute reproduces the training
+ * forward's outputs bit for bit (noinline: one compiled copy, one rounding). */
+#define BN_NORM(SFX, T)                                                                         \
+__attribute__((noinline)) static void bn_norm_channel##SFX(T *y, const T *x, size_t cs, int n, int s, \
+                                                           double mu, double sc, double sh) {   \
+    for (int i = 0; i < n; i++) {                                                               \
+        const T *xp = x + i * cs;                                                               \
+        T *yp = y + i * cs;                                                                     \
+        for (int k = 0; k < s; k++) yp[k] = (T)((xp[k] - mu) * sc + sh);                       \
+    }                                                                                           \
+}
+BN_NORM(, float)
+BN_NORM(_f64, double)
+
 #define BN_KERNELS(SFX, T)                                                                      \
+static st_status bn_train##SFX(T *y, T *mean_out, T *invstd_out, double *stats, const T *x,     \
+                               const T *gamma, const T *beta,                                   \
+                               T *running_mean, T *running_var, int n, int c, int s,            \
+                               T eps, T momentum, int64_t *num_batches_tracked);                \
 st_status st_bn_forward_train##SFX(T *y, T *mean_out, T *invstd_out, const T *x,                \
                                    const T *gamma, const T *beta,                               \
                                    T *running_mean, T *running_var, int n, int c, int s,        \
                                    T eps, T momentum, int64_t *num_batches_tracked) {           \
+    return bn_train##SFX(y, mean_out, invstd_out, NULL, x, gamma, beta, running_mean, running_var, \
+                         n, c, s, eps, momentum, num_batches_tracked);                          \
+}                                                                                               \
+static st_status bn_train##SFX(T *y, T *mean_out, T *invstd_out, double *stats, const T *x,     \
+                               const T *gamma, const T *beta,                                   \
+                               T *running_mean, T *running_var, int n, int c, int s,            \
+                               T eps, T momentum, int64_t *num_batches_tracked) {               \
     st_status st = bn_check(n, c, s);                                                           \
     if (st != ST_OK) return st;                                                                 \
     const int track = running_mean && running_var;                                              \
@@ -52,7 +85,7 @@ st_status st_bn_forward_train##SFX(T *y, T *mean_out, T *invstd_out, const T *x,
     }                                                                                           \
     const size_t cs = (size_t)c * s;                                                            \
     const double m = (double)n * s;                                                             \
-    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN)")         \
+    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN && !omp_in_parallel())")         \
     for (int ch = 0; ch < c; ch++) {                                                            \
         double sum = 0;                                                                         \
         for (int i = 0; i < n; i++) {                                                           \
@@ -69,11 +102,8 @@ st_status st_bn_forward_train##SFX(T *y, T *mean_out, T *invstd_out, const T *x,
         const double is = 1.0 / sqrt(var + (double)eps);                                        \
         const double sc = is * (gamma ? (double)gamma[ch] : 1.0);                               \
         const double sh = beta ? (double)beta[ch] : 0.0;                                        \
-        for (int i = 0; i < n; i++) {                                                           \
-            const T *xp = x + i * cs + (size_t)ch * s;                                          \
-            T *yp = y + i * cs + (size_t)ch * s;                                                \
-            for (int k = 0; k < s; k++) yp[k] = (T)((xp[k] - mu) * sc + sh);                   \
-        }                                                                                       \
+        bn_norm_channel##SFX(y + (size_t)ch * s, x + (size_t)ch * s, cs, n, s, mu, sc, sh);     \
+        if (stats) { stats[ch] = mu; stats[c + ch] = is; }                                      \
         if (mean_out) mean_out[ch] = (T)mu;                                                     \
         if (invstd_out) invstd_out[ch] = (T)is;                                                 \
         if (track) {                                                                            \
@@ -87,7 +117,7 @@ void st_bn_forward_eval##SFX(T *y, const T *x, const T *gamma, const T *beta,   
                              const T *running_mean, const T *running_var,                      \
                              int n, int c, int s, T eps) {                                      \
     const size_t cs = (size_t)c * s;                                                            \
-    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN)")         \
+    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN && !omp_in_parallel())")         \
     for (int ch = 0; ch < c; ch++) {                                                            \
         const double mu = running_mean[ch];                                                     \
         const double sc = (gamma ? (double)gamma[ch] : 1.0) / sqrt((double)running_var[ch] + (double)eps); \
@@ -104,7 +134,7 @@ void st_bn_backward##SFX(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x,   
                          int n, int c, int s) {                                                 \
     const size_t cs = (size_t)c * s;                                                            \
     const double m = (double)n * s;                                                             \
-    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN)")         \
+    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN && !omp_in_parallel())")         \
     for (int ch = 0; ch < c; ch++) {                                                            \
         const double mu = mean[ch], is = invstd[ch];                                            \
         double sg = 0, sgx = 0;                                                                 \
@@ -131,7 +161,7 @@ void st_bn_backward_eval##SFX(T *dx, T *dgamma, T *dbeta, const T *dy, const T *
                               const T *gamma, const T *running_mean, const T *running_var,      \
                               int n, int c, int s, T eps) {                                     \
     const size_t cs = (size_t)c * s;                                                            \
-    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN)")         \
+    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN && !omp_in_parallel())")         \
     for (int ch = 0; ch < c; ch++) {                                                            \
         const double mu = running_mean[ch];                                                     \
         const double r = 1.0 / sqrt((double)running_var[ch] + (double)eps);                     \
@@ -154,6 +184,25 @@ void st_bn_backward_eval##SFX(T *dx, T *dgamma, T *dbeta, const T *dy, const T *
 
 BN_KERNELS(, float)
 BN_KERNELS(_f64, double)
+
+st_status st_bn_forward_train_stats(float *y, float *mean_out, float *invstd_out, double *stats, const float *x,
+                                    const float *gamma, const float *beta, float *running_mean, float *running_var,
+                                    int n, int c, int s, float eps, float momentum, int64_t *num_batches_tracked) {
+    return bn_train(y, mean_out, invstd_out, stats, x, gamma, beta, running_mean, running_var, n, c, s, eps, momentum,
+                    num_batches_tracked);
+}
+
+void st_bn_recompute(float *y, const float *x, const double *stats, const float *gamma, const float *beta,
+                     int n, int c, int s) {
+    const size_t cs = (size_t)c * s;
+    _Pragma("omp parallel for schedule(static) if ((long long)n * c * s > BN_PAR_MIN && !omp_in_parallel())")
+    for (int ch = 0; ch < c; ch++) {
+        const double is = stats[c + ch];
+        const double sc = is * (gamma ? (double)gamma[ch] : 1.0);
+        const double sh = beta ? (double)beta[ch] : 0.0;
+        bn_norm_channel(y + (size_t)ch * s, x + (size_t)ch * s, cs, n, s, stats[ch], sc, sh);
+    }
+}
 
 /* ---------------------------------------------------------------- dropout */
 void st_dropout_mask(uint8_t *mask, size_t size, float p, st_rng *rng) {

@@ -31,6 +31,17 @@ st_status st_bn_forward_train(float *y, float *mean_out, float *invstd_out, cons
                               float *running_mean, float *running_var, int n, int c, int s,
                               float eps, float momentum, int64_t *num_batches_tracked);
 
+/* The same, also writing the batch statistics in double to stats (2c values: the means,
+ * then the 1/std), for st_bn_recompute. */
+st_status st_bn_forward_train_stats(float *y, float *mean_out, float *invstd_out, double *stats, const float *x,
+                                    const float *gamma, const float *beta, float *running_mean, float *running_var,
+                                    int n, int c, int s, float eps, float momentum, int64_t *num_batches_tracked);
+/* Recomputes the output of st_bn_forward_train_stats from the same x, stats, gamma and beta,
+ * bit for bit (the memory planner drops a batch norm's output after the forward pass and
+ * recomputes it for backward instead of keeping it). Updates no running statistics. */
+void st_bn_recompute(float *y, const float *x, const double *stats, const float *gamma, const float *beta,
+                     int n, int c, int s);
+
 /* Eval forward: y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta.
  * (A module without running statistics normalises with the batch statistics in eval mode
  * too: call st_bn_forward_train with NULL running buffers instead.) */

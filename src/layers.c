@@ -4,6 +4,7 @@
 #include "net.h"
 #include "lenet_ops.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,11 +174,15 @@ static void conv_print(const st_node *n, char *buf, size_t len) {
     if (!c->bias) snprintf(buf + at, len - at, ", bias=False");
 }
 
+static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S);
+
 static void conv_forward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
     st_node *in = IN(e, n, 0);
-    st_conv_forward(X(e, n), X(e, in), W(e, n, 0), c->bias ? W(e, n, 1) : NULL,
+    int fused = e->run && n->fuse.active; /* the bias goes into the fused epilogue */
+    st_conv_forward(X(e, n), X(e, in), W(e, n, 0), c->bias && !fused ? W(e, n, 1) : NULL,
                     e->batch, &c->geom, e->work);
+    if (fused) fuse_epilogue(e, n, e->batch, c->out_channels, (size_t)c->geom.oh * c->geom.ow);
 }
 
 static void conv_backward(const st_exec *e, st_node *n) {
@@ -269,7 +274,10 @@ static void convt_print(const st_node *n, char *buf, size_t len) {
 
 static void convt_forward(const st_exec *e, st_node *n) {
     const st_convt_conf *c = &n->u.convt;
-    st_convt_forward(X(e, n), X(e, IN(e, n, 0)), W(e, n, 0), c->bias ? W(e, n, 1) : NULL, e->batch, &c->geom, e->work);
+    int fused = e->run && n->fuse.active;
+    st_convt_forward(X(e, n), X(e, IN(e, n, 0)), W(e, n, 0), c->bias && !fused ? W(e, n, 1) : NULL, e->batch, &c->geom,
+                     e->work);
+    if (fused) fuse_epilogue(e, n, e->batch, c->out_channels, (size_t)c->geom.oh * c->geom.ow);
 }
 
 static void convt_backward(const st_exec *e, st_node *n) {
@@ -389,7 +397,8 @@ static void pool_forward(const st_exec *e, st_node *n) {
     const st_pool_conf *c = &n->u.pool;
     int planes = e->batch * n->shape[0];
     const float *x = X(e, IN(e, n, 0));
-    if (c->kind == ST_POOL_MAX) st_maxpool_forward(X(e, n), IDX(e, n), x, planes, &c->geom);
+    /* (in st_net_run only an unpooling node reads the indices) */
+    if (c->kind == ST_POOL_MAX) st_maxpool_forward(X(e, n), e->run && !n->idx_read ? NULL : IDX(e, n), x, planes, &c->geom);
     else if (c->kind == ST_POOL_AVG) st_avgpool_forward(X(e, n), x, planes, &c->geom);
     else st_adaptive_avgpool_forward(X(e, n), x, planes, &c->geom);
 }
@@ -632,7 +641,8 @@ static st_status bn_configure(st_net *net, st_node *n, st_args *a, int dims) {
     rf_copy(net, n);
     int C = c->num_features;
     n->saved = malloc(sizeof(float) * 2 * (size_t)C);
-    if (!n->saved) return st_fail(ST_ERR_NOMEM, "out of memory");
+    n->stats = malloc(sizeof(double) * 2 * (size_t)C);
+    if (!n->saved || !n->stats) return st_fail(ST_ERR_NOMEM, "out of memory");
     if (c->affine) {
         int w = st_net_add_param(net, n, "weight", 1, &C, 1, 0), b = st_net_add_param(net, n, "bias", 1, &C, 1, 1);
         if (w < 0 || b < 0) return ST_ERR_NOMEM;
@@ -670,7 +680,7 @@ static void bn_forward(const st_exec *e, st_node *n) {
     const float *g = c->affine ? W(e, n, 0) : NULL, *b = c->affine ? W(e, n, 1) : NULL;
     float *x = X(e, IN(e, n, 0));
     if (e->train || !c->track) /* untracked statistics: always the batch's, as PyTorch */
-        st_bn_forward_train(X(e, n), n->saved, n->saved + C, x, g, b, e->train ? bn_buffer(e, c->running_mean) : NULL,
+        st_bn_forward_train_stats(X(e, n), n->saved, n->saved + C, n->stats, x, g, b, e->train ? bn_buffer(e, c->running_mean) : NULL,
                             e->train ? bn_buffer(e, c->running_var) : NULL, e->batch, C, S, c->eps, c->momentum,
                             &c->num_batches_tracked);
     else
@@ -726,7 +736,10 @@ static void dropout_print(const st_node *n, char *buf, size_t len) {
 static void dropout_forward(const st_exec *e, st_node *n) {
     const st_dropout_conf *c = &n->u.drop;
     const float *x = X(e, IN(e, n, 0));
-    if (!e->train) { memcpy(X(e, n), x, sizeof(float) * n->numel * e->batch); return; }
+    if (!e->train) { /* the identity (the output may be the input's memory: net.c) */
+        if (X(e, n) != x) memcpy(X(e, n), x, sizeof(float) * n->numel * e->batch);
+        return;
+    }
     if (c->planes)
         st_dropout2d_forward(X(e, n), x, n->mask + (size_t)e->offset * n->shape[0], e->batch, n->shape[0],
                              (int)(n->numel / n->shape[0]), c->p);
@@ -788,8 +801,10 @@ static int linear_rows(int batch, const st_node *n) {
 static void linear_forward(const st_exec *e, st_node *n) {
     const st_linear_conf *c = &n->u.linear;
     st_node *in = IN(e, n, 0);
-    st_linear_forward(X(e, n), X(e, in), W(e, n, 0), c->bias ? W(e, n, 1) : NULL,
+    int fused = e->run && n->fuse.active;
+    st_linear_forward(X(e, n), X(e, in), W(e, n, 0), c->bias && !fused ? W(e, n, 1) : NULL,
                       linear_rows(e->batch, n), c->in_features, c->out_features);
+    if (fused) fuse_epilogue(e, n, linear_rows(e->batch, n), c->out_features, 1);
 }
 
 static void linear_backward(const st_exec *e, st_node *n) {
@@ -823,7 +838,7 @@ static void flatten_print(const st_node *n, char *buf, size_t len) { (void)n; bu
 
 static void flatten_forward(const st_exec *e, st_node *n) {
     st_node *in = IN(e, n, 0);
-    memcpy(X(e, n), X(e, in), sizeof(float) * n->numel * e->batch);
+    if (X(e, n) != X(e, in)) memcpy(X(e, n), X(e, in), sizeof(float) * n->numel * e->batch);
 }
 
 static void flatten_backward(const st_exec *e, st_node *n) {
@@ -852,16 +867,20 @@ static void act_print(const st_node *n, char *buf, size_t len) {
     else buf[0] = 0;
 }
 
+/* (the output may be the input's memory: every element is read before it is written) */
 static void act_forward(const st_exec *e, st_node *n) {
-    st_node *in = IN(e, n, 0);
-    st_act_forward(n->u.act.act, n->u.act.slope, X(e, n), X(e, in), n->numel * e->batch);
+    st_act_forward(n->u.act.act, n->u.act.slope, X(e, n), X(e, IN(e, n, 0)), n->numel * e->batch);
 }
 
+/* ReLU's derivative is known from its output alone (y > 0 exactly where x > 0; also for
+ * the leaky ReLU with a slope >= 0), and sigmoid's and tanh's are functions of y, so
+ * backward reads the output: the input, which may be a batch norm's output, need not be
+ * kept for backward (net.c's memory plans). */
 static void act_backward(const st_exec *e, st_node *n) {
     st_node *in = IN(e, n, 0);
     if (!in->needs_grad) return;
-    st_act_backward(n->u.act.act, n->u.act.slope, G(e, in), G(e, n), X(e, in), X(e, n),
-                    n->numel * e->batch);
+    const float *y = X(e, n), *x = st_node_bwd_reads(n) & ST_READS_INPUTS ? X(e, in) : y;
+    st_act_backward(n->u.act.act, n->u.act.slope, G(e, in), G(e, n), x, y, n->numel * e->batch);
 }
 
 /* ---------------------------------------------------------------- softmax (over channels) */
@@ -943,12 +962,24 @@ static st_status add_configure(st_net *net, st_node *n, st_args *a) {
     return ST_OK;
 }
 
+/* y = x0 + x1 + ... in input order; in st_net_run a following ReLU is applied in the last
+ * sum's loop (fuse.act). The output may be x0's memory (then the copy is skipped). */
 static void add_forward(const st_exec *e, st_node *n) {
     size_t total = n->numel * e->batch;
-    memcpy(X(e, n), X(e, IN(e, n, 0)), sizeof(float) * total);
+    float *y = X(e, n);
+    const float *x0 = X(e, IN(e, n, 0));
+    int act = e->run && n->fuse.active ? n->fuse.act : 0;
+    float slope = act == 2 ? n->fuse.slope : 0.0f;
+    if (y != x0) memcpy(y, x0, sizeof(float) * total);
     for (int i = 1; i < n->ninputs; i++) {
         const float *x = X(e, IN(e, n, i));
-        for (size_t j = 0; j < total; j++) X(e, n)[j] += x[j];
+        if (i < n->ninputs - 1 || !act) {
+            for (size_t j = 0; j < total; j++) y[j] += x[j];
+        } else if (act == 1) {
+            for (size_t j = 0; j < total; j++) { float v = y[j] + x[j]; y[j] = v < 0 ? 0 : v; }
+        } else {
+            for (size_t j = 0; j < total; j++) { float v = y[j] + x[j]; y[j] = v > 0 ? v : slope * v; }
+        }
     }
 }
 
@@ -1184,41 +1215,205 @@ static void rbf_backward(const st_exec *e, st_node *n) {
 
 static int64_t rbf_macs(const st_node *n) { return (int64_t)n->u.rbf.in_features * n->u.rbf.out_features; }
 
+
+/* ---------------------------------------------------------------- what the memory planner and st_net_run need
+ * (net.c). A node's backward reads its inputs' outputs, its own output, both or neither
+ * (the op table's bwd_reads); the leaky ReLU with a negative slope needs its input. */
+int st_node_bwd_reads(const st_node *n) {
+    if (n->op->forward == act_forward && n->u.act.act == ST_ACT_LEAKY_RELU && !(n->u.act.slope >= 0))
+        return ST_READS_INPUTS | ST_READS_OUTPUT;
+    return n->op->bwd_reads;
+}
+
+/* Dropout is elementwise in training and the identity in eval mode. */
+int st_node_inplace(const st_node *n, int train) {
+    if (n->op->forward == dropout_forward && !train) return ST_INPLACE_COPY;
+    return n->op->inplace;
+}
+
+/* Rematerialisation: in training, a ReLU (or other activation) after a batch norm is
+ * f((z - mean) * gamma / std + beta) of the batch norm's input z, which the batch norm's
+ * backward keeps anyway, and of the batch statistics saved in double. So its output need
+ * not be kept from the forward pass to the backward pass (in a ResNet those are the block
+ * inputs of every second convolution): net.c frees it after its last forward reader and
+ * calls st_node_recompute before the first backward that reads it, which repeats the
+ * forward's arithmetic exactly (st_bn_recompute, then the activation in place). */
+int st_node_can_recompute(const st_net *net, const st_node *n) {
+    if (n->op->forward != act_forward || n->ninputs != 1) return 0;
+    const st_node *b = &net->nodes[n->inputs[0]];
+    return b->op->forward == bn_forward && b->needs_grad && b->numel == n->numel;
+}
+
+void st_node_recompute(const st_exec *e, st_node *n) {
+    st_node *b = IN(e, n, 0), *z = IN(e, b, 0);
+    const st_bn_conf *c = &b->u.bn;
+    int C = c->num_features;
+    float *y = X(e, n);
+    st_bn_recompute(y, X(e, z), b->stats, c->affine ? W(e, b, 0) : NULL, c->affine ? W(e, b, 1) : NULL, e->batch, C,
+                    (int)(b->numel / C));
+    st_act_forward(n->u.act.act, n->u.act.slope, y, y, n->numel * e->batch);
+}
+
+/* ---------------------------------------------------------------- fusion (st_net_run)
+ * In eval mode a batch norm is a fixed affine map per channel,
+ *     bn(z) = (z - mean) * gamma / sqrt(var + eps) + beta = z * scale + shift,
+ * so after a convolution z = conv(x) + b it folds into one multiply-add per output:
+ *     bn(z) = conv(x) * scale + (b - mean) * scale + beta,
+ * which the convolution node applies in the same pass as its bias (the kernel then runs
+ * without bias), together with a ReLU that follows. Scale and shift are recomputed from
+ * the current weights and running statistics on every st_net_run (C values per chain, a
+ * negligible cost), so no cached folded weights can go stale when the weights change.
+ * The folded nodes are skipped and their outputs share the convolution's buffer. The
+ * same for a linear node (batch_norm1d on (N, C) features) and for an add followed by a
+ * ReLU (the residual connections of ResNets). The results differ from the unfused eval
+ * pass only by float rounding (the batch norm is evaluated in float, not double). */
+static int is_conv_like(const st_node *n) {
+    return n->op->forward == conv_forward || n->op->forward == convt_forward ||
+           (n->op->forward == linear_forward && n->ndim == 1);
+}
+
+static int is_foldable_bn(const st_node *n) { return n->op->forward == bn_forward && n->u.bn.track; }
+static int is_relu(const st_node *n) {
+    return n->op->forward == act_forward && (n->u.act.act == ST_ACT_RELU || n->u.act.act == ST_ACT_LEAKY_RELU);
+}
+
+/* The only node that reads node i, or -1 (none, several, or i's output must be kept). */
+static int sole_consumer(const st_net *net, int i, const int *pinned) {
+    if (pinned[i]) return -1;
+    int found = -1;
+    for (int c = i + 1; c < net->nnodes; c++)
+        for (int k = 0; k < net->nodes[c].ninputs; k++)
+            if (net->nodes[c].inputs[k] == i) {
+                if (found >= 0) return -1;
+                found = c;
+            }
+    return found;
+}
+
+st_status st_fuse_plan(st_net *net, const int *pinned) {
+    for (int i = 0; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        n->skip = n->idx_read = 0;
+        free(n->fuse.scale);
+        memset(&n->fuse, 0, sizeof n->fuse);
+    }
+    for (int i = 0; i < net->nnodes; i++)
+        if (net->nodes[i].op->forward == unpool_forward) net->nodes[net->nodes[i].inputs[1]].idx_read = 1;
+    for (int i = 1; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        int conv = is_conv_like(n), add = n->op->forward == add_forward;
+        if (!conv && !add) continue;
+        int at = i, c = sole_consumer(net, at, pinned), C = conv ? n->shape[0] : 0;
+        if (conv && c >= 0 && is_foldable_bn(&net->nodes[c]) && net->nodes[c].u.bn.num_features == C) {
+            n->fuse.bn = c;
+            net->nodes[c].skip = 1;
+            at = c;
+            c = sole_consumer(net, at, pinned);
+        }
+        if (c >= 0 && is_relu(&net->nodes[c])) {
+            const st_node *r = &net->nodes[c];
+            n->fuse.act = r->u.act.act == ST_ACT_RELU ? 1 : 2;
+            n->fuse.slope = r->u.act.slope;
+            net->nodes[c].skip = 1;
+            at = c;
+        }
+        if (at == i) continue;
+        n->fuse.active = 1;
+        n->fuse.last = at;
+        if (conv) {
+            n->fuse.scale = malloc(sizeof(float) * 2 * (size_t)C);
+            if (!n->fuse.scale) return st_fail(ST_ERR_NOMEM, "out of memory");
+            n->fuse.shift = n->fuse.scale + C;
+        }
+    }
+    return ST_OK;
+}
+
+/* The bias of a conv-like node, or NULL. */
+static const float *conv_bias(const st_net *net, const st_node *n) {
+    int has = n->op->forward == conv_forward ? n->u.conv.bias : n->op->forward == convt_forward ? n->u.convt.bias
+                                                                                                 : n->u.linear.bias;
+    return has ? net->params[n->params[1]].value.data : NULL;
+}
+
+void st_fuse_update(st_net *net) {
+    for (int i = 1; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        if (!n->fuse.active || !n->fuse.scale) continue;
+        int C = n->shape[0];
+        const float *b = conv_bias(net, n);
+        if (!n->fuse.bn) {
+            for (int c = 0; c < C; c++) { n->fuse.scale[c] = 1.0f; n->fuse.shift[c] = b ? b[c] : 0.0f; }
+            continue;
+        }
+        const st_node *bn = &net->nodes[n->fuse.bn];
+        const st_bn_conf *bc = &bn->u.bn;
+        const float *gamma = bc->affine ? net->params[bn->params[0]].value.data : NULL;
+        const float *beta = bc->affine ? net->params[bn->params[1]].value.data : NULL;
+        const float *mean = net->buffers[bc->running_mean].value.data, *var = net->buffers[bc->running_var].value.data;
+        for (int c = 0; c < C; c++) {
+            double sc = (gamma ? gamma[c] : 1.0) / sqrt((double)var[c] + (double)bc->eps);
+            n->fuse.scale[c] = (float)sc;
+            n->fuse.shift[c] = (float)(((b ? b[c] : 0.0) - mean[c]) * sc + (beta ? beta[c] : 0.0));
+        }
+    }
+}
+
+/* y (outer, C, S) = act(y * scale[c] + shift[c]): one pass over the output, by rows. */
+static void epilogue_rows(const st_node *n, float *y, size_t r0, size_t r1, int C, size_t S) {
+    const float *sc = n->fuse.scale, *sh = n->fuse.shift;
+    int act = n->fuse.act;
+    float slope = n->fuse.slope;
+    for (size_t r = r0; r < r1; r++) {
+        float *row = y + r * S, a = sc[r % C], b = sh[r % C];
+        if (act == 1)
+            for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; row[k] = v < 0 ? 0 : v; }
+        else if (act == 2)
+            for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; row[k] = v > 0 ? v : slope * v; }
+        else
+            for (size_t k = 0; k < S; k++) row[k] = row[k] * a + b;
+    }
+}
+
+static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S) {
+    epilogue_rows(n, X(e, n), 0, (size_t)outer * C, C, S);
+}
+
 /* ---------------------------------------------------------------- the table */
 static const st_op ops[] = {
-    {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL, 0, 0},
-    {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0, 0},
-    {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0, 0},
-    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding output_size dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0},
-    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding output_size dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0},
-    {"max_pool1d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1, 0},
-    {"max_pool2d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1, 0},
-    {"avg_pool1d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},
-    {"avg_pool2d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},
-    {"adaptive_avg_pool1d", 1, 1, "output_size", adaptive1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},
-    {"adaptive_avg_pool2d", 1, 1, "output_size", adaptive2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0},
-    {"upsample", 1, 1, "size scale_factor mode align_corners", upsample_configure, upsample_print, upsample_forward, upsample_backward, NULL, NULL, 0, 0},
-    {"max_unpool1d", 2, 2, "kernel_size stride padding output_size", unpool1d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0, 0},
-    {"max_unpool2d", 2, 2, "kernel_size stride padding output_size", unpool2d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0, 0},
-    {"local_response_norm", 1, 1, "size alpha beta k", lrn_configure, lrn_print, lrn_forward, lrn_backward, NULL, NULL, 0, 0},
-    {"batch_norm1d", 1, 1, "num_features eps momentum affine track_running_stats", bn1d_configure, bn_print, bn_forward, bn_backward, NULL, NULL, 0, 1},
-    {"batch_norm2d", 1, 1, "num_features eps momentum affine track_running_stats", bn2d_configure, bn_print, bn_forward, bn_backward, NULL, NULL, 0, 1},
-    {"dropout", 1, 1, "p", dropout_configure, dropout_print, dropout_forward, dropout_backward, NULL, NULL, 0, 0},
-    {"dropout2d", 1, 1, "p", dropout2d_configure, dropout_print, dropout_forward, dropout_backward, NULL, NULL, 0, 0},
-    {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs, 0, 0},
-    {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL, 0, 0},
-    {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
-    {"leaky_relu", 1, 1, "negative_slope", leaky_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
-    {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
-    {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0},
-    {"softmax", 1, 1, "dim", softmax_configure, empty_print, softmax_forward, softmax_backward, NULL, NULL, 0, 0},
-    {"crop", 2, 2, "", crop_configure, empty_print, crop_forward, crop_backward, NULL, NULL, 0, 0},
-    {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0, 0},
-    {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0, 0},
-    {"supervise", 1, ST_MAX_INPUTS, "", supervise_configure, empty_print, supervise_forward, supervise_backward, NULL, NULL, 0, 0},
-    {"scaled_tanh", 1, 1, "A S", stanh_configure, stanh_print, stanh_forward, stanh_backward, NULL, NULL, 0, 0},
-    {"select", 1, 1, "channels", select_configure, select_print, select_forward, select_backward, NULL, NULL, 0, 0},
-    {"rbf", 1, 1, "out_features", rbf_configure, rbf_print, rbf_forward, rbf_backward, NULL, rbf_macs, 0, 0},
+    {"input", 0, 0, "shape", input_configure, input_print, nop_forward, nop_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"conv1d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv1d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0, 0, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"conv2d", 1, 1, "in_channels out_channels kernel_size stride padding dilation groups bias", conv2d_configure, conv_print, conv_forward, conv_backward, conv_work, conv_macs, 0, 0, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"conv_transpose1d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding output_size dilation groups bias", convt1d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"conv_transpose2d", 1, 1, "in_channels out_channels kernel_size stride padding output_padding output_size dilation groups bias", convt2d_configure, convt_print, convt_forward, convt_backward, convt_work, convt_macs, 0, 0, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"max_pool1d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1, 0, 0, ST_INPLACE_NONE},
+    {"max_pool2d", 1, 1, "kernel_size stride padding dilation ceil_mode", maxpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 1, 0, 0, ST_INPLACE_NONE},
+    {"avg_pool1d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"avg_pool2d", 1, 1, "kernel_size stride padding ceil_mode count_include_pad divisor_override", avgpool2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"adaptive_avg_pool1d", 1, 1, "output_size", adaptive1d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"adaptive_avg_pool2d", 1, 1, "output_size", adaptive2d_configure, pool_print, pool_forward, pool_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"upsample", 1, 1, "size scale_factor mode align_corners", upsample_configure, upsample_print, upsample_forward, upsample_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"max_unpool1d", 2, 2, "kernel_size stride padding output_size", unpool1d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"max_unpool2d", 2, 2, "kernel_size stride padding output_size", unpool2d_configure, unpool_print, unpool_forward, unpool_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"local_response_norm", 1, 1, "size alpha beta k", lrn_configure, lrn_print, lrn_forward, lrn_backward, NULL, NULL, 0, 0, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"batch_norm1d", 1, 1, "num_features eps momentum affine track_running_stats", bn1d_configure, bn_print, bn_forward, bn_backward, NULL, NULL, 0, 1, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"batch_norm2d", 1, 1, "num_features eps momentum affine track_running_stats", bn2d_configure, bn_print, bn_forward, bn_backward, NULL, NULL, 0, 1, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"dropout", 1, 1, "p", dropout_configure, dropout_print, dropout_forward, dropout_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_ELEMENTWISE},
+    {"dropout2d", 1, 1, "p", dropout2d_configure, dropout_print, dropout_forward, dropout_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_ELEMENTWISE},
+    {"linear", 1, 1, "in_features out_features bias", linear_configure, linear_print, linear_forward, linear_backward, NULL, linear_macs, 0, 0, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"flatten", 1, 1, "start_dim", flatten_configure, flatten_print, flatten_forward, flatten_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_COPY},
+    {"relu", 1, 1, "", relu_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0, ST_READS_OUTPUT, ST_INPLACE_ELEMENTWISE},
+    {"leaky_relu", 1, 1, "negative_slope", leaky_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0, ST_READS_OUTPUT, ST_INPLACE_ELEMENTWISE},
+    {"sigmoid", 1, 1, "", sigmoid_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0, ST_READS_OUTPUT, ST_INPLACE_ELEMENTWISE},
+    {"tanh", 1, 1, "", tanh_configure, act_print, act_forward, act_backward, NULL, NULL, 0, 0, ST_READS_OUTPUT, ST_INPLACE_ELEMENTWISE},
+    {"softmax", 1, 1, "dim", softmax_configure, empty_print, softmax_forward, softmax_backward, NULL, NULL, 0, 0, ST_READS_OUTPUT, ST_INPLACE_NONE},
+    {"crop", 2, 2, "", crop_configure, empty_print, crop_forward, crop_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"add", 2, ST_MAX_INPUTS, "", add_configure, empty_print, add_forward, add_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_ELEMENTWISE},
+    {"concat", 2, ST_MAX_INPUTS, "dim", concat_configure, concat_print, concat_forward, concat_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"supervise", 1, ST_MAX_INPUTS, "", supervise_configure, empty_print, supervise_forward, supervise_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"scaled_tanh", 1, 1, "A S", stanh_configure, stanh_print, stanh_forward, stanh_backward, NULL, NULL, 0, 0, ST_READS_INPUTS, ST_INPLACE_NONE},
+    {"select", 1, 1, "channels", select_configure, select_print, select_forward, select_backward, NULL, NULL, 0, 0, 0, ST_INPLACE_NONE},
+    {"rbf", 1, 1, "out_features", rbf_configure, rbf_print, rbf_forward, rbf_backward, NULL, rbf_macs, 0, 0, ST_READS_INPUTS, ST_INPLACE_NONE},
 };
 
 const st_op *st_find_op(const char *name) {

@@ -4,11 +4,14 @@
  * Nodes are kept in the order they were added, which is a topological order (a node
  * may only read earlier nodes), so forward is one loop up and backward one loop down.
  * Parameter values and gradients live in two flat arenas, so the optimiser is one loop
- * and zero_grad one memset.
+ * and zero_grad one memset. Node outputs, node gradients and workspaces live in an
+ * activation arena laid out by a memory plan (see "memory plans" below and plan.c), so
+ * that buffers whose lifetimes do not overlap share memory.
  */
 #include "net.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +21,45 @@ st_status st_net_new(st_net **out) {
     if (!*out) return st_fail(ST_ERR_NOMEM, "out of memory");
     (*out)->output = -1;
     (*out)->ignore_index = -100;
+    (*out)->plan_kind = -1;
+    (*out)->reuse = -1;
     return ST_OK;
 }
 
 static void free_activations(st_net *net) {
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
-        if (i > 0) st_aligned_free(n->out.data);
-        st_aligned_free(n->grad.data);
         free(n->idx);
         free(n->mask);
+        free(n->fuse.scale);
         n->idx = NULL;
         n->mask = NULL;
+        n->fuse.scale = n->fuse.shift = NULL;
         n->idx_cap = n->mask_cap = 0;
         n->out.data = n->grad.data = NULL;
-        n->cap = n->grad_cap = 0;
     }
+    st_aligned_free(net->act);
+    st_aligned_free(net->gact);
+    free(net->zero_order);
+    free(net->remat_order);
+    net->act = net->gact = NULL;
+    net->zero_order = net->remat_order = NULL;
+    net->act_cap = net->gact_cap = 0;
+    net->plan_kind = -1;
+    net->gplan_batch = 0;
 }
 
 void st_net_free(st_net *net) {
     if (!net) return;
     free_activations(net);
-    for (int i = 0; i < net->nnodes; i++) { free(net->nodes[i].name); free(net->nodes[i].saved); }
+    for (int i = 0; i < net->nnodes; i++) { free(net->nodes[i].name); free(net->nodes[i].saved); free(net->nodes[i].stats); }
     for (int i = 0; i < net->nparams; i++) free(net->params[i].name);
     for (int i = 0; i < net->nbuffers; i++) { free(net->buffers[i].name); free(net->buffers[i].value.data); }
     free(net->buffers);
     free(net->nodes);
     free(net->params);
     st_aligned_free(net->value_arena);
-    st_aligned_free(net->grad_arena);
+    free(net->grad_block);
     st_aligned_free(net->work);
     for (int s = 0; s < ST_MAX_SHARDS; s++) st_aligned_free(net->shard_grad[s]);
     free(net);
@@ -114,16 +127,18 @@ int st_net_add_buffer(st_net *net, st_node *n, const char *suffix, int ndim, con
 }
 
 /* Allocates the arenas when parameters were added since the last call; values that
- * were already there are kept. */
+ * were already there are kept. The gradient arena comes from calloc, whose large blocks
+ * are fresh zero pages that take no memory until written: inference never touches it. */
 static st_status ensure_arenas(st_net *net) {
     size_t total = 0;
     for (int i = 0; i < net->nparams; i++) total += st_tensor_numel(&net->params[i].value);
     if (total == net->arena_floats && net->value_arena) return ST_OK;
     float *v = st_aligned_alloc(sizeof(float) * (total ? total : 1));
-    float *g = st_aligned_alloc(sizeof(float) * (total ? total : 1));
+    void *gblock = calloc(1, sizeof(float) * (total ? total : 1) + 64);
+    float *g = gblock ? (float *)(((uintptr_t)gblock + 63) & ~(uintptr_t)63) : NULL; /* 64-byte aligned */
     if (!v || !g) {
         st_aligned_free(v);
-        st_aligned_free(g);
+        free(gblock);
         return st_fail(ST_ERR_NOMEM, "out of memory for %zu parameters", total);
     }
     size_t at = 0;
@@ -136,10 +151,11 @@ static st_status ensure_arenas(st_net *net) {
         at += k;
     }
     st_aligned_free(net->value_arena);
-    st_aligned_free(net->grad_arena);
+    free(net->grad_block);
     for (int s = 0; s < ST_MAX_SHARDS; s++) { st_aligned_free(net->shard_grad[s]); net->shard_grad[s] = NULL; }
     net->value_arena = v;
     net->grad_arena = g;
+    net->grad_block = gblock;
     net->arena_floats = total;
     return ST_OK;
 }
@@ -249,7 +265,9 @@ st_status st_net_add(st_net *net, const char *line) {
         for (int i = buffers_before; i < net->nbuffers; i++) { free(net->buffers[i].name); free(net->buffers[i].value.data); }
         net->nbuffers = buffers_before;
         free(n->saved);
+        free(n->stats);
         n->saved = NULL;
+        n->stats = NULL;
         free(n->name);
         return st_fail_prefix(rc, "node '%s' (%s): ", name, opname);
     }
@@ -257,6 +275,9 @@ st_status st_net_add(st_net *net, const char *line) {
     net->nnodes++;
     net->output = net->nnodes - 1;
     net->fwd_done = net->loss_done = 0;
+    net->plan_kind = -1; /* the memory plans are for the old graph */
+    net->gplan_batch = 0;
+    net->zero_key = 0;
     return ST_OK;
 }
 
@@ -298,7 +319,10 @@ st_status st_net_init(st_net *net, st_init how, uint64_t seed) {
  * fork/join per pass instead of one per op, which is what makes two cores pay off on
  * networks whose layers take microseconds. The number of shards depends only on the
  * batch and the network, never on the thread count, so results are identical for any
- * number of threads. Large networks use one shard and parallel kernels instead. */
+ * number of threads. Large networks use one shard and parallel kernels instead. The
+ * shards' team has ST_MAX_SHARDS threads and the kernels inside a shard run serially
+ * (they do not open parallel regions inside one), so shards times kernel threads never
+ * exceeds the cores asked for. */
 static int choose_shards(const st_net *net, int batch, int train) {
     int64_t macs = 0;
     for (int i = 0; i < net->nnodes; i++) {
@@ -311,69 +335,16 @@ static int choose_shards(const st_net *net, int batch, int train) {
 
 static int shard_begin(int batch, int nshards, int s) { return (int)((long)batch * s / nshards); }
 
-static st_exec shard_exec(st_net *net, int s, int train) {
+static st_exec shard_exec(st_net *net, int s, int train, int run) {
     st_exec e;
     e.net = net;
     e.offset = shard_begin(net->batch, net->nshards, s);
     e.batch = shard_begin(net->batch, net->nshards, s + 1) - e.offset;
     e.train = train;
+    e.run = run;
     e.work = net->work + (size_t)s * net->work_stride;
     e.pgrad = s == 0 ? net->grad_arena : net->shard_grad[s];
     return e;
-}
-
-static st_status ensure_activations(st_net *net, int batch, int train) {
-    int nshards = choose_shards(net, batch, train);
-    int shard_max = (batch + nshards - 1) / nshards;
-    size_t work = 0;
-    for (int i = 0; i < net->nnodes; i++) {
-        st_node *n = &net->nodes[i];
-        size_t need = n->numel * (size_t)batch;
-        n->out.ndim = n->grad.ndim = n->ndim + 1;
-        n->out.shape[0] = n->grad.shape[0] = batch;
-        for (int k = 0; k < n->ndim; k++) n->out.shape[k + 1] = n->grad.shape[k + 1] = n->shape[k];
-        if (n->op->work_size) {
-            size_t w = n->op->work_size(n, shard_max);
-            if (w > work) work = w;
-        }
-        if (i == 0) continue; /* the input node aliases the caller's data */
-        if (n->op->keeps_indices && need > n->idx_cap) {
-            free(n->idx);
-            n->idx = malloc(sizeof(int32_t) * need);
-            n->idx_cap = n->idx ? need : 0;
-            if (!n->idx) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for pooling indices", n->name);
-        }
-        if (!strncmp(n->op->name, "dropout", 7) && need > n->mask_cap) {
-            free(n->mask);
-            n->mask = malloc(need);
-            n->mask_cap = n->mask ? need : 0;
-            if (!n->mask) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for the dropout mask", n->name);
-        }
-        if (need > n->cap) {
-            st_aligned_free(n->out.data);
-            n->out.data = st_aligned_alloc(sizeof(float) * need);
-            n->cap = n->out.data ? need : 0;
-            if (!n->out.data) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for activations", n->name);
-        }
-    }
-    work = (work + 15) & ~(size_t)15; /* keep each shard's workspace 64-byte aligned */
-    if (work * nshards > net->work_cap) {
-        st_aligned_free(net->work);
-        net->work = st_aligned_alloc(sizeof(float) * (work > 0 ? work * nshards : 16));
-        net->work_cap = net->work ? work * nshards : 0;
-        if (!net->work) return st_fail(ST_ERR_NOMEM, "out of memory for %zu floats of workspace", work * nshards);
-    }
-    net->work_stride = work;
-    net->nshards = nshards;
-    net->batch = batch;
-    return ST_OK;
-}
-
-static int shards_in_parallel(const st_net *net) { return net->nshards > 1 && st_get_threads() > 1; }
-
-static void forward_shard(st_net *net, int s, int train) {
-    st_exec e = shard_exec(net, s, train);
-    for (int i = 1; i < net->nnodes; i++) net->nodes[i].op->forward(&e, &net->nodes[i]);
 }
 
 /* Intermediate supervision. When the output node is a `supervise` node, its inputs are
@@ -396,25 +367,410 @@ static int is_head(const st_net *net, int i) {
     return 0;
 }
 
-/* Zeroes this shard's activation gradients (and its private parameter-gradient arena),
- * except those the loss has seeded, then runs the graph backwards; every backward
- * accumulates. */
-static void backward_shard(st_net *net, int s) {
-    st_exec e = shard_exec(net, s, 1);
-    if (s > 0) memset(e.pgrad, 0, sizeof(float) * net->arena_floats);
-    for (int i = 0; i < net->output; i++) {
-        st_node *n = &net->nodes[i];
-        if (n->needs_grad && !is_head(net, i)) memset(G(&e, n), 0, sizeof(float) * n->numel * e.batch);
+/* ---------------------------------------------------------------- memory plans
+ * Where node outputs and node gradients live. A pass is a sequence of steps: the forward
+ * of node i is step i, the loss step o + 1 (o: the output node), the backward of node i
+ * step 2o + 2 - i, and END (2o + 3) stands for "after the pass". A buffer is live from
+ * the step that writes it to the last step that reads it:
+ *   - an output is read by the forward of the nodes that take it as input; in a training
+ *     step also by the backward of those that read their inputs (a convolution needs its
+ *     input for the weight gradient, an add nothing: st_op.bwd_reads), and by its own
+ *     backward if that reads its output (ReLU: y > 0 exactly where x > 0, so ReLU's
+ *     backward reads y and a batch norm's output before a ReLU dies at the ReLU);
+ *   - the network's output and the heads of intermediate supervision are kept (to END);
+ *   - a node's gradient is zeroed just before the backward of its last consumer (the
+ *     first to add into it) and read for the last time by its own backward; the input's
+ *     gradient (st_net_input_grad) is kept.
+ * plan.c then places the buffers in one arena so that buffers live at a common step do
+ * not overlap: the activations of late layers and the gradients of early ones share
+ * memory. An elementwise node whose input nobody reads after it writes over its input
+ * (ReLU after a batch norm), and a copy (flatten; dropout in eval mode) simply is its
+ * input. In st_net_run the fused nodes (st_fuse_plan) share their chain's first buffer.
+ *
+ * One plan per entry point:
+ *   PLAN_FORWARD (st_net_forward): every output kept and none shared, so st_net_node_output
+ *     shows every node and st_net_loss / st_net_backward may follow; their node gradients
+ *     get a plan of their own in net->gact (plan_grads).
+ *   PLAN_STEP (st_net_step): outputs and gradients in one arena, shared over the pass, so
+ *     that afterwards only the output, the heads and the input gradient are kept. Networks
+ *     with less than REUSE_MIN_BYTES of outputs keep them all, which keeps
+ *     st_net_node_output and st_net_find_nonfinite complete where memory is no concern.
+ *   PLAN_RUN (st_net_run): eval mode, outputs only, fused and shared.
+ * Data-parallel shards (slices of one batch at different nodes at the same time) never
+ * share: their buffers are live for the whole pass. Only where numbers are stored
+ * changes, never the numbers: zeroing a gradient just before its first use instead of
+ * at the start of backward adds the same values in the same order. */
+enum { PLAN_FORWARD = 0, PLAN_STEP = 1, PLAN_RUN = 2 };
+#define REUSE_MIN_BYTES ((size_t)64 << 20)
+
+static int bwd_step(const st_net *net, int i) { return 2 * net->output + 2 - i; }
+static int end_step(const st_net *net) { return 2 * net->output + 3; }
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+/* The last forward step that reads node m's output (m itself when none does), and in a
+ * training step the first and last backward steps that read it (*bfirst > *blast: none). */
+static int output_reads(const st_net *net, int m, int kind, int *bfirst, int *blast) {
+    const st_node *n = &net->nodes[m];
+    int last = m;
+    *bfirst = end_step(net);
+    *blast = 0;
+    for (int c = m + 1; c < net->nnodes; c++) {
+        const st_node *cn = &net->nodes[c];
+        for (int k = 0; k < cn->ninputs; k++) {
+            if (cn->inputs[k] != m) continue;
+            last = max_int(last, c);
+            if (kind == PLAN_STEP && cn->needs_grad && (st_node_bwd_reads(cn) & ST_READS_INPUTS)) {
+                if (bwd_step(net, c) < *bfirst) *bfirst = bwd_step(net, c);
+                *blast = max_int(*blast, bwd_step(net, c));
+            }
+        }
     }
-    for (int i = net->output; i >= 1; i--) {
+    if (kind == PLAN_STEP && n->needs_grad && (st_node_bwd_reads(n) & ST_READS_OUTPUT)) {
+        if (bwd_step(net, m) < *bfirst) *bfirst = bwd_step(net, m);
+        *blast = max_int(*blast, bwd_step(net, m));
+    }
+    return last;
+}
+
+/* The last step of the pass that reads node m's output. */
+static int output_needed_until(const st_net *net, int m, int kind, int reuse) {
+    if (!reuse || m == net->output || is_head(net, m)) return end_step(net);
+    int bfirst, blast, last = output_reads(net, m, kind, &bfirst, &blast);
+    return max_int(last, blast);
+}
+
+/* The node before whose backward node j's gradient is zeroed: its last consumer that
+ * runs a backward (needs[c]), the first to add into it; j itself when there is none. */
+static int zero_node(const st_net *net, int j, const int *needs) {
+    for (int c = net->nnodes - 1; c > j; c--) {
+        if (!needs[c]) continue;
+        for (int k = 0; k < net->nodes[c].ninputs; k++)
+            if (net->nodes[c].inputs[k] == j) return c;
+    }
+    return j;
+}
+
+/* The live interval of node j's gradient (j needs one). */
+static st_live grad_live(const st_net *net, int j, const int *needs, int reuse) {
+    st_live b = {net->nodes[j].numel * (size_t)net->batch, 0, end_step(net), 0};
+    if (!reuse) return b;
+    b.first = j == net->output || is_head(net, j) ? net->output + 1 : bwd_step(net, zero_node(net, j, needs));
+    if (j > 0) b.last = bwd_step(net, j);
+    return b;
+}
+
+/* Grows an arena to `floats` (contents are not kept). */
+static st_status ensure_arena(float **arena, size_t *cap, size_t floats, const char *what) {
+    if (floats <= *cap && *arena) return ST_OK;
+    st_aligned_free(*arena);
+    *arena = st_aligned_alloc(sizeof(float) * (floats ? floats : 16));
+    *cap = *arena ? floats : 0;
+    if (!*arena) return st_fail(ST_ERR_NOMEM, "out of memory for %.1f MB of %s", floats * 4e-6, what);
+    return ST_OK;
+}
+
+/* Works out the plan of `kind` for net->batch and net->nshards (offsets in the nodes). */
+static st_status make_plan(st_net *net, int kind, int reuse) {
+    int N = net->nnodes, E = end_step(net);
+    int *root = calloc((size_t)N, sizeof(int)), *until = calloc((size_t)N, sizeof(int)), *need = calloc((size_t)N, sizeof(int));
+    int *pinned = calloc((size_t)N, sizeof(int)), *writer = calloc((size_t)N, sizeof(int)), *holds = calloc((size_t)N, sizeof(int));
+    st_live *bufs = malloc(sizeof(st_live) * 5 * (size_t)N);
+    /* which buffer: outputs, gradients, forward and backward workspaces, recomputed outputs */
+    int *buf_of = malloc(sizeof(int) * 5 * (size_t)N);
+    st_status rc = ST_OK;
+    if (!root || !until || !need || !pinned || !writer || !holds || !bufs || !buf_of) { rc = st_fail(ST_ERR_NOMEM, "out of memory for the memory plan"); goto done; }
+    for (int m = 0; m < N; m++) pinned[m] = m == net->output || is_head(net, m);
+    if (kind == PLAN_RUN && (rc = st_fuse_plan(net, pinned))) goto done;
+    /* outputs: which buffer each node writes, and until when that buffer is read */
+    /* writer[r]: the last node that wrote buffer r so far; holds[m]: the writer whose
+     * values node m's output is (itself, unless it is a copy) */
+    int nb = 0;
+    for (int m = 1; m < N; m++) {
+        st_node *n = &net->nodes[m];
+        int p = n->ninputs ? n->inputs[0] : 0, r = m, copy = 0, bfirst, blast;
+        need[m] = output_needed_until(net, m, kind, reuse);
+        /* recomputed for backward (st_node_can_recompute): kept only for the forward pass,
+         * and a second buffer from the first to the last backward that reads it */
+        n->remat_at = 0;
+        if (kind == PLAN_STEP && reuse && need[m] != E && st_node_can_recompute(net, n)) {
+            int fwd_last = output_reads(net, m, kind, &bfirst, &blast);
+            if (bfirst <= blast) {
+                need[m] = fwd_last;
+                n->remat_at = 2 * net->output + 2 - bfirst;
+                buf_of[4 * N + m] = nb;
+                bufs[nb++] = (st_live){n->numel * (size_t)net->batch, bfirst, blast, 0};
+            }
+        }
+        if (kind == PLAN_RUN && n->skip) {
+            r = root[p]; /* computed by the chain's first node, in its buffer */
+        } else if (reuse && p > 0 && net->nodes[p].numel == n->numel) {
+            int how = st_node_inplace(n, kind == PLAN_STEP);
+            if (how == ST_INPLACE_COPY) r = root[p], copy = 1;
+            else if (how == ST_INPLACE_ELEMENTWISE && until[root[p]] <= m) r = root[p];
+        }
+        root[m] = r;
+        until[r] = max_int(r == m ? m : until[r], need[m]);
+        if (!copy) writer[r] = m;
+        holds[m] = writer[r];
+        if (r == m) {
+            buf_of[m] = nb;
+            bufs[nb++] = (st_live){n->numel * (size_t)net->batch, reuse ? m : 0, E, 0};
+        }
+    }
+    for (int m = 1; m < N; m++)
+        if (root[m] == m) bufs[buf_of[m]].last = reuse ? until[m] : E;
+    /* gradients (a training step) */
+    if (kind == PLAN_STEP) {
+        int *needs = pinned; /* reuse the array: needs[j] = nodes[j].needs_grad */
+        for (int j = 0; j < N; j++) needs[j] = net->nodes[j].needs_grad;
+        for (int j = 0; j < N; j++) {
+            if (!needs[j]) continue;
+            buf_of[N + j] = nb;
+            bufs[nb++] = grad_live(net, j, needs, reuse);
+        }
+    }
+    /* workspaces (reuse only: shards each need their own, at every step): live during
+     * the node's forward and backward step only, so they fit between dead activations */
+    for (int m = 1; reuse && m < N; m++) {
+        st_node *n = &net->nodes[m];
+        size_t w = n->op->work_size ? n->op->work_size(n, net->batch) : 0;
+        if (!w) continue;
+        buf_of[2 * N + m] = nb;
+        bufs[nb++] = (st_live){w, m, m, 0};
+        if (kind == PLAN_STEP && n->needs_grad) {
+            buf_of[3 * N + m] = nb;
+            bufs[nb++] = (st_live){w, bwd_step(net, m), bwd_step(net, m), 0};
+        }
+    }
+    size_t floats = st_plan_place(bufs, nb);
+    if (floats == (size_t)-1) { rc = ST_ERR_NOMEM; goto done; }
+    if ((rc = ensure_arena(&net->act, &net->act_cap, floats, "activations"))) goto done;
+    for (int m = 0; m < N; m++) {
+        st_node *n = &net->nodes[m];
+        n->out_off = m > 0 ? bufs[buf_of[root[m]]].offset : 0;
+        n->kept = m == 0 || (need[m] == E && holds[m] == writer[root[m]]);
+        n->grad_off = kind == PLAN_STEP && n->needs_grad ? bufs[buf_of[N + m]].offset : (size_t)-1;
+        int has_work = reuse && m > 0 && n->op->work_size && n->op->work_size(n, net->batch);
+        n->fwork_off = has_work ? bufs[buf_of[2 * N + m]].offset : (size_t)-1;
+        n->bwork_off = has_work && kind == PLAN_STEP && n->needs_grad ? bufs[buf_of[3 * N + m]].offset : (size_t)-1;
+        n->remat_off = n->remat_at ? bufs[buf_of[4 * N + m]].offset : 0;
+    }
+    /* the recomputations in backward order */
+    free(net->remat_order);
+    if (!(net->remat_order = malloc(sizeof(int) * (size_t)N))) {
+        rc = st_fail(ST_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    net->nremat = 0;
+    for (int i = N - 1; i >= 1; i--)
+        for (int m = 1; m < N; m++)
+            if (net->nodes[m].remat_at == i) net->remat_order[net->nremat++] = m;
+    net->work_in_act = reuse;
+    net->plan_kind = kind;
+done:
+    free(root);
+    free(until);
+    free(need);
+    free(pinned);
+    free(writer);
+    free(holds);
+    free(bufs);
+    free(buf_of);
+    return rc;
+}
+
+/* Sizes and plans everything a pass of `kind` over `batch` samples needs: shards, node
+ * outputs (and gradients), pooling indices, dropout masks, workspaces; then points the
+ * nodes at their memory. Node 0's output is the caller's tensor (prepare_forward). */
+static st_status plan_pass(st_net *net, int batch, int kind, int train, int want_input_grad) {
+    int nshards = choose_shards(net, batch, train);
+    int shard_max = (batch + nshards - 1) / nshards;
+    size_t work = 0, outs = 0;
+    for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
-        if (n->needs_grad) n->op->backward(&e, n);
+        size_t need = n->numel * (size_t)batch;
+        n->out.ndim = n->grad.ndim = n->ndim + 1;
+        n->out.shape[0] = n->grad.shape[0] = batch;
+        for (int k = 0; k < n->ndim; k++) n->out.shape[k + 1] = n->grad.shape[k + 1] = n->shape[k];
+        if (n->op->work_size) {
+            size_t w = n->op->work_size(n, shard_max);
+            if (w > work) work = w;
+        }
+        if (i == 0) continue; /* the input node aliases the caller's data */
+        outs += need * sizeof(float);
+        if (n->op->keeps_indices && need > n->idx_cap) {
+            free(n->idx);
+            n->idx = malloc(sizeof(int32_t) * need);
+            n->idx_cap = n->idx ? need : 0;
+            if (!n->idx) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for pooling indices", n->name);
+        }
+        if (!strncmp(n->op->name, "dropout", 7) && need > n->mask_cap) {
+            free(n->mask);
+            n->mask = malloc(need);
+            n->mask_cap = n->mask ? need : 0;
+            if (!n->mask) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for the dropout mask", n->name);
+        }
+    }
+    int reuse = nshards == 1 && kind != PLAN_FORWARD && net->reuse != 0 &&
+                (kind == PLAN_RUN || net->reuse == 1 || outs >= REUSE_MIN_BYTES);
+    /* one workspace per shard, shared by all nodes (with reuse the plan places them) */
+    work = (work + 15) & ~(size_t)15; /* keep each shard's workspace 64-byte aligned */
+    if (reuse) {
+        st_aligned_free(net->work);
+        net->work = NULL;
+        net->work_cap = work = 0;
+    } else if (work * nshards > net->work_cap || !net->work) {
+        st_aligned_free(net->work);
+        net->work = st_aligned_alloc(sizeof(float) * (work > 0 ? work * nshards : 16));
+        net->work_cap = net->work ? work * nshards : 0;
+        if (!net->work) return st_fail(ST_ERR_NOMEM, "out of memory for %zu floats of workspace", work * nshards);
+    }
+    net->work_stride = work;
+    net->nshards = nshards;
+    net->batch = batch;
+    int flags = reuse | want_input_grad << 1 | train << 2 | nshards << 3;
+    if (net->plan_kind != kind || net->plan_batch != batch || net->plan_flags != flags) {
+        net->plan_kind = -1;
+        st_status rc = make_plan(net, kind, reuse);
+        if (rc) return rc;
+        net->plan_kind = kind;
+        net->plan_batch = batch;
+        net->plan_flags = flags;
+    }
+    net->partial = 0;
+    for (int i = 0; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        if (i > 0) n->out.data = net->act + n->out_off;
+        if (n->grad_off != (size_t)-1 && kind == PLAN_STEP) n->grad.data = net->act + n->grad_off;
+        if (!n->kept) net->partial = 1;
+    }
+    return ST_OK;
+}
+
+/* The workspace of node n for its forward or backward in shard e. */
+static float *node_work(const st_exec *e, const st_node *n, int backward) {
+    size_t off = backward ? n->bwork_off : n->fwork_off;
+    if (e->net->work_in_act && off != (size_t)-1) return e->net->act + off;
+    return e->work;
+}
+
+/* The node gradients of st_net_loss and st_net_backward after st_net_forward, in
+ * net->gact. Planned for every node that could need one (as if the input gradient were
+ * wanted), since st_net_loss writes the output's gradient before st_net_backward says. */
+static st_status plan_grads(st_net *net) {
+    int N = net->nnodes;
+    if (net->gplan_batch != net->batch || net->gplan_shards != net->nshards) {
+        int *needs = calloc((size_t)N, sizeof(int)), *buf_of = calloc((size_t)N, sizeof(int));
+        st_live *bufs = malloc(sizeof(st_live) * (size_t)N);
+        st_status rc = ST_OK;
+        if (!needs || !buf_of || !bufs) rc = st_fail(ST_ERR_NOMEM, "out of memory for the memory plan");
+        int nb = 0, reuse = net->nshards == 1 && net->reuse != 0;
+        for (int j = 0; !rc && j < N; j++) {
+            const st_node *n = &net->nodes[j];
+            needs[j] = j == 0 || n->nparams > 0 || j == net->output;
+            for (int k = 0; k < n->ninputs; k++) needs[j] |= needs[n->inputs[k]];
+        }
+        for (int j = 0; !rc && j < N; j++)
+            if (needs[j]) {
+                buf_of[j] = nb;
+                bufs[nb++] = grad_live(net, j, needs, reuse);
+            }
+        size_t floats = rc ? 0 : st_plan_place(bufs, nb);
+        if (!rc && floats == (size_t)-1) rc = ST_ERR_NOMEM;
+        if (!rc) rc = ensure_arena(&net->gact, &net->gact_cap, floats, "gradients");
+        for (int j = 0; !rc && j < N; j++) net->nodes[j].bgrad_off = needs[j] ? bufs[buf_of[j]].offset : (size_t)-1;
+        free(needs);
+        free(buf_of);
+        free(bufs);
+        if (rc) { net->gplan_batch = 0; return rc; }
+        net->gplan_batch = net->batch;
+        net->gplan_shards = net->nshards;
+    }
+    for (int j = 0; j < N; j++) {
+        st_node *n = &net->nodes[j];
+        n->grad.data = n->bgrad_off != (size_t)-1 ? net->gact + n->bgrad_off : NULL;
+    }
+    return ST_OK;
+}
+
+/* The parameter-gradient arenas of shards 1... */
+static st_status ensure_shard_grads(st_net *net) {
+    for (int s = 1; s < net->nshards; s++)
+        if (!net->shard_grad[s]) {
+            net->shard_grad[s] = st_aligned_alloc(sizeof(float) * (net->arena_floats ? net->arena_floats : 1));
+            if (!net->shard_grad[s]) return st_fail(ST_ERR_NOMEM, "out of memory for gradients");
+        }
+    return ST_OK;
+}
+
+static int shards_in_parallel(const st_net *net) { return net->nshards > 1 && st_get_threads() > 1; }
+
+static void forward_shard(st_net *net, int s, int train, int run) {
+    st_exec e = shard_exec(net, s, train, run), en = e;
+    for (int i = 1; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        if (run && n->skip) continue;
+        en.work = node_work(&e, n, 0);
+        n->op->forward(&en, n);
     }
 }
 
-/* Checks x against the input node, sizes everything for its batch, points the input
- * node at x's data. */
-static st_status prepare_forward(st_net *net, const st_tensor *x, int train) {
+/* Which gradients backward zeroes and when: every node that needs one except the
+ * output and the heads (the loss wrote those), just before the backward of zero_node. */
+static st_status order_zeroing(st_net *net) {
+    if (net->zero_order && net->zero_key == net->want_input_grad + 1) return ST_OK; /* (depends on nothing else) */
+    int N = net->nnodes, *needs = malloc(sizeof(int) * (size_t)N);
+    free(net->zero_order);
+    net->zero_order = malloc(sizeof(int) * (size_t)N);
+    if (!needs || !net->zero_order) { free(needs); return st_fail(ST_ERR_NOMEM, "out of memory"); }
+    for (int j = 0; j < N; j++) needs[j] = net->nodes[j].needs_grad;
+    net->nzero = 0;
+    for (int j = N - 1; j >= 0; j--) {
+        st_node *n = &net->nodes[j];
+        if (!n->needs_grad || j == net->output || is_head(net, j)) continue;
+        n->zero_at = zero_node(net, j, needs);
+        /* insertion by zero_at, latest first (j runs down, so ties keep node order) */
+        int at = net->nzero;
+        while (at > 0 && net->nodes[net->zero_order[at - 1]].zero_at < n->zero_at) at--;
+        memmove(net->zero_order + at + 1, net->zero_order + at, sizeof(int) * (size_t)(net->nzero - at));
+        net->zero_order[at] = j;
+        net->nzero++;
+    }
+    free(needs);
+    net->zero_key = net->want_input_grad + 1;
+    return ST_OK;
+}
+
+/* Runs the graph backwards over this shard's slice; every backward accumulates, into
+ * gradients zeroed just before their first use (and a private parameter-gradient arena
+ * for shards after the first). */
+static void backward_shard(st_net *net, int s) {
+    st_exec e = shard_exec(net, s, 1, 0), en = e;
+    if (s > 0) memset(e.pgrad, 0, sizeof(float) * net->arena_floats);
+    int z = 0, r = 0;
+    for (int i = net->output; i >= 1; i--) {
+        for (; z < net->nzero && net->nodes[net->zero_order[z]].zero_at >= i; z++) {
+            st_node *j = &net->nodes[net->zero_order[z]];
+            memset(G(&e, j), 0, sizeof(float) * j->numel * e.batch);
+        }
+        for (; r < net->nremat && net->nodes[net->remat_order[r]].remat_at == i; r++) {
+            st_node *m = &net->nodes[net->remat_order[r]];
+            m->out.data = net->act + m->remat_off;
+            st_node_recompute(&e, m);
+        }
+        st_node *n = &net->nodes[i];
+        if (!n->needs_grad) continue;
+        en.work = node_work(&e, n, 1);
+        n->op->backward(&en, n);
+    }
+    for (; z < net->nzero; z++) {
+        st_node *j = &net->nodes[net->zero_order[z]];
+        memset(G(&e, j), 0, sizeof(float) * j->numel * e.batch);
+    }
+}
+
+/* Checks x against the input node, plans the pass, points the input node at x's data. */
+static st_status prepare_forward(st_net *net, const st_tensor *x, int kind, int train, int want_input_grad) {
     if (net->nnodes == 0) return st_fail(ST_ERR_STATE, "the network has no nodes");
     st_node *in = &net->nodes[0];
     char want[128], got[128];
@@ -437,7 +793,9 @@ static st_status prepare_forward(st_net *net, const st_tensor *x, int train) {
     }
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
-    if ((rc = ensure_activations(net, x->shape[0], train))) return rc;
+    net->fwd_done = net->loss_done = 0;
+    if (kind != PLAN_STEP) net->want_input_grad = 0; /* (its memory may be reused now) */
+    if ((rc = plan_pass(net, x->shape[0], kind, train, want_input_grad))) return rc;
     in->out.data = x->data;
     if (train) {
         for (int i = 1; i < net->nnodes; i++) {
@@ -454,42 +812,39 @@ static st_status prepare_forward(st_net *net, const st_tensor *x, int train) {
             }
         }
     }
-    net->fwd_done = net->loss_done = 0;
     return ST_OK;
+}
+
+/* Runs the forward pass of every shard (side by side when there are several). */
+static void run_forward(st_net *net, int train, int run) {
+    /* (a serial loop when serial: even an inactive OpenMP region costs a futex call) */
+    if (shards_in_parallel(net)) {
+#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS)
+        for (int s = 0; s < net->nshards; s++) forward_shard(net, s, train, run);
+    } else {
+        for (int s = 0; s < net->nshards; s++) forward_shard(net, s, train, run);
+    }
 }
 
 st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_tensor **out) {
     if (out) *out = NULL;
-    st_status rc = prepare_forward(net, x, train);
+    st_status rc = prepare_forward(net, x, PLAN_FORWARD, train, 0);
     if (rc) return rc;
-    /* (a serial loop when serial: even an inactive OpenMP region costs a futex call) */
-    if (shards_in_parallel(net)) {
-#pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS)
-        for (int s = 0; s < net->nshards; s++) forward_shard(net, s, train);
-    } else {
-        for (int s = 0; s < net->nshards; s++) forward_shard(net, s, train);
-    }
+    run_forward(net, train, 0);
     net->fwd_done = 1;
     if (out) *out = &net->nodes[net->output].out;
     return ST_OK;
 }
 
-static st_status ensure_grads(st_net *net) {
-    for (int i = 0; i < net->nnodes; i++) {
-        st_node *n = &net->nodes[i];
-        size_t need = n->numel * (size_t)net->batch;
-        if (need > n->grad_cap) {
-            st_aligned_free(n->grad.data);
-            n->grad.data = st_aligned_alloc(sizeof(float) * need);
-            n->grad_cap = n->grad.data ? need : 0;
-            if (!n->grad.data) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for gradients", n->name);
-        }
-    }
-    for (int s = 1; s < net->nshards; s++)
-        if (!net->shard_grad[s]) {
-            net->shard_grad[s] = st_aligned_alloc(sizeof(float) * (net->arena_floats ? net->arena_floats : 1));
-            if (!net->shard_grad[s]) return st_fail(ST_ERR_NOMEM, "out of memory for gradients");
-        }
+/* Inference (see stride.h): eval mode, fused chains, outputs in shared memory. */
+st_status st_net_run(st_net *net, const st_tensor *x, const st_tensor **out) {
+    if (out) *out = NULL;
+    st_status rc = prepare_forward(net, x, PLAN_RUN, 0, 0);
+    if (rc) return rc;
+    st_fuse_update(net);
+    run_forward(net, 0, 1);
+    net->fwd_done = 1;
+    if (out) *out = &net->nodes[net->output].out;
     return ST_OK;
 }
 
@@ -556,17 +911,18 @@ static double loss_divisor(const st_net *net, st_loss loss) {
 
 st_status st_net_loss(st_net *net, st_loss loss, const int32_t *labels, const st_tensor *target, float *loss_out) {
     if (!net->fwd_done) return st_fail(ST_ERR_STATE, "loss before forward");
-    st_status rc = ensure_grads(net);
-    if (rc || (rc = check_loss(net, loss, labels, target))) return rc;
+    st_status rc = plan_grads(net);
+    if (rc || (rc = ensure_shard_grads(net)) || (rc = check_loss(net, loss, labels, target))) return rc;
     double L = loss_slice(net, loss, labels, target, 0, net->batch) / loss_divisor(net, loss);
     if (loss_out) *loss_out = (float)L;
-    net->loss_done = 1;
+    net->loss_done = !net->partial; /* backward needs every output the pass would keep */
     if (!isfinite(L)) return st_fail(ST_ERR_NUMERIC, "the loss is %g", L);
     return ST_OK;
 }
 
 /* Which nodes need a gradient: those with parameters and everything downstream. */
 static void mark_needs_grad(st_net *net, int want_input_grad) {
+    want_input_grad = want_input_grad != 0;
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
         n->needs_grad = i == 0 ? want_input_grad : n->nparams > 0;
@@ -586,8 +942,14 @@ static void reduce_shards(st_net *net) {
 }
 
 st_status st_net_backward(st_net *net, int want_input_grad) {
-    if (!net->loss_done) return st_fail(ST_ERR_STATE, "backward needs a forward and a loss first");
+    if (!net->loss_done)
+        return st_fail(ST_ERR_STATE, net->fwd_done && net->partial
+                                         ? "backward needs st_net_forward and st_net_loss first (st_net_step and st_net_run "
+                                           "keep only the output of a large network)"
+                                         : "backward needs a forward and a loss first");
     mark_needs_grad(net, want_input_grad);
+    st_status rc = order_zeroing(net);
+    if (rc) return rc;
     if (shards_in_parallel(net)) {
 #pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS)
         for (int s = 0; s < net->nshards; s++) backward_shard(net, s);
@@ -603,7 +965,7 @@ st_status st_net_backward(st_net *net, int want_input_grad) {
 /* One training step's passes fused: each shard runs forward, its slice of the loss and
  * backward without waiting for the others, so the threads meet once per step. */
 static double step_shard(st_net *net, int s, st_loss loss, const int32_t *labels, const st_tensor *target) {
-    forward_shard(net, s, 1);
+    forward_shard(net, s, 1, 0);
     int first = shard_begin(net->batch, net->nshards, s);
     double part = loss_slice(net, loss, labels, target, first, shard_begin(net->batch, net->nshards, s + 1) - first);
     backward_shard(net, s);
@@ -612,9 +974,11 @@ static double step_shard(st_net *net, int s, st_loss loss, const int32_t *labels
 
 st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32_t *labels, const st_tensor *target,
                       float *loss_out, int want_input_grad) {
-    st_status rc = prepare_forward(net, x, 1);
-    if (rc || (rc = ensure_grads(net)) || (rc = check_loss(net, loss, labels, target))) return rc;
-    mark_needs_grad(net, want_input_grad);
+    if (net->nnodes == 0) return st_fail(ST_ERR_STATE, "the network has no nodes");
+    mark_needs_grad(net, want_input_grad); /* (the plan depends on which nodes need gradients) */
+    st_status rc = prepare_forward(net, x, PLAN_STEP, 1, net->want_input_grad);
+    if (rc || (rc = ensure_shard_grads(net)) || (rc = check_loss(net, loss, labels, target)) || (rc = order_zeroing(net)))
+        return rc;
     double part[ST_MAX_SHARDS] = {0};
     if (shards_in_parallel(net)) {
 #pragma omp parallel for schedule(static) num_threads(ST_MAX_SHARDS)
@@ -628,7 +992,7 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
     double L = total / loss_divisor(net, loss);
     if (loss_out) *loss_out = (float)L;
     net->fwd_done = 1;
-    net->loss_done = !supervised(net); /* (see st_net_backward) */
+    net->loss_done = !supervised(net) && !net->partial; /* (see st_net_backward) */
     if (!isfinite(L)) return st_fail(ST_ERR_NUMERIC, "the loss is %g", L);
     return ST_OK;
 }
@@ -657,7 +1021,7 @@ st_status st_net_find_nonfinite(const st_net *net, char *where, size_t len) {
     if (net->fwd_done)
         for (int i = 0; i < net->nnodes && at < 0; i++) {
             const st_node *n = &net->nodes[i];
-            if (!n->out.data) continue;
+            if (!n->out.data || !n->kept) continue; /* (shared with later nodes) */
             if ((at = first_nonfinite(n->out.data, n->numel * (size_t)net->batch)) >= 0) {
                 bad = n->out.data + at;
                 snprintf(buf, sizeof buf, "node '%s' (%s) output", n->name, n->op->name);
@@ -799,7 +1163,7 @@ const char *st_net_node_name(const st_net *net, int i) { return i >= 0 && i < ne
 const char *st_net_node_op(const st_net *net, int i) { return i >= 0 && i < net->nnodes ? net->nodes[i].op->name : NULL; }
 
 const st_tensor *st_net_node_output(const st_net *net, int i) {
-    if (i < 0 || i >= net->nnodes || !net->fwd_done) return NULL;
+    if (i < 0 || i >= net->nnodes || !net->fwd_done || !net->nodes[i].kept) return NULL;
     return &net->nodes[i].out;
 }
 

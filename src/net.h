@@ -87,6 +87,20 @@ typedef struct {
 
 typedef struct { float p; int planes; } st_dropout_conf; /* planes: dropout2d */
 
+/* Inference fusion (st_net_run): a convolution, transposed convolution or linear node
+ * (or an add) that also does the work of the nodes after it, in one pass over its output
+ * viewed as (outer, C, S): y = y * scale[c] + shift[c] (a folded eval batch norm, or the
+ * bias), then max(y, 0) or the leaky ReLU. The folded nodes are skipped and share the
+ * node's buffer. */
+typedef struct {
+    int active;                     /* this node runs an epilogue in st_net_run */
+    int bn;                         /* a batch norm node is folded in (scale and shift) */
+    int act;                        /* 0: none; 1: ReLU; 2: leaky ReLU with `slope` */
+    float slope;
+    int last;                       /* the last node of the chain (whose output this is) */
+    float *scale, *shift;           /* C each (malloc'ed; shift without bn: the bias) */
+} st_fusion;
+
 typedef struct { int in_features, out_features, bias; } st_linear_conf;
 typedef struct { st_act act; float slope; } st_act_conf;
 typedef struct { int dim; } st_concat_conf;
@@ -117,13 +131,23 @@ struct st_node {
         st_select_conf select;
         st_rbf_conf rbf;
     } u;
-    st_tensor out, grad;                /* with the batch dimension in front */
+    st_tensor out, grad;                /* with the batch dimension in front; data points into
+                                         * the net's activation arenas (see net.c, plan.c) */
+    int kept;                           /* out holds this node's values after the pass */
+    int skip;                           /* st_net_run: computed by an earlier node's fusion */
+    int idx_read;                       /* st_net_run: an unpooling node reads its indices */
+    int zero_at;                        /* backward: zero the gradient before this node's backward */
+    size_t out_off, grad_off, bgrad_off; /* offsets in net->act (output, gradient) and net->gact */
+    size_t fwork_off, bwork_off;        /* its workspace in net->act for forward, backward (or -1) */
+    st_fusion fuse;
     int32_t *idx;                       /* max pooling: argmax per output element */
     size_t idx_cap;
     uint8_t *mask;                      /* dropout: which elements (or planes) were kept */
     size_t mask_cap;
     float *saved;                       /* batch norm: per-channel batch mean and 1/std */
-    size_t cap, grad_cap;               /* floats allocated */
+    double *stats;                      /* batch norm: the same in double, for st_node_recompute */
+    int remat_at;                       /* recomputed before this node's backward (0: never) */
+    size_t remat_off;                   /* where in net->act */
     double rf[2], jump[2];              /* receptive field and jump in input positions (H, W), set by configure */
     int rf_valid;
     int needs_grad;                     /* the gradient of this node's output is used */
@@ -159,6 +183,7 @@ struct st_net {
     st_buffer *buffers;
     st_rng rng;                         /* dropout masks; seeded by st_net_init */
     float *value_arena, *grad_arena;
+    void *grad_block;                   /* what grad_arena was allocated as (64-byte aligned in it) */
     size_t arena_floats;                /* 0 while not yet allocated */
     int batch;                          /* batch size of the last forward */
     int output;                         /* index of the output node (the last one) */
@@ -166,6 +191,20 @@ struct st_net {
     float *shard_grad[ST_MAX_SHARDS];   /* parameter-gradient arenas of shards 1.. */
     float *work;                        /* nshards workspaces of work_stride floats */
     size_t work_cap, work_stride;
+    /* Activation memory (net.c "memory plans"): node outputs, and in st_net_step node
+     * gradients too, live at planned offsets in `act`; the node gradients of
+     * st_net_backward after st_net_forward live in `gact`. */
+    float *act, *gact;
+    size_t act_cap, gact_cap;           /* floats allocated */
+    int plan_kind, plan_batch, plan_flags; /* what act is laid out for (plan_kind -1: nothing) */
+    int gplan_batch;                    /* what gact is laid out for (0: nothing) */
+    int reuse;                          /* -1: automatic; 0: never share; 1: always (tests) */
+    int work_in_act;                    /* the plan gives each node's workspace a place in act */
+    int partial;                        /* the last pass kept only some node outputs */
+    int *zero_order, nzero;             /* gradients to zero, by zero_at from the last node down */
+    int zero_key;                       /* want_input_grad + 1 when zero_order was made (0: never) */
+    int *remat_order, nremat;           /* outputs to recompute, by remat_at from the last node down */
+    int gplan_shards;
     int fwd_done, loss_done;
     int ignore_index;                   /* cross-entropy targets to skip (PyTorch: -100) */
     double ce_count;                    /* targets counted in the last cross-entropy */
@@ -180,6 +219,7 @@ typedef struct {
     st_net *net;
     int batch, offset;
     int train;
+    int run;      /* st_net_run: skip folded nodes, run the fused epilogues */
     float *work;
     float *pgrad; /* parameter gradients of this shard (the net's arena for shard 0) */
 } st_exec;
@@ -212,7 +252,44 @@ struct st_op {
     int64_t (*macs)(const st_node *n);
     int keeps_indices;                  /* forward records an int32 index per output element */
     int couples_batch;                  /* in training mode, outputs depend on the whole batch */
+    int bwd_reads;                      /* what backward reads of the forward pass (ST_READS_*) */
+    int inplace;                        /* ST_INPLACE_*: may its output share its first input's memory */
 };
+
+/* What a node's backward reads besides gradients: its inputs' outputs, its own output. */
+enum { ST_READS_INPUTS = 1, ST_READS_OUTPUT = 2 };
+/* ST_INPLACE_ELEMENTWISE: output element k depends on input element k only, so the output
+ * may overwrite the input (ReLU, dropout, add onto its first input); ST_INPLACE_COPY: the
+ * output is a copy of the input (flatten; dropout in eval mode), so it may simply be the
+ * input's memory. */
+enum { ST_INPLACE_NONE = 0, ST_INPLACE_ELEMENTWISE = 1, ST_INPLACE_COPY = 2 };
+int st_node_bwd_reads(const st_node *n);   /* the op's flags, refined per node (layers.c) */
+int st_node_inplace(const st_node *n, int train);
+/* Rematerialisation (layers.c): 1 if node n's training output can be recomputed exactly
+ * from memory that backward keeps anyway (an activation of a batch norm whose input the
+ * batch norm's backward reads); st_node_recompute writes it into X(e, n). */
+int st_node_can_recompute(const st_net *net, const st_node *n);
+void st_node_recompute(const st_exec *e, st_node *n);
+
+/* st_net_run's fusion (layers.c). st_fuse_plan marks the chains conv/linear -> batch norm
+ * (eval, tracked) -> ReLU and add -> ReLU: the first node gets `fuse`, the others `skip`.
+ * pinned[i]: node i's output must be kept (the output, a head), so no chain runs through
+ * it. Returns ST_ERR_NOMEM on failure. st_fuse_update computes the folded scale and shift
+ * from the current parameters and running statistics (each run: C values per chain). */
+st_status st_fuse_plan(st_net *net, const int *pinned);
+void st_fuse_update(st_net *net);
+
+/* ---------------------------------------------------------------- memory plans (plan.c)
+ * A buffer of `size` floats that is live over the steps [first, last] (inclusive).
+ * st_plan_place gives each buffer an offset in one arena such that buffers live at a
+ * common step never overlap, and returns the arena size in floats ((size_t)-1 when out
+ * of memory; error set). Offsets are multiples of 16 floats (64 bytes). */
+typedef struct {
+    size_t size;
+    int first, last;
+    size_t offset;
+} st_live;
+size_t st_plan_place(st_live *bufs, int n);
 
 const st_op *st_find_op(const char *name);
 const char *st_op_names(void); /* comma-separated list for error messages */

@@ -94,7 +94,7 @@ int cli_evaluate(st_net *net, const st_dataset *ds, const float *kp, int max_kp,
         st_tensor x = {ds->ndim + 1, {b}, ds->x + s * per};
         memcpy(x.shape + 1, ds->shape, sizeof(int) * ds->ndim);
         const st_tensor *y;
-        if (st_net_forward(net, &x, 0, &y)) {
+        if (st_net_run(net, &x, &y)) { /* inference: only the output (and the heads) are kept */
             char sh[96];
             rc = cli_error("evaluation: %s (the data set's samples are %s)", st_errmsg(), st_shape_str(ds->ndim, ds->shape, sh, sizeof sh));
             break;

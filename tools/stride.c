@@ -212,7 +212,7 @@ static int cmd_run(int argc, char **argv) {
     if ((rc = open_model(pos[0], opts, &net))) return rc;
     if ((rc = load_tensor(opt_get(opts, "--input"), &x))) { st_net_free(net); return rc; }
     const st_tensor *y;
-    if (st_net_forward(net, x, 0, &y)) rc = cli_fail();
+    if (st_net_run(net, x, &y)) rc = cli_fail(); /* inference: folded batch norm, shared memory */
     else {
         st_array a = {ST_F32, y->ndim, {0}, y->data};
         for (int i = 0; i < y->ndim; i++) a.shape[i] = y->shape[i];
