@@ -1,6 +1,7 @@
 /* infer_bench.c - inference speed of any model through the public API: st_net_open,
  * st_net_init (random weights: the speed does not depend on the values), then
- * st_net_forward in eval mode on a random batch, timed as bench/timing.h describes.
+ * st_net_run (inference: batch norm folded, epilogues fused, activation memory reused) on a
+ * random batch, timed as bench/timing.h describes.
  *
  *   build/bench/infer_bench MODEL BATCH [THREADS [WARMUP MIN_REPS MAX_REPS SECONDS]]
  * prints one JSON line:
@@ -25,7 +26,7 @@ typedef struct {
 static int forward(void *p) {
     job *j = p;
     const st_tensor *y;
-    if (st_net_forward(j->net, j->x, 0, &y)) return 1;
+    if (st_net_run(j->net, j->x, &y)) return 1;
     return 0;
 }
 
