@@ -33,6 +33,7 @@
  * the result is the same for every thread count.
  */
 #include "kernels.h"
+#include "conv_depthwise.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -199,11 +200,13 @@ static int part_begin(const dplan *d, int p) { return (int)((long)d->ncol * p / 
 
 int st_direct_possible(const st_conv_geom *g, int n) {
     if (n <= 0) return 0;
+    if (st_depthwise_ok(g)) return 1;
     size_t rows = (size_t)g->cin * (g->ih + g->pt + g->pb) * (g->iw + g->pl + g->pr);
     return (size_t)(g->cin / g->groups) * g->kh * g->kw <= MAXK && rows < INT_MAX / 16;
 }
 
 size_t st_direct_work_size(const st_conv_geom *g, int n) {
+    if (st_depthwise_ok(g)) return st_depthwise_work_size(g, n);
     dplan d;
     plan(&d, g, n);
     /* input, output and input-gradient columns, packed weights, the parts' sums, and
@@ -679,6 +682,10 @@ static void backward_part(const dctx *c, int p) {
 void st_direct_forward(float *out, const float *in, const float *w, const float *b, int n,
                        const st_conv_geom *g, float *work) {
     if (n <= 0) return;
+    if (st_depthwise_ok(g)) {
+        st_depthwise_forward(out, in, w, b, n, g, work);
+        return;
+    }
     dplan d;
     plan(&d, g, n);
     int toff[MAXK];
@@ -704,6 +711,10 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
 void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int n, const st_conv_geom *g, float *work) {
     if (n <= 0) return;
+    if (st_depthwise_ok(g)) {
+        st_depthwise_backward(din, dw, db, dout, in, w, n, g, work);
+        return;
+    }
     dplan d;
     plan(&d, g, n);
     int toff[MAXK];

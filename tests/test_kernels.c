@@ -9,6 +9,9 @@
  *    Tolerance 1e-5 * (1 + max |reference|), the reference being st_conv_*_ref.
  * 2. The MNIST-1D CNN's three layers at batch 100 and a few other sizes (the shapes the
  *    direct path is tuned for), the same checks.
+ * 2b. Depthwise convolutions with stride 1 (their own kernel, conv_depthwise.c) on planes
+ *    up to 70 wide and 24 high, kernels up to 7 x 7 with dilation, padding wider than
+ *    the kernel, batches 1-12, infinities and NaNs in the input, the same checks.
  * 3. Thread-count independence: forward and backward with 1, 2 and 3 threads give
  *    bit-identical results, for both paths.
  * 4. GEMM: random small and medium shapes, all four transpose combinations, beta 0 and
@@ -213,6 +216,52 @@ static void mnist1d_convs(void) {
         }
 }
 
+/* Depthwise, stride 1: the plane-wise kernel of conv_depthwise.c, on larger planes than
+ * random_convs makes (several vectors per row, several row blocks and parts). */
+static void depthwise_convs(void) {
+    int done = 0;
+    for (int t = 0; t < 40; t++) {
+        int dim = t % 5 == 0 ? 1 : 2, ch = rint_in(1, t % 4 ? 12 : 40), n = rint_in(1, 12);
+        int k[2], s[2] = {1, 1}, d[2], pad[2];
+        for (int a = 0; a < 2; a++) {
+            k[a] = t % 3 == 0 ? 3 : rint_in(1, 7);
+            d[a] = t % 4 == 3 ? rint_in(1, 3) : 1;
+            pad[a] = rint_in(0, t % 6 == 5 ? 9 : 3); /* wider than the kernel too */
+        }
+        int ih = rint_in(1, 24), iw = rint_in(1, 70), pm = t % 7 == 6 ? ST_PAD_SAME : ST_PAD_EXPLICIT;
+        if (dim == 1) { k[0] = d[0] = 1; pad[0] = 0; ih = 1; }
+        conv_case c;
+        if (!make_case(&c, dim, n, ch, ch, ch, k, s, d, pm, pad, ih, iw, t % 2)) continue;
+        run_conv_case(&c, t % 4 == 0);
+        done++;
+    }
+    /* an infinity and a NaN in the input reach only their own outputs and gradients:
+     * compare against the reference where it is finite, and where it is not, alike */
+    {
+        int k[2] = {3, 3}, s[2] = {1, 1}, d[2] = {1, 1}, pad[2] = {0, 0}, n = 3, ch = 4, ih = 9, iw = 30;
+        st_conv_geom g;
+        st_conv_geom_init(&g, ch, ch, ch, k, s, d, ST_PAD_EXPLICIT, pad, ih, iw);
+        size_t nx = (size_t)n * ch * ih * iw, ny = (size_t)n * ch * g.oh * g.ow, nw = (size_t)ch * 9;
+        float *x = rand_f(nx), *w = rand_f(nw), *gy = rand_f(ny);
+        x[iw - 1] = INFINITY; /* the last column: read by no phantom lane's product with dL/dout */
+        x[(size_t)ch * ih * iw + 2 * iw - 2] = NAN;
+        float *y = alloc_f(ny), *yr = alloc_f(ny), *dw = calloc(nw, 4), *dwr = calloc(nw, 4);
+        float *work = alloc_f(st_conv_work_size(&g, n));
+        st_conv_force_path(1);
+        st_conv_forward(y, x, w, NULL, n, &g, work);
+        st_conv_backward(NULL, dw, NULL, gy, x, w, n, &g, work);
+        st_conv_force_path(-1);
+        st_conv_forward_ref(yr, x, w, NULL, n, &g);
+        st_conv_backward_ref(NULL, dwr, NULL, gy, x, w, n, &g);
+        int same_class = 1;
+        for (size_t i = 0; i < ny; i++) same_class &= isfinite(y[i]) == isfinite(yr[i]);
+        for (size_t i = 0; i < nw; i++) same_class &= isfinite(dw[i]) == isfinite(dwr[i]);
+        CHECK(same_class, "depthwise with inf and NaN inputs: non-finite outputs differ from the reference");
+        free(x); free(w); free(gy); free(y); free(yr); free(dw); free(dwr); free(work);
+    }
+    printf("depthwise: %d geometries\n", done);
+}
+
 /* ---------------------------------------------------------------- GEMM and linear */
 static void check_gemm(int tA, int tB, int M, int N, int K, int extra, float beta, int threads_too) {
     int lda = (tA ? M : K) + extra, ldb = (tB ? K : N) + extra, ldc = N + extra;
@@ -293,6 +342,7 @@ int main(void) {
     st_set_threads(1);
     mnist1d_convs();
     random_convs(300);
+    depthwise_convs();
     gemms();
     linears();
     st_set_threads(0);
