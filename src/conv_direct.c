@@ -117,7 +117,7 @@ INLINE v8f fold16(v16f v) {
 #if defined(__AVX512F__)
 #define MAXB 16
 #define BLOCK_SIZES(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)
-#define DW_TILES(X) X(5, 5) X(4, 6) X(6, 4) X(3, 8) X(8, 3) X(5, 3) X(3, 5) X(4, 4) X(2, 8) X(8, 2) X(2, 4) X(4, 2) X(1, 8) X(8, 1) X(1, 1)
+#define DW_TILES(X) X(5, 5) X(4, 6) X(6, 4) X(3, 8) X(5, 3) X(3, 5) X(4, 4) X(2, 8) X(8, 2) X(2, 4) X(4, 2) X(1, 8) X(8, 1) X(1, 1)
 #else
 #define MAXB 12
 #define BLOCK_SIZES(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12)
@@ -486,6 +486,14 @@ INLINE vfu widen8(v8u x) {
 INLINE vfu widen4(v4u x) { return (vfu)_mm256_insertf128_ps(_mm256_setzero_ps(), (__m128)x, 0); }
 #endif
 
+/* Keeps a loaded vector in a register: without it GCC folds the load into each of the
+ * tile's multiply-adds (one load per multiply-add instead of one per tap). */
+#if defined(__GNUC__) && (defined(__AVX__) || defined(__SSE__))
+#define IN_REGISTER(v) __asm__("" : "+x"(v))
+#else
+#define IN_REGISTER(v) (void)0
+#endif
+
 #define DW_TAIL(TV, TW)                                                                        \
     do {                                                                                       \
         TV tacc[MAXT][MAXT];                                                                   \
@@ -499,6 +507,7 @@ INLINE vfu widen4(v4u x) { return (vfu)_mm256_insertf128_ps(_mm256_setzero_ps(),
                 for (int c = 0; c < CB; c++) gv[c] = *(const TV *)(gtail + gofs[c] * TW + go); \
                 for (int r = 0; r < RB; r++) {                                                 \
                     TV xv = *(const TV *)(xb + xo[r] * TW);                                    \
+                    IN_REGISTER(xv);                                                           \
                     for (int c = 0; c < CB; c++) tacc[c][r] += gv[c] * xv;                     \
                 }                                                                              \
             }                                                                                  \
@@ -541,6 +550,7 @@ INLINE void dw_tile(const int CB, const int RB, const int TWD, const dplan *d, c
                 UNROLL_TILE
                 for (int r = 0; r < RB; r++) {
                     vfu xv = *(const vfu *)(xb + xo[r] * VL);
+                    IN_REGISTER(xv);
                     UNROLL_TILE
                     for (int c = 0; c < CB; c++) acc[c][r] += gv[c] * xv;
                 }
