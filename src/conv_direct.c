@@ -205,6 +205,8 @@ int st_direct_possible(const st_conv_geom *g, int n) {
     return (size_t)(g->cin / g->groups) * g->kh * g->kw <= MAXK && rows < INT_MAX / 16;
 }
 
+int st_direct_preferred(const st_conv_geom *g, int n) { return n > 0 && st_depthwise_ok(g); }
+
 size_t st_direct_work_size(const st_conv_geom *g, int n) {
     if (st_depthwise_ok(g)) return st_depthwise_work_size(g, n);
     dplan d;
