@@ -155,7 +155,9 @@ static int split_blocks(int total, int *nblocks) {
     return (total + *nblocks - 1) / *nblocks;
 }
 
-static void plan(dplan *d, const st_conv_geom *g, int n) {
+/* (the weight-gradient tile is chosen only for a backward pass: the sizes do not need it,
+ * and small layers call for sizes several times a step) */
+static void plan(dplan *d, const st_conv_geom *g, int n, int backward) {
     memset(d, 0, sizeof *d);
     d->g = g;
     d->n = n;
@@ -180,7 +182,7 @@ static void plan(dplan *d, const st_conv_geom *g, int n) {
     d->cob = split_blocks(d->opg, &d->nob);
     d->cib = split_blocks(d->cpg, &d->nib);
     double best = 0;
-    for (int v = 0; v < N_DW_SHAPES; v++) {
+    for (int v = 0; v < (backward ? N_DW_SHAPES : 0); v++) {
         int c = dw_shapes[v][0], r = dw_shapes[v][1];
         double padded = (double)((d->opg + c - 1) / c * c) * ((d->K + r - 1) / r * r);
         double cost = padded * (1.0 + 0.5 * (c + r) / (c * r));
@@ -210,7 +212,7 @@ int st_direct_preferred(const st_conv_geom *g, int n) { return n > 0 && st_depth
 size_t st_direct_work_size(const st_conv_geom *g, int n) {
     if (st_depthwise_ok(g)) return st_depthwise_work_size(g, n);
     dplan d;
-    plan(&d, g, n);
+    plan(&d, g, n, 0);
     /* input, output and input-gradient columns, packed weights, the parts' sums, and
      * room to align the start to 64 bytes */
     return (d.xrows + d.yrows + d.dxrows) * d.lanes + d.wks + (size_t)d.nparts * d.parts + 16;
@@ -699,7 +701,7 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
         return;
     }
     dplan d;
-    plan(&d, g, n);
+    plan(&d, g, n, 0);
     int toff[MAXK];
     tap_offsets(toff, &d);
     dctx c = {0};
@@ -728,7 +730,7 @@ void st_direct_backward(float *din, float *dw, float *db, const float *dout, con
         return;
     }
     dplan d;
-    plan(&d, g, n);
+    plan(&d, g, n, 1);
     int toff[MAXK];
     tap_offsets(toff, &d);
     dctx c = {0};
