@@ -602,42 +602,71 @@ typedef struct {
     float *out, *din;
 } dctx;
 
-static void forward_column(const dctx *c, int col) {
+/* Forward of column col, in three steps: its input into a column block, the kernel for
+ * each block of output channels (u = grp * nob + blk), its output back to samples. */
+static void forward_in(const dctx *c, int col) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
-    int s0 = col_start(col), w = col_width(d, col);
-    float *x = c->xt + d->xrows * s0, *y = c->yt + d->yrows * s0;
-    to_columns(x, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl);
-    fwd_fn kernel = kernels_for(w)->fwd[d->cob];
-    for (int grp = 0; grp < g->groups; grp++)
-        for (int blk = 0; blk < d->nob; blk++) {
-            int co0 = grp * d->opg + blk * d->cob;
-            int nc = d->opg - blk * d->cob < d->cob ? d->opg - blk * d->cob : d->cob;
-            kernel(d, c->toff, y + (size_t)co0 * d->P * w, x + (size_t)grp * d->cpg * d->hp * d->wp * w,
-                   c->wk + ((size_t)grp * d->nob + blk) * (d->K + 1) * d->cob, nc);
-        }
-    from_columns(c->out, y, w, d->n, s0, (int)d->yrows, 0);
+    int s0 = col_start(col);
+    to_columns(c->xt + d->xrows * s0, col_width(d, col), c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp,
+               g->pt, g->pl);
+}
+
+static void forward_block(const dctx *c, int col, int u) {
+    const dplan *d = c->d;
+    int s0 = col_start(col), w = col_width(d, col), grp = u / d->nob, blk = u % d->nob;
+    int co0 = grp * d->opg + blk * d->cob;
+    int nc = d->opg - blk * d->cob < d->cob ? d->opg - blk * d->cob : d->cob;
+    kernels_for(w)->fwd[d->cob](d, c->toff, c->yt + d->yrows * s0 + (size_t)co0 * d->P * w,
+                                c->xt + d->xrows * s0 + (size_t)grp * d->cpg * d->hp * d->wp * w,
+                                c->wk + (size_t)u * (d->K + 1) * d->cob, nc);
+}
+
+static void forward_out(const dctx *c, int col) {
+    const dplan *d = c->d;
+    int s0 = col_start(col);
+    from_columns(c->out, c->yt + d->yrows * s0, col_width(d, col), d->n, s0, (int)d->yrows, 0);
+}
+
+static void forward_column(const dctx *c, int col) {
+    forward_in(c, col);
+    for (int u = 0; u < c->d->g->groups * c->d->nob; u++) forward_block(c, col, u);
+    forward_out(c, col);
 }
 
 /* Backward, first half, for one column: both operands into column blocks, then the
  * input gradient, transposed back and added to din. */
-static void backward_column(const dctx *c, int col) {
+static void backward_in(const dctx *c, int col) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
     int s0 = col_start(col), w = col_width(d, col);
-    float *x = c->xt + d->xrows * s0, *gy = c->yt + d->yrows * s0, *dx = c->dxt + d->dxrows * s0;
-    to_columns(x, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl);
-    to_columns(gy, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0);
+    to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl);
+    to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0);
+}
+
+/* input-gradient kernel of column col, input-channel block u = grp * nib + blk */
+static void backward_block(const dctx *c, int col, int u) {
+    const dplan *d = c->d;
+    const st_conv_geom *g = d->g;
+    int s0 = col_start(col), w = col_width(d, col), grp = u / d->nib, blk = u % d->nib;
+    int ci0 = grp * d->cpg + blk * d->cib;
+    int nc = d->cpg - blk * d->cib < d->cib ? d->cpg - blk * d->cib : d->cib;
+    kernels_for(w)->dx[d->cib](d, c->dxt + d->dxrows * s0 + (size_t)ci0 * g->ih * g->iw * w,
+                               c->yt + d->yrows * s0 + (size_t)grp * d->opg * d->P * w,
+                               c->wk + (size_t)u * d->T * d->opg * d->cib, nc);
+}
+
+static void backward_out(const dctx *c, int col) {
+    const dplan *d = c->d;
+    int s0 = col_start(col);
+    from_columns(c->din, c->dxt + d->dxrows * s0, col_width(d, col), d->n, s0, (int)d->dxrows, 1);
+}
+
+static void backward_column(const dctx *c, int col) {
+    backward_in(c, col);
     if (!c->din) return;
-    dx_fn kernel = kernels_for(w)->dx[d->cib];
-    for (int grp = 0; grp < g->groups; grp++)
-        for (int blk = 0; blk < d->nib; blk++) {
-            int ci0 = grp * d->cpg + blk * d->cib;
-            int nc = d->cpg - blk * d->cib < d->cib ? d->cpg - blk * d->cib : d->cib;
-            kernel(d, dx + (size_t)ci0 * g->ih * g->iw * w, gy + (size_t)grp * d->opg * d->P * w,
-                   c->wk + ((size_t)grp * d->nib + blk) * d->T * d->opg * d->cib, nc);
-        }
-    from_columns(c->din, dx, w, d->n, s0, (int)d->dxrows, 1);
+    for (int u = 0; u < c->d->g->groups * c->d->nib; u++) backward_block(c, col, u);
+    backward_out(c, col);
 }
 
 /* tiles of the weight gradient per group: channel blocks x tap blocks */
@@ -714,7 +743,20 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
     c.wk = wk;
     c.in = in;
     c.out = out;
-    if (use_threads(&d)) {
+    int blocks = g->groups * d.nob;
+    if (use_threads(&d) && d.ncol < 2 * st_get_threads() && blocks > 1) {
+        /* few columns for the threads: the transposes by column, the kernels by
+         * (column, block); each output is still computed by one kernel call */
+#pragma omp parallel
+        {
+#pragma omp for schedule(static)
+            for (int col = 0; col < d.ncol; col++) forward_in(&c, col);
+#pragma omp for schedule(static)
+            for (int u = 0; u < d.ncol * blocks; u++) forward_block(&c, u / blocks, u % blocks);
+#pragma omp for schedule(static)
+            for (int col = 0; col < d.ncol; col++) forward_out(&c, col);
+        }
+    } else if (use_threads(&d)) {
 #pragma omp parallel for schedule(static)
         for (int col = 0; col < d.ncol; col++) forward_column(&c, col);
     } else {
@@ -748,6 +790,30 @@ void st_direct_backward(float *din, float *dw, float *db, const float *dout, con
     c.dw = dw;
     c.db = db;
     c.partial = wk + d.wks;
+    if (d.nparts == 1 && use_threads(&d)) {
+        /* one part (up to 5 columns) on several threads: the steps of backward_part, each
+         * split into pieces with outputs of their own (samples, channel blocks, weight
+         * tiles, bias channels), so the arithmetic is that of one thread */
+        int blocks = g->groups * d.nib, tiles = g->groups * tiles_per_group(&d);
+#pragma omp parallel
+        {
+#pragma omp for schedule(static)
+            for (int col = 0; col < d.ncol; col++) backward_in(&c, col);
+            if (din) {
+#pragma omp for schedule(static)
+                for (int u = 0; u < d.ncol * blocks; u++) backward_block(&c, u / blocks, u % blocks);
+#pragma omp for schedule(static)
+                for (int col = 0; col < d.ncol; col++) backward_out(&c, col);
+            }
+#pragma omp for schedule(static)
+            for (int t = 0; t < tiles; t++) backward_tile(&c, 0, t);
+            if (db) {
+#pragma omp for schedule(static)
+                for (int co = 0; co < g->cout; co += MAXB) backward_bias(&c, 0, co, co + MAXB < g->cout ? co + MAXB : g->cout);
+            }
+        }
+        return;
+    }
     if (d.nparts == 1) {
         backward_part(&c, 0);
         return;

@@ -265,6 +265,22 @@ static void depthwise_convs(void) {
     printf("depthwise: %d geometries\n", done);
 }
 
+/* Few batch columns on several threads (the direct path then splits channel blocks and
+ * weight tiles instead of columns): a 7x7 stride-2 stem at batch 8, a conv1d at batch 32,
+ * a 3x3 at batch 20; each checked against the reference and for 1, 2 and 3 threads. */
+static void few_column_convs(void) {
+    struct { int dim, n, cin, cout, h, w, k, s, p; } cs[] = {
+        {2, 8, 3, 40, 40, 40, 7, 2, 3}, {1, 32, 16, 24, 1, 200, 3, 1, 1}, {2, 20, 8, 36, 14, 14, 3, 1, 1},
+        {2, 3, 5, 17, 9, 11, 3, 1, 0}};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        int k[2] = {cs[i].dim == 1 ? 1 : cs[i].k, cs[i].k}, s[2] = {cs[i].dim == 1 ? 1 : cs[i].s, cs[i].s};
+        int d[2] = {1, 1}, pad[2] = {cs[i].dim == 1 ? 0 : cs[i].p, cs[i].p};
+        conv_case c;
+        if (make_case(&c, cs[i].dim, cs[i].n, cs[i].cin, cs[i].cout, 1, k, s, d, ST_PAD_EXPLICIT, pad, cs[i].h, cs[i].w, 1))
+            run_conv_case(&c, 1);
+    }
+}
+
 /* ---------------------------------------------------------------- GEMM and linear */
 static void check_gemm(int tA, int tB, int M, int N, int K, int extra, float beta, int threads_too) {
     int lda = (tA ? M : K) + extra, ldb = (tB ? K : N) + extra, ldc = N + extra;
@@ -373,6 +389,7 @@ int main(void) {
     mnist1d_convs();
     random_convs(300);
     depthwise_convs();
+    few_column_convs();
     gemms();
     linears();
     cross_entropies();
