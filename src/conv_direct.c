@@ -22,8 +22,14 @@
  * The forward, input-gradient and bias kernels are in conv_direct_kernels.h, compiled
  * once per vector width; the weight-gradient tiles, which run over every column, here.
  *
+ * Depthwise convolutions with stride 1 do not come here: the entry points hand them to
+ * conv_depthwise.c, which works on the planes in place.
+ *
  * Threads (when the call is big enough and not already inside a parallel region): the
- * forward pass splits the columns, each being independent. The backward pass cuts the
+ * forward pass splits the columns, each being independent, or, when there are fewer than
+ * two columns a thread (a batch of 8 is one column), the (column, channel block) pairs;
+ * a backward pass of one part splits its steps likewise (columns, channel blocks, weight
+ * tiles, bias channels: each output is one piece's). The backward pass cuts the
  * batch into a number of parts fixed by the batch size (one up to 80 samples, two for
  * 100); each part transposes its columns, computes their input gradient and its own
  * weight and bias sums, and the parts' sums are added in part order; the parts run in
