@@ -5,7 +5,9 @@
  * for all i, j, co' (g = group of ci, opg = cout/groups) where that position lies inside
  * the output, whose size is (in - 1)*s - 2p + d*(k - 1) + output_padding + 1.
  *
- * The fast versions reuse the convolution: this is the input gradient of the mirror
+ * Two fast versions. When the kernel equals the stride (no padding, dilation or output
+ * padding), a matrix product per chunk and a scatter ("fast path: kernel = stride"
+ * below). Otherwise the convolution is reused: this is the input gradient of the mirror
  * convolution (cin' = cout, cout' = cin, same weights), whose input is our output
  * (oh x ow) and whose output is our input (ih x iw). The mirror's own output size
  * formula gives ih + floor(output_padding / s) rows; with output_padding >= stride
