@@ -50,6 +50,14 @@
 #define UNROLL _Pragma("GCC unroll 16")
 #endif
 
+/* Keeps a loaded vector in a register: GCC would fold the load into each multiply-add
+ * that uses it, loading it up to three times. */
+#if defined(__GNUC__) && (defined(__AVX__) || defined(__SSE__))
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define IN_REGISTER(v) (void)0
+#endif
+
 typedef float vf __attribute__((vector_size(VL * sizeof(float)), aligned(4)));
 typedef int vi __attribute__((vector_size(VL * sizeof(int))));
 static inline vf vload(const float *p) { return *(const vf *)p; }
@@ -175,16 +183,49 @@ static inline __attribute__((always_inline)) void corr_block(const int NR, const
         }
 }
 
+/* The same for a 3 x 3 kernel without dilation, each loaded vector used for every output
+ * row it reaches (up to three): a block of NR rows reads NR + 2 input rows, half the loads. */
+static inline __attribute__((always_inline)) void corr_block33(const int NR, const int NV, float *out, int add,
+                                                              const float *E, int ew, const float *k, float bias,
+                                                              int y0, int x0, int ow) {
+    vf acc[4][2], wv[9];
+    UNROLL for (int t = 0; t < 9; t++) wv[t] = (vf){0} + k[t];
+    UNROLL for (int r = 0; r < NR; r++)
+        UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (vf){0} + bias;
+    UNROLL for (int t = 0; t < NR + 2; t++) { /* input row y0 + t feeds output rows y0 + t - i */
+        const float *e = E + (size_t)(y0 + t) * ew + x0;
+        UNROLL for (int j = 0; j < 3; j++)
+            UNROLL for (int v = 0; v < NV; v++) {
+                vf x = vload(e + j + v * VL);
+                IN_REGISTER(x);
+                UNROLL for (int i = 0; i < 3; i++)
+                    if (t - i >= 0 && t - i < NR) acc[t - i][v] += wv[i * 3 + j] * x;
+            }
+    }
+    UNROLL for (int r = 0; r < NR; r++)
+        UNROLL for (int v = 0; v < NV; v++) {
+            float *o = out + (size_t)(y0 + r) * ow + x0 + v * VL;
+            int m = ow - x0 - v * VL;
+            if (m >= VL) vstore(o, add ? vload(o) + acc[r][v] : acc[r][v]);
+            else store_part(o, acc[r][v], m, add);
+        }
+}
+
 /* out (oh x ow, row stride ow) = (add ? out : 0) + bias + the correlation of E with
  * the kernel k (kh x kw, dilation dh, dw). Blocks of 4 rows x 2 vectors: eight
  * independent sums in flight, each loaded vector used once. */
 static void correlate(float *out, int add, const float *E, int ew, const float *k, float bias, int oh, int ow,
                       int kh, int kw, int dh, int dw) {
+    int k33 = kh == 3 && kw == 3 && dh == 1 && dw == 1;
     for (int y0 = 0; y0 < oh; y0 += 4) {
         int nr = oh - y0 < 4 ? oh - y0 : 4;
         for (int x0 = 0; x0 < ow; x0 += 2 * VL) {
             int nv = ow - x0 > VL ? 2 : 1;
-#define CB(R, V) corr_block(R, V, out, add, E, ew, k, bias, y0, x0, ow, kh, kw, dh, dw)
+#define CB(R, V)                                                                         \
+    do {                                                                                 \
+        if (k33) corr_block33(R, V, out, add, E, ew, k, bias, y0, x0, ow);               \
+        else corr_block(R, V, out, add, E, ew, k, bias, y0, x0, ow, kh, kw, dh, dw);     \
+    } while (0)
             switch ((nr - 1) * 2 + nv - 1) { /* nr 1..4, nv 1..2 */
             case 7: CB(4, 2); break;
             case 6: CB(4, 1); break;

@@ -499,7 +499,7 @@ INLINE vfu widen4(v4u x) { return (vfu)_mm256_insertf128_ps(_mm256_setzero_ps(),
 /* Keeps a loaded vector in a register: without it GCC folds the load into each of the
  * tile's multiply-adds (one load per multiply-add instead of one per tap). */
 #if defined(__GNUC__) && (defined(__AVX__) || defined(__SSE__))
-#define IN_REGISTER(v) __asm__("" : "+x"(v))
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
 #else
 #define IN_REGISTER(v) (void)0
 #endif
