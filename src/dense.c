@@ -120,7 +120,9 @@ typedef int32_t v16i __attribute__((vector_size(64)));
 /* exp(x) for x <= 0 (and NaN), 16 lanes: x = n ln2 + r with |r| <= ln2/2 (ln2 in two
  * parts, Cody and Waite), e^r by the Cephes expf polynomial, 2^n put into the exponent
  * bits; within 2 ulp of expf. Below -87.3 (where 2^n would leave the normal range) 0. */
-static v16f vexp16(v16f x) {
+static void vexp16(float v[16]) { /* (in memory: a 64-byte vector argument changes the ABI without AVX-512) */
+    v16f x;
+    memcpy(&x, v, sizeof x);
     const v16f magic = (v16f){0} + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     v16i under = x < -87.33654f;                /* all ones where the result is 0 */
     x = (v16f)((v16i)x & ~under);               /* (0 there: keeps the arithmetic finite) */
@@ -136,7 +138,8 @@ static v16f vexp16(v16f x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     v16i e = ((v16i)t - (v16i)magic + 127) << 23; /* 2^n */
-    return (v16f)((v16i)(p * (v16f)e) & ~under);
+    x = (v16f)((v16i)(p * (v16f)e) & ~under);
+    memcpy(v, &x, sizeof x);
 }
 
 static double ce_rows(const float *logits, const int32_t *labels, int n, int c, float *dlogits, double scale,
@@ -154,10 +157,10 @@ static double ce_rows(const float *logits, const int32_t *labels, int n, int c, 
         float m = z[0];
         for (int j = 1; j < c; j++) if (z[j] > m) m = z[j];
         for (int j0 = 0; j0 < c; j0 += 16) {
-            v16f v = (v16f){0};
+            float v[16] = {0};
             for (int l = 0; l < 16 && j0 + l < c; l++) v[l] = z[j0 + l] - m;
-            v16f ev = vexp16(v);
-            for (int l = 0; l < 16 && j0 + l < c; l++) e[j0 + l] = ev[l];
+            vexp16(v);
+            for (int l = 0; l < 16 && j0 + l < c; l++) e[j0 + l] = v[l];
         }
         double sum = 0;
         for (int j = 0; j < c; j++) sum += e[j];
