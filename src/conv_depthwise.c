@@ -347,7 +347,7 @@ void st_depthwise_forward(float *out, const float *in, const float *w, const flo
     dctx c = {g, plan_of(g), n, 0, n * g->cin, in, w, b, NULL, out, NULL, NULL, NULL, work};
     c.nparts = parts_of(c.units);
     if (use_threads(g, n, c.nparts)) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
         for (int part = 0; part < c.nparts; part++) forward_part(&c, part);
     } else {
         for (int part = 0; part < c.nparts; part++) forward_part(&c, part);
@@ -360,7 +360,7 @@ void st_depthwise_backward(float *din, float *dw, float *db, const float *dout, 
     dctx c = {g, plan_of(g), n, 0, g->cin, in, w, NULL, dout, NULL, din, dw, db, work};
     c.nparts = parts_of(c.units);
     if (use_threads(g, n, c.nparts)) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
         for (int part = 0; part < c.nparts; part++) backward_part(&c, part);
     } else {
         for (int part = 0; part < c.nparts; part++) backward_part(&c, part);

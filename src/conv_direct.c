@@ -36,7 +36,8 @@
  * parallel, each on the data it transposed itself (splitting the weight-gradient sums
  * any other way makes each thread read the other's data, measured slower than one
  * thread). No sum is split between threads in a way that depends on their number, so
- * the result is the same for every thread count.
+ * the result is the same for every thread count. The pieces are handed out dynamically:
+ * on a shared machine a thread that loses its core does not hold up the others' share.
  */
 #include "kernels.h"
 #include "conv_depthwise.h"
@@ -755,15 +756,15 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
          * (column, block); each output is still computed by one kernel call */
 #pragma omp parallel
         {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
             for (int col = 0; col < d.ncol; col++) forward_in(&c, col);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
             for (int u = 0; u < d.ncol * blocks; u++) forward_block(&c, u / blocks, u % blocks);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
             for (int col = 0; col < d.ncol; col++) forward_out(&c, col);
         }
     } else if (use_threads(&d)) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
         for (int col = 0; col < d.ncol; col++) forward_column(&c, col);
     } else {
         for (int col = 0; col < d.ncol; col++) forward_column(&c, col);
@@ -803,18 +804,18 @@ void st_direct_backward(float *din, float *dw, float *db, const float *dout, con
         int blocks = g->groups * d.nib, tiles = g->groups * tiles_per_group(&d);
 #pragma omp parallel
         {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
             for (int col = 0; col < d.ncol; col++) backward_in(&c, col);
             if (din) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
                 for (int u = 0; u < d.ncol * blocks; u++) backward_block(&c, u / blocks, u % blocks);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
                 for (int col = 0; col < d.ncol; col++) backward_out(&c, col);
             }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
             for (int t = 0; t < tiles; t++) backward_tile(&c, 0, t);
             if (db) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
                 for (int co = 0; co < g->cout; co += MAXB) backward_bias(&c, 0, co, co + MAXB < g->cout ? co + MAXB : g->cout);
             }
         }
@@ -827,7 +828,7 @@ void st_direct_backward(float *din, float *dw, float *db, const float *dout, con
     /* parts in parallel, each on data it transposed itself; then their sums, added in
      * part order */
     if (use_threads(&d)) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
         for (int p = 0; p < d.nparts; p++) backward_part(&c, p);
     } else {
         for (int p = 0; p < d.nparts; p++) backward_part(&c, p);

@@ -292,7 +292,7 @@ void st_convt_forward(float *out, const float *in, const float *w, const float *
     if (ct_fast(g)) {
         ct_ctx c = {g, ct_plan_of(g, n), in, w, b, NULL, out, NULL, work};
         if (ct_parallel(&c.p)) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
             for (int part = 0; part < c.p.nparts; part++) ct_forward_part(&c, part);
         } else {
             for (int part = 0; part < c.p.nparts; part++) ct_forward_part(&c, part);
@@ -321,7 +321,7 @@ void st_convt_backward(float *din, float *dw, float *db, const float *dout, cons
     if (ct_fast(g)) {
         ct_ctx c = {g, ct_plan_of(g, n), in, w, NULL, dout, NULL, din, work};
         if (ct_parallel(&c.p)) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
             for (int part = 0; part < c.p.nparts; part++) ct_backward_part(&c, part);
         } else {
             for (int part = 0; part < c.p.nparts; part++) ct_backward_part(&c, part);
