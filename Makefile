@@ -145,3 +145,7 @@ clean:
 
 .PHONY: all test test-zoo bench fixtures debug install clean
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# timings of the small and special workloads (bench/small_kernels.c, bench/torch_small.py)
+build/bench/small_kernels: bench/small_kernels.c build/libstride.a | build/bench
+	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)

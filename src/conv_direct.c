@@ -22,17 +22,25 @@
  * The forward, input-gradient and bias kernels are in conv_direct_kernels.h, compiled
  * once per vector width; the weight-gradient tiles, which run over every column, here.
  *
+ * Depthwise convolutions with stride 1 do not come here: the entry points hand them to
+ * conv_depthwise.c, which works on the planes in place.
+ *
  * Threads (when the call is big enough and not already inside a parallel region): the
- * forward pass splits the columns, each being independent. The backward pass cuts the
+ * forward pass splits the columns, each being independent, or, when there are fewer than
+ * two columns a thread (a batch of 8 is one column), the (column, channel block) pairs;
+ * a backward pass of one part splits its steps likewise (columns, channel blocks, weight
+ * tiles, bias channels: each output is one piece's). The backward pass cuts the
  * batch into a number of parts fixed by the batch size (one up to 80 samples, two for
  * 100); each part transposes its columns, computes their input gradient and its own
  * weight and bias sums, and the parts' sums are added in part order; the parts run in
  * parallel, each on the data it transposed itself (splitting the weight-gradient sums
  * any other way makes each thread read the other's data, measured slower than one
  * thread). No sum is split between threads in a way that depends on their number, so
- * the result is the same for every thread count.
+ * the result is the same for every thread count. The pieces are handed out dynamically:
+ * on a shared machine a thread that loses its core does not hold up the others' share.
  */
 #include "kernels.h"
+#include "conv_depthwise.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -116,7 +124,7 @@ INLINE v8f fold16(v16f v) {
 #if defined(__AVX512F__)
 #define MAXB 16
 #define BLOCK_SIZES(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)
-#define DW_TILES(X) X(5, 5) X(4, 6) X(6, 4) X(3, 8) X(8, 3) X(5, 3) X(3, 5) X(4, 4) X(2, 8) X(8, 2) X(2, 4) X(4, 2) X(1, 8) X(8, 1) X(1, 1)
+#define DW_TILES(X) X(5, 5) X(4, 6) X(6, 4) X(3, 8) X(5, 3) X(3, 5) X(4, 4) X(2, 8) X(8, 2) X(2, 4) X(4, 2) X(1, 8) X(8, 1) X(1, 1)
 #else
 #define MAXB 12
 #define BLOCK_SIZES(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12)
@@ -154,7 +162,9 @@ static int split_blocks(int total, int *nblocks) {
     return (total + *nblocks - 1) / *nblocks;
 }
 
-static void plan(dplan *d, const st_conv_geom *g, int n) {
+/* (the weight-gradient tile is chosen only for a backward pass: the sizes do not need it,
+ * and small layers call for sizes several times a step) */
+static void plan(dplan *d, const st_conv_geom *g, int n, int backward) {
     memset(d, 0, sizeof *d);
     d->g = g;
     d->n = n;
@@ -179,7 +189,7 @@ static void plan(dplan *d, const st_conv_geom *g, int n) {
     d->cob = split_blocks(d->opg, &d->nob);
     d->cib = split_blocks(d->cpg, &d->nib);
     double best = 0;
-    for (int v = 0; v < N_DW_SHAPES; v++) {
+    for (int v = 0; v < (backward ? N_DW_SHAPES : 0); v++) {
         int c = dw_shapes[v][0], r = dw_shapes[v][1];
         double padded = (double)((d->opg + c - 1) / c * c) * ((d->K + r - 1) / r * r);
         double cost = padded * (1.0 + 0.5 * (c + r) / (c * r));
@@ -199,13 +209,17 @@ static int part_begin(const dplan *d, int p) { return (int)((long)d->ncol * p / 
 
 int st_direct_possible(const st_conv_geom *g, int n) {
     if (n <= 0) return 0;
+    if (st_depthwise_ok(g)) return 1;
     size_t rows = (size_t)g->cin * (g->ih + g->pt + g->pb) * (g->iw + g->pl + g->pr);
     return (size_t)(g->cin / g->groups) * g->kh * g->kw <= MAXK && rows < INT_MAX / 16;
 }
 
+int st_direct_preferred(const st_conv_geom *g, int n) { return n > 0 && st_depthwise_ok(g); }
+
 size_t st_direct_work_size(const st_conv_geom *g, int n) {
+    if (st_depthwise_ok(g)) return st_depthwise_work_size(g, n);
     dplan d;
-    plan(&d, g, n);
+    plan(&d, g, n, 0);
     /* input, output and input-gradient columns, packed weights, the parts' sums, and
      * room to align the start to 64 bytes */
     return (d.xrows + d.yrows + d.dxrows) * d.lanes + d.wks + (size_t)d.nparts * d.parts + 16;
@@ -483,6 +497,14 @@ INLINE vfu widen8(v8u x) {
 INLINE vfu widen4(v4u x) { return (vfu)_mm256_insertf128_ps(_mm256_setzero_ps(), (__m128)x, 0); }
 #endif
 
+/* Keeps a loaded vector in a register: without it GCC folds the load into each of the
+ * tile's multiply-adds (one load per multiply-add instead of one per tap). */
+#if defined(__GNUC__) && (defined(__AVX__) || defined(__SSE__))
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define IN_REGISTER(v) (void)0
+#endif
+
 #define DW_TAIL(TV, TW)                                                                        \
     do {                                                                                       \
         TV tacc[MAXT][MAXT];                                                                   \
@@ -496,6 +518,7 @@ INLINE vfu widen4(v4u x) { return (vfu)_mm256_insertf128_ps(_mm256_setzero_ps(),
                 for (int c = 0; c < CB; c++) gv[c] = *(const TV *)(gtail + gofs[c] * TW + go); \
                 for (int r = 0; r < RB; r++) {                                                 \
                     TV xv = *(const TV *)(xb + xo[r] * TW);                                    \
+                    IN_REGISTER(xv);                                                           \
                     for (int c = 0; c < CB; c++) tacc[c][r] += gv[c] * xv;                     \
                 }                                                                              \
             }                                                                                  \
@@ -538,6 +561,7 @@ INLINE void dw_tile(const int CB, const int RB, const int TWD, const dplan *d, c
                 UNROLL_TILE
                 for (int r = 0; r < RB; r++) {
                     vfu xv = *(const vfu *)(xb + xo[r] * VL);
+                    IN_REGISTER(xv);
                     UNROLL_TILE
                     for (int c = 0; c < CB; c++) acc[c][r] += gv[c] * xv;
                 }
@@ -585,42 +609,71 @@ typedef struct {
     float *out, *din;
 } dctx;
 
-static void forward_column(const dctx *c, int col) {
+/* Forward of column col, in three steps: its input into a column block, the kernel for
+ * each block of output channels (u = grp * nob + blk), its output back to samples. */
+static void forward_in(const dctx *c, int col) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
-    int s0 = col_start(col), w = col_width(d, col);
-    float *x = c->xt + d->xrows * s0, *y = c->yt + d->yrows * s0;
-    to_columns(x, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl);
-    fwd_fn kernel = kernels_for(w)->fwd[d->cob];
-    for (int grp = 0; grp < g->groups; grp++)
-        for (int blk = 0; blk < d->nob; blk++) {
-            int co0 = grp * d->opg + blk * d->cob;
-            int nc = d->opg - blk * d->cob < d->cob ? d->opg - blk * d->cob : d->cob;
-            kernel(d, c->toff, y + (size_t)co0 * d->P * w, x + (size_t)grp * d->cpg * d->hp * d->wp * w,
-                   c->wk + ((size_t)grp * d->nob + blk) * (d->K + 1) * d->cob, nc);
-        }
-    from_columns(c->out, y, w, d->n, s0, (int)d->yrows, 0);
+    int s0 = col_start(col);
+    to_columns(c->xt + d->xrows * s0, col_width(d, col), c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp,
+               g->pt, g->pl);
+}
+
+static void forward_block(const dctx *c, int col, int u) {
+    const dplan *d = c->d;
+    int s0 = col_start(col), w = col_width(d, col), grp = u / d->nob, blk = u % d->nob;
+    int co0 = grp * d->opg + blk * d->cob;
+    int nc = d->opg - blk * d->cob < d->cob ? d->opg - blk * d->cob : d->cob;
+    kernels_for(w)->fwd[d->cob](d, c->toff, c->yt + d->yrows * s0 + (size_t)co0 * d->P * w,
+                                c->xt + d->xrows * s0 + (size_t)grp * d->cpg * d->hp * d->wp * w,
+                                c->wk + (size_t)u * (d->K + 1) * d->cob, nc);
+}
+
+static void forward_out(const dctx *c, int col) {
+    const dplan *d = c->d;
+    int s0 = col_start(col);
+    from_columns(c->out, c->yt + d->yrows * s0, col_width(d, col), d->n, s0, (int)d->yrows, 0);
+}
+
+static void forward_column(const dctx *c, int col) {
+    forward_in(c, col);
+    for (int u = 0; u < c->d->g->groups * c->d->nob; u++) forward_block(c, col, u);
+    forward_out(c, col);
 }
 
 /* Backward, first half, for one column: both operands into column blocks, then the
  * input gradient, transposed back and added to din. */
-static void backward_column(const dctx *c, int col) {
+static void backward_in(const dctx *c, int col) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
     int s0 = col_start(col), w = col_width(d, col);
-    float *x = c->xt + d->xrows * s0, *gy = c->yt + d->yrows * s0, *dx = c->dxt + d->dxrows * s0;
-    to_columns(x, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl);
-    to_columns(gy, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0);
+    to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl);
+    to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0);
+}
+
+/* input-gradient kernel of column col, input-channel block u = grp * nib + blk */
+static void backward_block(const dctx *c, int col, int u) {
+    const dplan *d = c->d;
+    const st_conv_geom *g = d->g;
+    int s0 = col_start(col), w = col_width(d, col), grp = u / d->nib, blk = u % d->nib;
+    int ci0 = grp * d->cpg + blk * d->cib;
+    int nc = d->cpg - blk * d->cib < d->cib ? d->cpg - blk * d->cib : d->cib;
+    kernels_for(w)->dx[d->cib](d, c->dxt + d->dxrows * s0 + (size_t)ci0 * g->ih * g->iw * w,
+                               c->yt + d->yrows * s0 + (size_t)grp * d->opg * d->P * w,
+                               c->wk + (size_t)u * d->T * d->opg * d->cib, nc);
+}
+
+static void backward_out(const dctx *c, int col) {
+    const dplan *d = c->d;
+    int s0 = col_start(col);
+    from_columns(c->din, c->dxt + d->dxrows * s0, col_width(d, col), d->n, s0, (int)d->dxrows, 1);
+}
+
+static void backward_column(const dctx *c, int col) {
+    backward_in(c, col);
     if (!c->din) return;
-    dx_fn kernel = kernels_for(w)->dx[d->cib];
-    for (int grp = 0; grp < g->groups; grp++)
-        for (int blk = 0; blk < d->nib; blk++) {
-            int ci0 = grp * d->cpg + blk * d->cib;
-            int nc = d->cpg - blk * d->cib < d->cib ? d->cpg - blk * d->cib : d->cib;
-            kernel(d, dx + (size_t)ci0 * g->ih * g->iw * w, gy + (size_t)grp * d->opg * d->P * w,
-                   c->wk + ((size_t)grp * d->nib + blk) * d->T * d->opg * d->cib, nc);
-        }
-    from_columns(c->din, dx, w, d->n, s0, (int)d->dxrows, 1);
+    for (int u = 0; u < c->d->g->groups * c->d->nib; u++) backward_block(c, col, u);
+    backward_out(c, col);
 }
 
 /* tiles of the weight gradient per group: channel blocks x tap blocks */
@@ -679,8 +732,12 @@ static void backward_part(const dctx *c, int p) {
 void st_direct_forward(float *out, const float *in, const float *w, const float *b, int n,
                        const st_conv_geom *g, float *work) {
     if (n <= 0) return;
+    if (st_depthwise_ok(g)) {
+        st_depthwise_forward(out, in, w, b, n, g, work);
+        return;
+    }
     dplan d;
-    plan(&d, g, n);
+    plan(&d, g, n, 0);
     int toff[MAXK];
     tap_offsets(toff, &d);
     dctx c = {0};
@@ -693,8 +750,21 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
     c.wk = wk;
     c.in = in;
     c.out = out;
-    if (use_threads(&d)) {
-#pragma omp parallel for schedule(static)
+    int blocks = g->groups * d.nob;
+    if (use_threads(&d) && d.ncol < 2 * st_get_threads() && blocks > 1) {
+        /* few columns for the threads: the transposes by column, the kernels by
+         * (column, block); each output is still computed by one kernel call */
+#pragma omp parallel
+        {
+#pragma omp for schedule(dynamic)
+            for (int col = 0; col < d.ncol; col++) forward_in(&c, col);
+#pragma omp for schedule(dynamic)
+            for (int u = 0; u < d.ncol * blocks; u++) forward_block(&c, u / blocks, u % blocks);
+#pragma omp for schedule(dynamic)
+            for (int col = 0; col < d.ncol; col++) forward_out(&c, col);
+        }
+    } else if (use_threads(&d)) {
+#pragma omp parallel for schedule(dynamic)
         for (int col = 0; col < d.ncol; col++) forward_column(&c, col);
     } else {
         for (int col = 0; col < d.ncol; col++) forward_column(&c, col);
@@ -704,8 +774,12 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
 void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int n, const st_conv_geom *g, float *work) {
     if (n <= 0) return;
+    if (st_depthwise_ok(g)) {
+        st_depthwise_backward(din, dw, db, dout, in, w, n, g, work);
+        return;
+    }
     dplan d;
-    plan(&d, g, n);
+    plan(&d, g, n, 1);
     int toff[MAXK];
     tap_offsets(toff, &d);
     dctx c = {0};
@@ -723,6 +797,30 @@ void st_direct_backward(float *din, float *dw, float *db, const float *dout, con
     c.dw = dw;
     c.db = db;
     c.partial = wk + d.wks;
+    if (d.nparts == 1 && use_threads(&d)) {
+        /* one part (up to 5 columns) on several threads: the steps of backward_part, each
+         * split into pieces with outputs of their own (samples, channel blocks, weight
+         * tiles, bias channels), so the arithmetic is that of one thread */
+        int blocks = g->groups * d.nib, tiles = g->groups * tiles_per_group(&d);
+#pragma omp parallel
+        {
+#pragma omp for schedule(dynamic)
+            for (int col = 0; col < d.ncol; col++) backward_in(&c, col);
+            if (din) {
+#pragma omp for schedule(dynamic)
+                for (int u = 0; u < d.ncol * blocks; u++) backward_block(&c, u / blocks, u % blocks);
+#pragma omp for schedule(dynamic)
+                for (int col = 0; col < d.ncol; col++) backward_out(&c, col);
+            }
+#pragma omp for schedule(dynamic)
+            for (int t = 0; t < tiles; t++) backward_tile(&c, 0, t);
+            if (db) {
+#pragma omp for schedule(dynamic)
+                for (int co = 0; co < g->cout; co += MAXB) backward_bias(&c, 0, co, co + MAXB < g->cout ? co + MAXB : g->cout);
+            }
+        }
+        return;
+    }
     if (d.nparts == 1) {
         backward_part(&c, 0);
         return;
@@ -730,7 +828,7 @@ void st_direct_backward(float *din, float *dw, float *db, const float *dout, con
     /* parts in parallel, each on data it transposed itself; then their sums, added in
      * part order */
     if (use_threads(&d)) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
         for (int p = 0; p < d.nparts; p++) backward_part(&c, p);
     } else {
         for (int p = 0; p < d.nparts; p++) backward_part(&c, p);

@@ -10,6 +10,10 @@
 /* 1 if the direct path can run (g, n) at all (its limit on taps per output; conv.c
  * decides whether it should). */
 int st_direct_possible(const st_conv_geom *g, int n);
+/* 1 where the direct path is the faster one at every batch size (depthwise with stride 1,
+ * conv_depthwise.c: 5 to 7 times im2col + GEMM at batch 1), so that the path choice can
+ * take it below its batch threshold. */
+int st_direct_preferred(const st_conv_geom *g, int n);
 /* Floats of workspace the direct path needs for (g, n). */
 size_t st_direct_work_size(const st_conv_geom *g, int n);
 void st_direct_forward(float *out, const float *in, const float *w, const float *b, int n,

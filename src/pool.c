@@ -32,7 +32,9 @@
  * Adaptive average pooling: start = floor(i*in/out), end = ceil((i+1)*in/out),
  *   out = mean over [start, end) in both axes. Backward spreads dout / count likewise.
  *
- * Speed: the inner loops walk one input row contiguously; planes are split across OpenMP
+ * Speed: max pooling over non-overlapping k x 2 windows without padding (the usual 2 x 2)
+ * takes a vectorised path (end of the file) with the same results bit for bit; elsewhere
+ * the inner loops walk one input row contiguously; planes are split across OpenMP
  * threads when planes*oh*ow > 100000. Each plane is computed by one thread in a fixed
  * order, so results do not depend on the thread count. The double versions are the same
  * code (one macro instantiated twice).
@@ -134,9 +136,8 @@ static inline void adaptive_range(int i, int in, int out, int *start, int *end) 
 }
 
 /* ---------------------------------------------------------------- kernels */
-#define POOL_KERNELS(SFX, T)                                                                   \
-void st_maxpool_forward##SFX(T *out, int32_t *indices, const T *in, int planes,                \
-                             const st_pool_geom *g) {                                          \
+#define POOL_KERNELS(SFX, MAXF, T)                                                              \
+void MAXF(T *out, int32_t *indices, const T *in, int planes, const st_pool_geom *g) {          \
     const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
     const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
     _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
@@ -272,5 +273,80 @@ void st_adaptive_avgpool_backward##SFX(T *din, const T *dout, int planes, const 
     }                                                                                          \
 }
 
-POOL_KERNELS(, float)
-POOL_KERNELS(_f64, double)
+POOL_KERNELS(, st_maxpool_forward_ref, float)
+POOL_KERNELS(_f64, st_maxpool_forward_f64, double)
+
+/* ---------------------------------------------------------------- fast max pooling
+ * The common case: windows of kh x 2 with stride (kh, 2), no padding, no dilation, all
+ * inside the input (LeNet's and U-Net's 2 x 2 pooling, 1D pooling by 2). The windows do
+ * not overlap, so 16 outputs of a row come from 32 consecutive values of each of the
+ * window's input rows, split into even and odd columns (two permutes). The candidates
+ * are scanned in the general loop's order (row by row, left to right) with its rule
+ * (replace if greater, or if a NaN), so values and indices are the same bit for bit. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+static int maxpool_fast_ok(const st_pool_geom *g) {
+    return g->kw == 2 && g->sw == 2 && g->kh == g->sh && g->ph == 0 && g->pw == 0 && g->dh == 1 &&
+           g->dw == 1 && (long long)g->oh * g->kh <= g->ih && (long long)g->ow * 2 <= g->iw;
+}
+
+static void maxpool_plane_k2(float *op, int32_t *xp, const float *ip, const st_pool_geom *g) {
+    const int iw = g->iw, ow = g->ow, kh = g->kh;
+#if defined(__AVX512F__)
+    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(lane2, _mm512_set1_epi32(1));
+#endif
+    for (int oy = 0; oy < g->oh; oy++) {
+        int y0 = oy * kh, ox = 0;
+#if defined(__AVX512F__)
+        for (; ox < ow; ox += 16) {
+            int m = ow - ox < 16 ? ow - ox : 16;
+            __mmask16 om = (__mmask16)((1u << m) - 1);
+            __mmask16 m0 = (__mmask16)(2 * m >= 16 ? 0xffffu : (1u << 2 * m) - 1);
+            __mmask16 m1 = (__mmask16)(2 * m >= 32 ? 0xffffu : 2 * m > 16 ? (1u << (2 * m - 16)) - 1 : 0);
+            __m512 best = _mm512_setzero_ps();
+            __m512i bi = _mm512_setzero_si512();
+            for (int i = 0; i < kh; i++) {
+                const float *row = ip + (size_t)(y0 + i) * iw + 2 * ox;
+                __m512 a = _mm512_maskz_loadu_ps(m0, row), b = _mm512_maskz_loadu_ps(m1, row + 16);
+                __m512 v[2] = {_mm512_permutex2var_ps(a, lane2, b), _mm512_permutex2var_ps(a, odd, b)};
+                __m512i at = _mm512_add_epi32(lane2, _mm512_set1_epi32((y0 + i) * iw + 2 * ox));
+                for (int j = 0; j < 2; j++) {
+                    __m512i vi = j ? _mm512_add_epi32(at, _mm512_set1_epi32(1)) : at;
+                    if (i == 0 && j == 0) { best = v[0]; bi = vi; continue; }
+                    __mmask16 k = _mm512_cmp_ps_mask(v[j], best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v[j], v[j], _CMP_UNORD_Q);
+                    best = _mm512_mask_blend_ps(k, best, v[j]);
+                    bi = _mm512_mask_blend_epi32(k, bi, vi);
+                }
+            }
+            _mm512_mask_storeu_ps(op + (size_t)oy * ow + ox, om, best);
+            if (xp) _mm512_mask_storeu_epi32(xp + (size_t)oy * ow + ox, om, bi);
+        }
+#endif
+        for (; ox < ow; ox++) {
+            float best = ip[(size_t)y0 * iw + 2 * ox];
+            int bi = y0 * iw + 2 * ox;
+            for (int i = 0; i < kh; i++)
+                for (int j = i == 0; j < 2; j++) {
+                    int at = (y0 + i) * iw + 2 * ox + j;
+                    float v = ip[at];
+                    if (v > best || isnan(v)) { best = v; bi = at; }
+                }
+            op[(size_t)oy * ow + ox] = best;
+            if (xp) xp[(size_t)oy * ow + ox] = bi;
+        }
+    }
+}
+
+void st_maxpool_forward(float *out, int32_t *indices, const float *in, int planes, const st_pool_geom *g) {
+    if (!maxpool_fast_ok(g)) {
+        st_maxpool_forward_ref(out, indices, in, planes, g);
+        return;
+    }
+    const size_t isz = (size_t)g->ih * g->iw, osz = (size_t)g->oh * g->ow;
+#pragma omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)
+    for (int c = 0; c < planes; c++)
+        maxpool_plane_k2(out + c * osz, indices ? indices + c * osz : NULL, in + c * isz, g);
+}

@@ -33,6 +33,9 @@ st_status st_pool_geom_adaptive(st_pool_geom *g, int ih, int iw, int oh, int ow)
 /* out (planes, oh, ow); indices (same shape, may be NULL): the argmax as a flat position
  * y*iw + x inside the unpadded input plane. */
 void st_maxpool_forward(float *out, int32_t *indices, const float *in, int planes, const st_pool_geom *g);
+/* The general loop, for every geometry (st_maxpool_forward takes a vectorised path for
+ * non-overlapping k x 2 windows without padding); kept for tests. Same contract. */
+void st_maxpool_forward_ref(float *out, int32_t *indices, const float *in, int planes, const st_pool_geom *g);
 /* din[plane][indices[o]] += dout[o] */
 void st_maxpool_backward(float *din, const float *dout, const int32_t *indices, int planes, const st_pool_geom *g);
 

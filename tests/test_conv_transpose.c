@@ -11,6 +11,9 @@
  *    built convolution (cropped to the transposed input size when output_padding >=
  *    stride), for random geometries, in double and with the fast float versions;
  *  - fast against plain versions for random geometries and batches up to 19;
+ *  - the matrix-product path (kernel = stride, no padding) against the plain versions on
+ *    random shapes with several chunks and parts, groups, 1D and 2D, accumulation onto
+ *    ones, din = db = NULL, and bit-identical results for 1 and 2 threads;
  *  - st_convt_geom_init's rejection of invalid arguments (output_padding too large...).
  */
 #include "conv_transpose.h"
@@ -385,6 +388,74 @@ static void fast_vs_ref(void) {
     }
 }
 
+/* ---------------------------------------------------------------- kernel = stride */
+static void kernel_stride_vs_ref(void) {
+    st_rng r;
+    st_rng_seed(&r, 777);
+    for (int t = 0; t < 30; t++) {
+        int dim = t % 3 == 0 ? 1 : 2, groups = t % 4 == 1 ? rint_(&r, 2, 3) : 1;
+        int cin = groups * rint_(&r, 1, t % 5 == 0 ? 40 : 9), cout = groups * rint_(&r, 1, t % 7 == 0 ? 70 : 9);
+        int k[2], s[2], d[2] = {1, 1}, pad[2] = {0, 0}, op[2] = {0, 0}, n = rint_(&r, 1, 5);
+        k[0] = dim == 1 ? 1 : rint_(&r, 1, 3);
+        k[1] = rint_(&r, 1, 3);
+        if (t % 2) k[0] = k[1] = 2 - (dim == 1);
+        if (dim == 1) k[0] = 1;
+        s[0] = k[0]; s[1] = k[1];
+        if (k[1] == 1) d[1] = rint_(&r, 1, 3); /* dilation is irrelevant to a kernel of 1 */
+        int ih = dim == 1 ? 1 : rint_(&r, 1, t % 3 ? 20 : 45), iw = rint_(&r, 1, dim == 1 ? 3000 : 45);
+        st_convt_geom g;
+        if (st_convt_geom_init(&g, cin, cout, groups, k, s, d, pad, op, ih, iw) != ST_OK) {
+            CHECK(0, "kernel = stride %d: geometry rejected: %s", t, st_errmsg());
+            continue;
+        }
+        char desc[160];
+        snprintf(desc, sizeof desc, "kernel = stride: n=%d cin=%d cout=%d groups=%d in=%dx%d k=%dx%d", n, cin, cout,
+                 groups, ih, iw, k[0], k[1]);
+        size_t nx = (size_t)n * cin * ih * iw, nw = (size_t)cin * (cout / groups) * k[0] * k[1];
+        size_t ny = (size_t)n * cout * g.oh * g.ow;
+        float *x = xmalloc(nx * 4), *w = xmalloc(nw * 4), *b = xmalloc((size_t)cout * 4), *gy = xmalloc(ny * 4);
+        for (size_t i = 0; i < nx; i++) x[i] = (float)(2 * st_rng_uniform(&r) - 1);
+        for (size_t i = 0; i < nw; i++) w[i] = (float)(2 * st_rng_uniform(&r) - 1);
+        for (int i = 0; i < cout; i++) b[i] = (float)(2 * st_rng_uniform(&r) - 1);
+        for (size_t i = 0; i < ny; i++) gy[i] = (float)(2 * st_rng_uniform(&r) - 1);
+        float *y[2], *dx[2], *dw[2], *db[2];
+        float *yr = xmalloc(ny * 4), *dxr = xmalloc(nx * 4), *dwr = xmalloc(nw * 4), *dbr = xmalloc((size_t)cout * 4);
+        size_t wsz = st_convt_work_size(&g, n);
+        float *work = xmalloc((wsz + 1) * 4);
+        for (int th = 0; th < 2; th++) { /* 1 thread, then 2: the same bits */
+            st_set_threads(th + 1);
+            y[th] = xmalloc(ny * 4); dx[th] = xmalloc(nx * 4); dw[th] = xmalloc(nw * 4); db[th] = xmalloc((size_t)cout * 4);
+            for (size_t i = 0; i < nx; i++) dx[th][i] = 1;
+            for (size_t i = 0; i < nw; i++) dw[th][i] = 1;
+            for (int i = 0; i < cout; i++) db[th][i] = 1;
+            fill_nan(work, wsz); fill_nan(y[th], ny);
+            st_convt_forward(y[th], x, w, t % 3 == 2 ? NULL : b, n, &g, work);
+            fill_nan(work, wsz);
+            st_convt_backward(dx[th], dw[th], db[th], gy, x, w, n, &g, work);
+        }
+        st_set_threads(0);
+        for (size_t i = 0; i < nx; i++) dxr[i] = 1;
+        for (size_t i = 0; i < nw; i++) dwr[i] = 1;
+        for (int i = 0; i < cout; i++) dbr[i] = 1;
+        st_convt_forward_ref(yr, x, w, t % 3 == 2 ? NULL : b, n, &g);
+        st_convt_backward_ref(dxr, dwr, dbr, gy, x, w, n, &g);
+        cmp(y[0], yr, ny, desc, "forward");
+        cmp(dx[0], dxr, nx, desc, "dx");
+        cmp(dw[0], dwr, nw, desc, "dw");
+        cmp(db[0], dbr, (size_t)cout, desc, "db");
+        CHECK(!memcmp(y[0], y[1], ny * 4) && !memcmp(dx[0], dx[1], nx * 4) && !memcmp(dw[0], dw[1], nw * 4) &&
+                  !memcmp(db[0], db[1], (size_t)cout * 4),
+              "%s: 1 and 2 threads differ", desc);
+        /* din and db may be NULL */
+        for (size_t i = 0; i < nw; i++) dw[1][i] = 1;
+        fill_nan(work, wsz);
+        st_convt_backward(NULL, dw[1], NULL, gy, x, w, n, &g, work);
+        CHECK(!memcmp(dw[0], dw[1], nw * 4), "%s: dw with din = db = NULL differs", desc);
+        for (int th = 0; th < 2; th++) { free(y[th]); free(dx[th]); free(dw[th]); free(db[th]); }
+        free(x); free(w); free(b); free(gy); free(yr); free(dxr); free(dwr); free(dbr); free(work);
+    }
+}
+
 /* ---------------------------------------------------------------- geometry errors */
 static void expect_err(st_status want, const char *needle, int cin, int cout, int groups, int kh, int kw,
                        int sh, int sw, int dh, int dw, int ph, int pw, int oph, int opw, int ih, int iw) {
@@ -472,6 +543,7 @@ int main(void) {
     finite_differences();
     adjoint();
     fast_vs_ref();
+    kernel_stride_vs_ref();
     geometry();
     worked_example();
     return test_done("test_conv_transpose");

@@ -9,11 +9,17 @@
  *    Tolerance 1e-5 * (1 + max |reference|), the reference being st_conv_*_ref.
  * 2. The MNIST-1D CNN's three layers at batch 100 and a few other sizes (the shapes the
  *    direct path is tuned for), the same checks.
+ * 2b. Depthwise convolutions with stride 1 (their own kernel, conv_depthwise.c) on planes
+ *    up to 70 wide and 24 high, kernels up to 7 x 7 with dilation, padding wider than
+ *    the kernel, batches 1-12, infinities and NaNs in the input, the same checks.
  * 3. Thread-count independence: forward and backward with 1, 2 and 3 threads give
  *    bit-identical results, for both paths.
  * 4. GEMM: random small and medium shapes, all four transpose combinations, beta 0 and
  *    1, row strides larger than the matrix, against st_sgemm_ref; also bit-identical
  *    results for 1 and 2 threads. Linear forward/backward against the double versions.
+ * 5. Cross-entropy (float, whose classifier case has its own vectorised exponential)
+ *    against the double version: losses and gradients for 1 to 80 classes, logits from
+ *    -100 to 100, a -inf logit, a NaN logit.
  * Everything is seeded: the same run on every machine.
  */
 #include "internal.h"
@@ -213,6 +219,68 @@ static void mnist1d_convs(void) {
         }
 }
 
+/* Depthwise, stride 1: the plane-wise kernel of conv_depthwise.c, on larger planes than
+ * random_convs makes (several vectors per row, several row blocks and parts). */
+static void depthwise_convs(void) {
+    int done = 0;
+    for (int t = 0; t < 40; t++) {
+        int dim = t % 5 == 0 ? 1 : 2, ch = rint_in(1, t % 4 ? 12 : 40), n = rint_in(1, 12);
+        int k[2], s[2] = {1, 1}, d[2], pad[2];
+        for (int a = 0; a < 2; a++) {
+            k[a] = t % 3 == 0 ? 3 : rint_in(1, 7);
+            d[a] = t % 4 == 3 ? rint_in(1, 3) : 1;
+            pad[a] = rint_in(0, t % 6 == 5 ? 9 : 3); /* wider than the kernel too */
+        }
+        int ih = rint_in(1, 24), iw = rint_in(1, 70), pm = t % 7 == 6 ? ST_PAD_SAME : ST_PAD_EXPLICIT;
+        if (dim == 1) { k[0] = d[0] = 1; pad[0] = 0; ih = 1; }
+        conv_case c;
+        if (!make_case(&c, dim, n, ch, ch, ch, k, s, d, pm, pad, ih, iw, t % 2)) continue;
+        run_conv_case(&c, t % 4 == 0);
+        done++;
+    }
+    /* an infinity and a NaN in the input reach only their own outputs and gradients:
+     * compare against the reference where it is finite, and where it is not, alike */
+    {
+        int k[2] = {3, 3}, s[2] = {1, 1}, d[2] = {1, 1}, pad[2] = {0, 0}, n = 3, ch = 4, ih = 9, iw = 30;
+        st_conv_geom g;
+        st_conv_geom_init(&g, ch, ch, ch, k, s, d, ST_PAD_EXPLICIT, pad, ih, iw);
+        size_t nx = (size_t)n * ch * ih * iw, ny = (size_t)n * ch * g.oh * g.ow, nw = (size_t)ch * 9;
+        float *x = rand_f(nx), *w = rand_f(nw), *gy = rand_f(ny);
+        x[iw - 1] = INFINITY; /* the last column: read by no phantom lane's product with dL/dout */
+        x[(size_t)ch * ih * iw + 2 * iw - 2] = NAN;
+        float *y = alloc_f(ny), *yr = alloc_f(ny), *dw = calloc(nw, 4), *dwr = calloc(nw, 4);
+        float *work = alloc_f(st_conv_work_size(&g, n));
+        st_conv_force_path(1);
+        st_conv_forward(y, x, w, NULL, n, &g, work);
+        st_conv_backward(NULL, dw, NULL, gy, x, w, n, &g, work);
+        st_conv_force_path(-1);
+        st_conv_forward_ref(yr, x, w, NULL, n, &g);
+        st_conv_backward_ref(NULL, dwr, NULL, gy, x, w, n, &g);
+        int same_class = 1;
+        for (size_t i = 0; i < ny; i++) same_class &= isfinite(y[i]) == isfinite(yr[i]);
+        for (size_t i = 0; i < nw; i++) same_class &= isfinite(dw[i]) == isfinite(dwr[i]);
+        CHECK(same_class, "depthwise with inf and NaN inputs: non-finite outputs differ from the reference");
+        free(x); free(w); free(gy); free(y); free(yr); free(dw); free(dwr); free(work);
+    }
+    printf("depthwise: %d geometries\n", done);
+}
+
+/* Few batch columns on several threads (the direct path then splits channel blocks and
+ * weight tiles instead of columns): a 7x7 stride-2 stem at batch 8, a conv1d at batch 32,
+ * a 3x3 at batch 20; each checked against the reference and for 1, 2 and 3 threads. */
+static void few_column_convs(void) {
+    struct { int dim, n, cin, cout, h, w, k, s, p; } cs[] = {
+        {2, 8, 3, 40, 40, 40, 7, 2, 3}, {1, 32, 16, 24, 1, 200, 3, 1, 1}, {2, 20, 8, 36, 14, 14, 3, 1, 1},
+        {2, 3, 5, 17, 9, 11, 3, 1, 0}};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        int k[2] = {cs[i].dim == 1 ? 1 : cs[i].k, cs[i].k}, s[2] = {cs[i].dim == 1 ? 1 : cs[i].s, cs[i].s};
+        int d[2] = {1, 1}, pad[2] = {cs[i].dim == 1 ? 0 : cs[i].p, cs[i].p};
+        conv_case c;
+        if (make_case(&c, cs[i].dim, cs[i].n, cs[i].cin, cs[i].cout, 1, k, s, d, ST_PAD_EXPLICIT, pad, cs[i].h, cs[i].w, 1))
+            run_conv_case(&c, 1);
+    }
+}
+
 /* ---------------------------------------------------------------- GEMM and linear */
 static void check_gemm(int tA, int tB, int M, int N, int K, int extra, float beta, int threads_too) {
     int lda = (tA ? M : K) + extra, ldb = (tB ? K : N) + extra, ldc = N + extra;
@@ -289,12 +357,42 @@ static void linears(void) {
     }
 }
 
+static void cross_entropies(void) {
+    for (int t = 0; t < 60; t++) {
+        int n = rint_in(1, 9), c = t < 50 ? rint_in(1, 80) : 10;
+        double spread = t % 3 == 0 ? 100 : t % 3 == 1 ? 10 : 1;
+        size_t nz = (size_t)n * c;
+        float *z = alloc_f(nz), *d = alloc_f(nz);
+        double *zd = malloc(nz * sizeof(double)), *dd = malloc(nz * sizeof(double));
+        int32_t *lab = malloc((size_t)n * sizeof(int32_t));
+        for (size_t i = 0; i < nz; i++) z[i] = (float)(runif() * spread);
+        for (int i = 0; i < n; i++) lab[i] = rint_in(0, c - 1);
+        if (t == 50 && c > 1) { z[1] = -INFINITY; lab[0] = 0; }
+        if (t == 51) z[3] = NAN;
+        for (size_t i = 0; i < nz; i++) zd[i] = z[i];
+        double L = st_cross_entropy(z, lab, n, c, d), Ld = st_cross_entropy_f64(zd, lab, n, c, dd);
+        if (t == 51) {
+            CHECK(isnan(L) && isnan(d[0]), "cross-entropy with a NaN logit: loss %g, gradient %g", L, d[0]);
+        } else {
+            double err = 0;
+            for (size_t i = 0; i < nz; i++) err = fmax(err, fabs(d[i] - dd[i]));
+            CHECK(fabs(L - Ld) <= 1e-5 * (1 + fabs(Ld)) && err <= 1e-6, "cross-entropy n=%d c=%d spread %g: loss %.9g vs %.9g, "
+                  "gradient error %.3g", n, c, spread, L, Ld, err);
+            if (t == 50 && c > 1) CHECK(d[1] == 0, "cross-entropy: a -inf logit's gradient is %g", d[1]);
+        }
+        free(z); free(d); free(zd); free(dd); free(lab);
+    }
+}
+
 int main(void) {
     st_set_threads(1);
     mnist1d_convs();
     random_convs(300);
+    depthwise_convs();
+    few_column_convs();
     gemms();
     linears();
+    cross_entropies();
     st_set_threads(0);
     return test_done("test_kernels");
 }

@@ -10,6 +10,8 @@
  *    geometries, including padding up to half the effective (dilated) kernel.
  * 5. Results independent of the thread count on a large case (OpenMP path).
  * 6. Geometry validation and error messages.
+ * 7. The vectorised max pooling (non-overlapping k x 2 windows) against the general loop
+ *    on random shapes, with ties, NaNs and infinities: values and indices bit for bit.
  */
 #include "pool.h"
 #include "fixture.h"
@@ -559,6 +561,40 @@ static void test_geometry(void) {
     CHECK(st == ST_OK && g.oh == 8 && g.ow == 3, "adaptive 5x7 -> 8x3: %s", st_errmsg());
 }
 
+/* ---------------------------------------------------------------- 7. fast max pooling */
+static void test_fast_max(void) {
+    st_rng r;
+    st_rng_seed(&r, 11);
+    const float special[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1.0f, 1.0f};
+    int cases = 0, bad = 0;
+    for (int t = 0; t < 300; t++) {
+        int kh = t % 3 == 0 ? 1 : 1 + (int)st_rng_below(&r, 3), planes = 1 + (int)st_rng_below(&r, 5);
+        int ih = kh == 1 && t % 2 ? 1 : kh + (int)st_rng_below(&r, 12), iw = 2 + (int)st_rng_below(&r, t % 4 ? 70 : 8);
+        int k[2] = {kh, 2}, zero[2] = {0, 0};
+        st_pool_geom g;
+        if (st_pool_geom_init(&g, ih, iw, k, NULL, zero, NULL, t % 5 == 0, 1, 0)) continue;
+        size_t isz = (size_t)planes * ih * iw, osz = (size_t)planes * g.oh * g.ow;
+        float *x = xmalloc(isz * sizeof(float)), *y = xmalloc(osz * sizeof(float)), *yr = xmalloc(osz * sizeof(float));
+        int32_t *ix = xmalloc(osz * sizeof(int32_t)), *ir = xmalloc(osz * sizeof(int32_t));
+        for (size_t i = 0; i < isz; i++) {
+            uint32_t u = st_rng_below(&r, 20);
+            x[i] = t % 3 == 1 ? (float)st_rng_below(&r, 3) /* many ties */
+                 : u < 7 && t % 2 ? special[u] : (float)st_rng_normal(&r);
+        }
+        st_maxpool_forward(y, ix, x, planes, &g);
+        st_maxpool_forward_ref(yr, ir, x, planes, &g);
+        int differ = memcmp(y, yr, osz * sizeof(float)) != 0 || memcmp(ix, ir, osz * sizeof(int32_t)) != 0;
+        memset(y, 0, osz * sizeof(float));
+        st_maxpool_forward(y, NULL, x, planes, &g);
+        differ |= memcmp(y, yr, osz * sizeof(float)) != 0;
+        if (differ && bad++ < 3)
+            CHECK(0, "fast max pool %dx%d kernel %dx2 (%d planes): differs from the general loop", ih, iw, kh, planes);
+        cases++;
+        free(x); free(y); free(yr); free(ix); free(ir);
+    }
+    CHECK(bad == 0 && cases > 250, "fast max pool: %d of %d cases differ", bad, cases);
+}
+
 int main(void) {
     test_fixtures();
     test_spec_examples();
@@ -566,5 +602,6 @@ int main(void) {
     test_brute_force();
     test_threads();
     test_geometry();
+    test_fast_max();
     return test_done("test_pool");
 }
