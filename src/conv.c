@@ -209,6 +209,7 @@ void st_conv_force_path(int path) { force_path = path; }
 
 static int take_direct(const st_conv_geom *g, int n) {
     if (!st_direct_possible(g, n)) return 0;
+    if (st_direct_preferred(g, n)) return 1; /* depthwise stride 1: conv_depthwise.c at any batch */
     if (pointwise(g) && g->oh * g->ow >= POINTWISE_GEMM_MIN_PLANE) return 0;
     return n >= DIRECT_MIN_BATCH && st_direct_work_size(g, n) <= gemm_work_size(g, n) + DIRECT_EXTRA_WORK;
 }
