@@ -595,6 +595,38 @@ static void test_fast_max(void) {
     CHECK(bad == 0 && cases > 250, "fast max pool: %d of %d cases differ", bad, cases);
 }
 
+/* The inference path (no indices, dilation 1, any window, stride and padding) against the
+ * general loop: bit-identical values, NaN, infinities, signed zeros and ties included. */
+static void test_values_only_max(void) {
+    st_rng r;
+    st_rng_seed(&r, 11);
+    const float special[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1.0f, 1.0f};
+    int bad = 0, cases = 0;
+    for (int t = 0; t < 400; t++) {
+        int k[2] = {1 + (int)st_rng_below(&r, 4), 1 + (int)st_rng_below(&r, 4)};
+        int s[2] = {1 + (int)st_rng_below(&r, 3), 1 + (int)st_rng_below(&r, 3)};
+        int p[2] = {(int)st_rng_below(&r, (uint32_t)(k[0] / 2 + 1)), (int)st_rng_below(&r, (uint32_t)(k[1] / 2 + 1))};
+        int planes = 1 + (int)st_rng_below(&r, 4), ih = 1 + (int)st_rng_below(&r, 20), iw = 1 + (int)st_rng_below(&r, 40);
+        st_pool_geom g;
+        if (st_pool_geom_init(&g, ih, iw, k, s, p, NULL, t % 3 == 0, 1, 0)) continue;
+        size_t isz = (size_t)planes * ih * iw, osz = (size_t)planes * g.oh * g.ow;
+        float *x = xmalloc(isz * sizeof(float)), *y = xmalloc(osz * sizeof(float)), *yr = xmalloc(osz * sizeof(float));
+        int32_t *ir = xmalloc(osz * sizeof(int32_t));
+        for (size_t i = 0; i < isz; i++) {
+            uint32_t u = st_rng_below(&r, 20);
+            x[i] = t % 3 == 1 ? (float)st_rng_below(&r, 3) : u < 7 && t % 2 ? special[u] : (float)st_rng_normal(&r);
+        }
+        st_maxpool_forward(y, NULL, x, planes, &g);
+        st_maxpool_forward_ref(yr, ir, x, planes, &g);
+        if (memcmp(y, yr, osz * sizeof(float)) != 0 && bad++ < 3)
+            CHECK(0, "max pool without indices, %dx%d kernel %dx%d stride %dx%d pad %dx%d: differs from the general loop",
+                  ih, iw, k[0], k[1], s[0], s[1], p[0], p[1]);
+        cases++;
+        free(x); free(y); free(yr); free(ir);
+    }
+    CHECK(bad == 0 && cases > 300, "max pool without indices: %d of %d cases differ", bad, cases);
+}
+
 int main(void) {
     test_fixtures();
     test_spec_examples();
@@ -603,5 +635,6 @@ int main(void) {
     test_threads();
     test_geometry();
     test_fast_max();
+    test_values_only_max();
     return test_done("test_pool");
 }
