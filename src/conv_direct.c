@@ -26,8 +26,8 @@
  * conv_depthwise.c, which works on the planes in place.
  *
  * Threads (when the call is big enough and not already inside a parallel region): the
- * forward pass splits the columns, each being independent, or, when there are fewer than
- * two columns a thread (a batch of 8 is one column), the (column, channel block) pairs;
+ * forward pass splits the columns, each being independent, or, when they cannot be shared
+ * evenly (a batch of 8 is one column), the (column, channel block) pairs;
  * a backward pass of one part splits its steps likewise (columns, channel blocks, weight
  * tiles, bias channels: each output is one piece's). The backward pass cuts the
  * batch into a number of parts fixed by the batch size (one up to 80 samples, two for
@@ -751,8 +751,9 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
     c.in = in;
     c.out = out;
     int blocks = g->groups * d.nob;
-    if (use_threads(&d) && d.ncol < 2 * st_get_threads() && blocks > 1) {
-        /* few columns for the threads: the transposes by column, the kernels by
+    int nt = st_get_threads();
+    if (use_threads(&d) && d.ncol < 2 * nt && d.ncol % nt && blocks > 1) {
+        /* too few columns to share evenly: the transposes by column, the kernels by
          * (column, block); each output is still computed by one kernel call */
 #pragma omp parallel
         {
