@@ -31,6 +31,7 @@
  *
  * Adaptive average pooling: start = floor(i*in/out), end = ceil((i+1)*in/out),
  *   out = mean over [start, end) in both axes. Backward spreads dout / count likewise.
+ *   Both average poolings run the same loops (mean_fwd, mean_bwd); only the window differs.
  *
  * Speed: max pooling over non-overlapping k x 2 windows without padding (the usual 2 x 2)
  * takes a vectorised path (end of the file) with the same results bit for bit; elsewhere
@@ -138,6 +139,19 @@ static inline void adaptive_range(int i, int in, int out, int *start, int *end) 
     *end = (int)(((long long)(i + 1) * in + out - 1) / out);
 }
 
+/* The window of average (adaptive = 0) or adaptive-average (1) pooling along one axis. An
+ * adaptive geometry has count_include_pad = divisor_override = 0, so avg_divisor gives
+ * it the window's cell count. */
+static inline void mean_range(int adaptive, int o, int s, int p, int k, int in, int out, int *start, int *end,
+                              int *ext) {
+    if (adaptive) {
+        adaptive_range(o, in, out, start, end);
+        *ext = *end - *start;
+    } else {
+        avg_range(o, s, p, k, in, start, end, ext);
+    }
+}
+
 /* ---------------------------------------------------------------- kernels */
 #define POOL_KERNELS(SFX, MAXF, T)                                                              \
 void MAXF(T *out, int32_t *indices, const T *in, int planes, const st_pool_geom *g) {          \
@@ -183,7 +197,7 @@ void st_maxpool_backward##SFX(T *din, const T *dout, const int32_t *indices, int
         }                                                                                      \
     }                                                                                          \
 }                                                                                              \
-void st_avgpool_forward##SFX(T *out, const T *in, int planes, const st_pool_geom *g) {         \
+static void mean_fwd##SFX(T *out, const T *in, int planes, const st_pool_geom *g, int adaptive) { \
     const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
     const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
     _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
@@ -192,10 +206,10 @@ void st_avgpool_forward##SFX(T *out, const T *in, int planes, const st_pool_geom
         T *op = out + c * osz;                                                                 \
         for (int oy = 0; oy < oh; oy++) {                                                      \
             int y0, y1, eh;                                                                    \
-            avg_range(oy, g->sh, g->ph, g->kh, ih, &y0, &y1, &eh);                             \
+            mean_range(adaptive, oy, g->sh, g->ph, g->kh, ih, oh, &y0, &y1, &eh);              \
             for (int ox = 0; ox < ow; ox++) {                                                  \
                 int x0, x1, ew;                                                                \
-                avg_range(ox, g->sw, g->pw, g->kw, iw, &x0, &x1, &ew);                         \
+                mean_range(adaptive, ox, g->sw, g->pw, g->kw, iw, ow, &x0, &x1, &ew);          \
                 if (y0 >= y1 || x0 >= x1) { op[oy * ow + ox] = 0; continue; }                  \
                 T sum = 0;                                                                     \
                 for (int y = y0; y < y1; y++) {                                                \
@@ -207,7 +221,7 @@ void st_avgpool_forward##SFX(T *out, const T *in, int planes, const st_pool_geom
         }                                                                                      \
     }                                                                                          \
 }                                                                                              \
-void st_avgpool_backward##SFX(T *din, const T *dout, int planes, const st_pool_geom *g) {      \
+static void mean_bwd##SFX(T *din, const T *dout, int planes, const st_pool_geom *g, int adaptive) { \
     const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
     const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
     _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
@@ -216,10 +230,10 @@ void st_avgpool_backward##SFX(T *din, const T *dout, int planes, const st_pool_g
         const T *gp = dout + c * osz;                                                          \
         for (int oy = 0; oy < oh; oy++) {                                                      \
             int y0, y1, eh;                                                                    \
-            avg_range(oy, g->sh, g->ph, g->kh, ih, &y0, &y1, &eh);                             \
+            mean_range(adaptive, oy, g->sh, g->ph, g->kh, ih, oh, &y0, &y1, &eh);              \
             for (int ox = 0; ox < ow; ox++) {                                                  \
                 int x0, x1, ew;                                                                \
-                avg_range(ox, g->sw, g->pw, g->kw, iw, &x0, &x1, &ew);                         \
+                mean_range(adaptive, ox, g->sw, g->pw, g->kw, iw, ow, &x0, &x1, &ew);          \
                 if (y0 >= y1 || x0 >= x1) continue;                                            \
                 T v = gp[oy * ow + ox] / (T)avg_divisor(g, y0, y1, x0, x1, eh, ew);            \
                 for (int y = y0; y < y1; y++) {                                                \
@@ -230,50 +244,17 @@ void st_avgpool_backward##SFX(T *din, const T *dout, int planes, const st_pool_g
         }                                                                                      \
     }                                                                                          \
 }                                                                                              \
+void st_avgpool_forward##SFX(T *out, const T *in, int planes, const st_pool_geom *g) {         \
+    mean_fwd##SFX(out, in, planes, g, 0);                                                      \
+}                                                                                              \
+void st_avgpool_backward##SFX(T *din, const T *dout, int planes, const st_pool_geom *g) {      \
+    mean_bwd##SFX(din, dout, planes, g, 0);                                                    \
+}                                                                                              \
 void st_adaptive_avgpool_forward##SFX(T *out, const T *in, int planes, const st_pool_geom *g) { \
-    const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
-    const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
-    _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
-    for (int c = 0; c < planes; c++) {                                                         \
-        const T *ip = in + c * isz;                                                            \
-        T *op = out + c * osz;                                                                 \
-        for (int oy = 0; oy < oh; oy++) {                                                      \
-            int y0, y1;                                                                        \
-            adaptive_range(oy, ih, oh, &y0, &y1);                                              \
-            for (int ox = 0; ox < ow; ox++) {                                                  \
-                int x0, x1;                                                                    \
-                adaptive_range(ox, iw, ow, &x0, &x1);                                          \
-                T sum = 0;                                                                     \
-                for (int y = y0; y < y1; y++) {                                                \
-                    const T *row = ip + (size_t)y * iw;                                        \
-                    for (int x = x0; x < x1; x++) sum += row[x];                               \
-                }                                                                              \
-                op[oy * ow + ox] = sum / (T)((y1 - y0) * (x1 - x0));                           \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
+    mean_fwd##SFX(out, in, planes, g, 1);                                                      \
 }                                                                                              \
 void st_adaptive_avgpool_backward##SFX(T *din, const T *dout, int planes, const st_pool_geom *g) { \
-    const int ih = g->ih, iw = g->iw, oh = g->oh, ow = g->ow;                                  \
-    const size_t isz = (size_t)ih * iw, osz = (size_t)oh * ow;                                 \
-    _Pragma("omp parallel for schedule(static) if ((long long)planes * (long long)osz > POOL_PAR_MIN)") \
-    for (int c = 0; c < planes; c++) {                                                         \
-        T *dp = din + c * isz;                                                                 \
-        const T *gp = dout + c * osz;                                                          \
-        for (int oy = 0; oy < oh; oy++) {                                                      \
-            int y0, y1;                                                                        \
-            adaptive_range(oy, ih, oh, &y0, &y1);                                              \
-            for (int ox = 0; ox < ow; ox++) {                                                  \
-                int x0, x1;                                                                    \
-                adaptive_range(ox, iw, ow, &x0, &x1);                                          \
-                T v = gp[oy * ow + ox] / (T)((y1 - y0) * (x1 - x0));                           \
-                for (int y = y0; y < y1; y++) {                                                \
-                    T *row = dp + (size_t)y * iw;                                              \
-                    for (int x = x0; x < x1; x++) row[x] += v;                                 \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
+    mean_bwd##SFX(din, dout, planes, g, 1);                                                    \
 }
 
 POOL_KERNELS(, st_maxpool_forward_ref, float)
