@@ -58,6 +58,25 @@ static inline void cmp_f64(const double *got, const float *ref, size_t n, const 
     free(g);
 }
 
+/* ---------------------------------------------------------------- double-precision layers */
+/* Runs a layer's double-precision plain forward and backward (FWD, BWD: st_conv_*_ref_f64 or
+ * st_convt_*_ref_f64, which share one argument order) on the float inputs and compares the
+ * output and gradients, rounded to float, with the fixture's (y, gx, gw, gb; gb if bias). */
+#define CHECK_LAYER_F64(FWD, BWD, geom, n, bias, x, w, b, gy, y, gx, gw, gb, nx, nw, ny, cout, desc) do { \
+        double *x64_ = to_f64(x, nx), *w64_ = to_f64(w, nw), *gy64_ = to_f64(gy, ny);                   \
+        double *b64_ = (bias) ? to_f64(b, (size_t)(cout)) : NULL;                                        \
+        double *o64_ = xmalloc((ny) * sizeof(double));                                                   \
+        double *dx64_ = xcalloc(nx, sizeof(double)), *dw64_ = xcalloc(nw, sizeof(double));               \
+        double *db64_ = xcalloc((size_t)(cout), sizeof(double));                                         \
+        FWD(o64_, x64_, w64_, b64_, n, geom);                                                            \
+        cmp_f64(o64_, y, ny, desc, "f64 forward");                                                       \
+        BWD(dx64_, dw64_, (bias) ? db64_ : NULL, gy64_, x64_, w64_, n, geom);                            \
+        cmp_f64(dx64_, gx, nx, desc, "f64 backward dx");                                                 \
+        cmp_f64(dw64_, gw, nw, desc, "f64 backward dw");                                                 \
+        if (bias) cmp_f64(db64_, gb, (size_t)(cout), desc, "f64 backward db");                           \
+        free(x64_); free(w64_); free(gy64_); free(b64_); free(o64_); free(dx64_); free(dw64_); free(db64_); \
+    } while (0)
+
 /* ---------------------------------------------------------------- compact JSON */
 /* Finds "key": in a compact JSON object; returns the text after the colon or NULL. */
 static inline const char *jfind(const char *js, const char *key) {

@@ -156,18 +156,8 @@ static void fixture_case(const st_tensors *ts, int c) {
     cmp(dw, gw, nw, desc, "ref backward dw");
     if (bias) cmp(db, gb, (size_t)cout, desc, "ref backward db");
 
-    double *x64 = to_f64(x, nx), *w64 = to_f64(w, nw), *gy64 = to_f64(gy, ny);
-    double *b64 = bias ? to_f64(b, (size_t)cout) : NULL;
-    double *o64 = xmalloc(ny * sizeof(double));
-    double *dx64 = calloc(nx, sizeof(double)), *dw64 = calloc(nw, sizeof(double));
-    double *db64 = calloc((size_t)cout, sizeof(double));
-    st_convt_forward_ref_f64(o64, x64, w64, b64, n, &g);
-    cmp_f64(o64, y, ny, desc, "f64 forward");
-    st_convt_backward_ref_f64(dx64, dw64, bias ? db64 : NULL, gy64, x64, w64, n, &g);
-    cmp_f64(dx64, gx, nx, desc, "f64 backward dx");
-    cmp_f64(dw64, gw, nw, desc, "f64 backward dw");
-    if (bias) cmp_f64(db64, gb, (size_t)cout, desc, "f64 backward db");
-    free(x64); free(w64); free(gy64); free(b64); free(o64); free(dx64); free(dw64); free(db64);
+    CHECK_LAYER_F64(st_convt_forward_ref_f64, st_convt_backward_ref_f64, &g, n, bias, x, w, b, gy, y, gx, gw, gb,
+                    nx, nw, ny, cout, desc);
     free(out); free(dx); free(dw); free(db);
 }
 
