@@ -19,6 +19,8 @@
  */
 #include "internal.h"
 #include "test.h"
+#define TEST_SEED 0x5eed1234abcdULL
+#include "rand.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,15 +35,6 @@
 
 /* ---------------------------------------------------------------- random numbers
  * A private generator (splitmix64), so that the test does not depend on the library's. */
-static uint64_t rng_state = 0x5eed1234abcdULL;
-static uint64_t rnd64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static int rint_in(int lo, int hi) { return lo + (int)(rnd64() % (uint64_t)(hi - lo + 1)); }
-static double runif(double lo, double hi) { return lo + (hi - lo) * (double)(rnd64() >> 11) * 0x1p-53; }
 /* uniform on the grid k / 1024 in [-1, 1], never 0 */
 static double rgrid(void) {
     int k = rint_in(-1024, 1023);
@@ -252,10 +245,10 @@ static void act_gradcheck(void) {
         double x[N], r[N], y[N], dx[N] = {0}, yp[1], ym[1];
         for (int i = 0; i < N; i++) {
             if (acts[ai].a == ST_ACT_RELU || acts[ai].a == ST_ACT_LEAKY_RELU)
-                x[i] = (rnd64() & 1 ? 1 : -1) * runif(0.1, 3.0); /* away from the kink */
+                x[i] = (rnd64() & 1 ? 1 : -1) * runif_in(0.1, 3.0); /* away from the kink */
             else
-                x[i] = runif(-5, 5);
-            r[i] = runif(-1, 1);
+                x[i] = runif_in(-5, 5);
+            r[i] = runif_in(-1, 1);
         }
         st_act_forward_f64(acts[ai].a, acts[ai].slope, y, x, N);
         st_act_backward_f64(acts[ai].a, acts[ai].slope, dx, r, x, y, N);
@@ -280,7 +273,7 @@ static void loss_gradcheck(void) {
         size_t nz = (size_t)n * c;
         double *z = xmalloc(nz * sizeof(double)), *dz = xmalloc(nz * sizeof(double));
         int32_t *lab = xmalloc((size_t)n * sizeof(int32_t));
-        for (size_t i = 0; i < nz; i++) z[i] = runif(-2, 2);
+        for (size_t i = 0; i < nz; i++) z[i] = runif_in(-2, 2);
         for (int i = 0; i < n; i++) lab[i] = rint_in(0, c - 1);
         double L = st_cross_entropy_f64(z, lab, n, c, dz);
         /* The batch loss is the mean of the rows' losses (checked here); the numeric
@@ -381,10 +374,10 @@ static void conv_fast_vs_ref(void) {
         float *x = xmalloc(nx * sizeof(float)), *w = xmalloc(nw * sizeof(float)), *b = xmalloc((size_t)c.cout * sizeof(float));
         float *gy = xmalloc(ny * sizeof(float)), *y1 = xmalloc(ny * sizeof(float)), *y2 = xmalloc(ny * sizeof(float));
         float *work = xmalloc(wsz * sizeof(float));
-        for (size_t i = 0; i < nx; i++) x[i] = (float)runif(-1, 1);
-        for (size_t i = 0; i < nw; i++) w[i] = (float)runif(-1, 1);
-        for (int i = 0; i < c.cout; i++) b[i] = (float)runif(-1, 1);
-        for (size_t i = 0; i < ny; i++) gy[i] = (float)runif(-1, 1);
+        for (size_t i = 0; i < nx; i++) x[i] = (float)runif_in(-1, 1);
+        for (size_t i = 0; i < nw; i++) w[i] = (float)runif_in(-1, 1);
+        for (int i = 0; i < c.cout; i++) b[i] = (float)runif_in(-1, 1);
+        for (size_t i = 0; i < ny; i++) gy[i] = (float)runif_in(-1, 1);
         const float *bb = c.bias ? b : NULL;
         fill_nan(y1, ny); fill_nan(y2, ny); fill_nan(work, wsz);
         st_conv_forward(y1, x, w, bb, c.n, &g, work);
@@ -424,9 +417,9 @@ static void gemm_fast_vs_ref(void) {
         size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb, nc = (size_t)M * ldc;
         float *A = xmalloc(na * sizeof(float)), *B = xmalloc(nb * sizeof(float));
         float *C0 = xmalloc(nc * sizeof(float)), *C1 = xmalloc(nc * sizeof(float)), *C2 = xmalloc(nc * sizeof(float));
-        for (size_t i = 0; i < na; i++) A[i] = (float)runif(-1, 1);
-        for (size_t i = 0; i < nb; i++) B[i] = (float)runif(-1, 1);
-        for (size_t i = 0; i < nc; i++) C0[i] = C1[i] = C2[i] = (float)runif(-1, 1);
+        for (size_t i = 0; i < na; i++) A[i] = (float)runif_in(-1, 1);
+        for (size_t i = 0; i < nb; i++) B[i] = (float)runif_in(-1, 1);
+        for (size_t i = 0; i < nc; i++) C0[i] = C1[i] = C2[i] = (float)runif_in(-1, 1);
         if (beta == 0.0f) /* beta = 0 must ignore C, even NaN */
             for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C1[(size_t)i * ldc + j] = NAN;
         st_sgemm(tA, tB, M, N, K, A, lda, B, ldb, beta, C1, ldc);

@@ -25,6 +25,8 @@
 #include "internal.h"
 #include "kernels.h"
 #include "test.h"
+#define TEST_SEED 0x243f6a8885a308d3ULL
+#include "rand.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,31 +35,6 @@
 #define TOL 1e-5
 
 /* ---------------------------------------------------------------- helpers */
-static uint64_t rng_state = 0x243f6a8885a308d3ULL;
-static uint64_t rnd64(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static int rint_in(int lo, int hi) { return lo + (int)(rnd64() % (uint64_t)(hi - lo + 1)); }
-static float runif(void) { return (float)((double)(rnd64() >> 11) * 0x1p-53 * 2 - 1); }
-
-static float *alloc_f(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-static float *rand_f(size_t n) {
-    float *p = alloc_f(n);
-    for (size_t i = 0; i < n; i++) p[i] = runif();
-    return p;
-}
-static float *copy_f(const float *a, size_t n) {
-    float *p = alloc_f(n);
-    memcpy(p, a, n * sizeof(float));
-    return p;
-}
 static void fill_nan(float *p, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = NAN;
 }
@@ -365,7 +342,7 @@ static void cross_entropies(void) {
         float *z = alloc_f(nz), *d = alloc_f(nz);
         double *zd = malloc(nz * sizeof(double)), *dd = malloc(nz * sizeof(double));
         int32_t *lab = malloc((size_t)n * sizeof(int32_t));
-        for (size_t i = 0; i < nz; i++) z[i] = (float)(runif() * spread);
+        for (size_t i = 0; i < nz; i++) z[i] = (float)(runif_pm1() * spread);
         for (int i = 0; i < n; i++) lab[i] = rint_in(0, c - 1);
         if (t == 50 && c > 1) { z[1] = -INFINITY; lab[0] = 0; }
         if (t == 51) z[3] = NAN;

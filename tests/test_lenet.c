@@ -17,6 +17,8 @@
 #include "lenet_ops.h"
 #include "stride.h"
 #include "test.h"
+#define TEST_SEED 0x1e4e75ULL
+#include "rand.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,14 +28,6 @@
 #define RTOL 1e-6
 #define FLOOR 1e-3
 
-static uint64_t rng_state = 0x1e4e75ULL;
-static uint64_t rnd64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static double runif(double lo, double hi) { return lo + (hi - lo) * (double)(rnd64() >> 11) * 0x1p-53; }
 static double relerr(double a, double num) { return fabs(a - num) / fmax(fmax(fabs(a), fabs(num)), FLOOR); }
 
 static st_net *zoo(const char *name) {
@@ -285,8 +279,8 @@ static void gradcheck(const char *what, int nx, int ny, void (*fwd)(double *, co
     double *x = malloc(sizeof(double) * nx), *y = malloc(sizeof(double) * ny), *r = malloc(sizeof(double) * ny);
     double *dx = calloc((size_t)nx, sizeof(double));
     if (!x || !y || !r || !dx) { CHECK(0, "out of memory"); goto done; }
-    for (int i = 0; i < nx; i++) x[i] = runif(xlo, xhi);
-    for (int i = 0; i < ny; i++) r[i] = runif(-1, 1);
+    for (int i = 0; i < nx; i++) x[i] = runif_in(xlo, xhi);
+    for (int i = 0; i < ny; i++) r[i] = runif_in(-1, 1);
     fwd(y, x, ctx);
     bwd(dx, r, x, ctx);
     double worst = 0, norm = 0;
@@ -372,8 +366,8 @@ static void gradchecks(void) {
     float xf[N * C * S], yf[N * C * S], dyf[N * C * S], dxf[N * C * S];
     double xd[N * C * S], yd[N * C * S], dyd[N * C * S], dxd[N * C * S];
     for (int i = 0; i < N * C * S; i++) {
-        xf[i] = (float)runif(-2, 2); xd[i] = xf[i];
-        dyf[i] = (float)runif(-1, 1); dyd[i] = dyf[i];
+        xf[i] = (float)runif_in(-2, 2); xd[i] = xf[i];
+        dyf[i] = (float)runif_in(-1, 1); dyd[i] = dyf[i];
         dxf[i] = 0.5f; dxd[i] = 0.5;
     }
     double err = 0;
@@ -396,8 +390,8 @@ static void gradchecks(void) {
     double xrd[N * IN], wd[OUT * IN], yrd[N * OUT], dyrd[N * OUT], dxrd[N * IN] = {0};
     st_lenet_digit_centers(wf, OUT);
     for (int i = 0; i < OUT * IN; i++) wd[i] = wf[i];
-    for (int i = 0; i < N * IN; i++) { xr2[i] = (float)runif(-1.7, 1.7); xrd[i] = xr2[i]; }
-    for (int i = 0; i < N * OUT; i++) { dyr[i] = (float)runif(-1, 1); dyrd[i] = dyr[i]; }
+    for (int i = 0; i < N * IN; i++) { xr2[i] = (float)runif_in(-1.7, 1.7); xrd[i] = xr2[i]; }
+    for (int i = 0; i < N * OUT; i++) { dyr[i] = (float)runif_in(-1, 1); dyrd[i] = dyr[i]; }
     st_rbf_forward(yr2, xr2, wf, N, IN, OUT);
     st_rbf_forward_f64(yrd, xrd, wd, N, IN, OUT);
     st_rbf_backward(dxr, dyr, xr2, wf, N, IN, OUT);
