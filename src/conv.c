@@ -425,7 +425,8 @@ static void backward_part(const gemm_ctx *c, int part) {
 /* ---------------------------------------------------------------- prepared weights
  * Inference runs the same weights many times, so what the fast paths derive from the
  * weights alone can be made once (st_net_run keeps it per node until the weights change):
- *  - Winograd: the transformed kernels U (36 K C floats, 4 times the weights);
+ *  - Winograd: the transformed kernels U (36 K C floats, 4 times the weights), up to
+ *    WINO_PREP_MAX;
  *  - im2col + GEMM: each group's weights packed into the GEMM's panels (products of
  *    fewer than two register tiles of columns take st_sgemm's small path, which reads
  *    the weights in place: nothing to prepare). When the product has few columns (nb * P
@@ -435,26 +436,33 @@ static void backward_part(const gemm_ctx *c, int part) {
  *    224), and the output is transposed back (N cout floats, few against the N cout K
  *    multiply-adds). Measured on Zen 4, one thread, GFLOP/s of the GEMM alone, usual
  *    order / transposed with W packed beforehand: 256 x 196 x 2304 91 / 103, 1024 x 196
- *    x 256 97 / 111; 256 x 784 x 1152 106 / 103 (so not there); packing the weights
- *    beforehand in the usual order gains 1-3 %.
+ *    x 256 97 / 111; 256 x 784 x 1152 106 / 103 (so not there). Packing the weights
+ *    beforehand in the usual order gains 1-3 % on the GEMM alone and nothing measurable
+ *    on whole networks, so by default only the transposed order is prepared (tests
+ *    force the other, st_conv_force_gemm_order).
  * A header says which of these the floats hold; st_conv_forward_prep ignores a prepared
  * copy that does not fit the path (g, n) takes, so any batch size stays correct. */
 enum { PREP_NONE = 0, PREP_WINOGRAD = 1, PREP_GEMM = 2, PREP_GEMM_T = 3, PREP_HEADER = 16 };
 #define TRANSPOSED_MAX_N 256 /* columns (nb * P) up to which the product runs transposed */
+/* The largest U kept (floats): 512 x 512 channels (38 MB, 4 times the weights) read back
+ * from memory on every call cost as much as transforming the kernels again (resnet18 at
+ * batch 8, one thread: 0.99x with them, and 262 MB of memory). */
+#define WINO_PREP_MAX ((size_t)4 << 20)
 
 static int force_order = -1;
 void st_conv_force_gemm_order(int order) { force_order = order; }
 
 static int prep_kind(const st_conv_geom *g, int n) {
     conv_path path = choose_path(g, n);
-    if (path == PATH_WINOGRAD) return PREP_WINOGRAD;
+    if (path == PATH_WINOGRAD) return st_winograd_prep_size(g) <= WINO_PREP_MAX ? PREP_WINOGRAD : PREP_NONE;
     if (path != PATH_GEMM) return PREP_NONE;
     conv_plan p = plan_conv(g, n);
     int mr, nr, kc, N = p.nb * p.P;
     st_gemm_blocking(&mr, &nr, &kc);
-    if (force_order < 0 && N < 2 * nr) return PREP_NONE; /* the small path */
-    int transposed = force_order >= 0 ? force_order : N <= TRANSPOSED_MAX_N;
-    return transposed ? PREP_GEMM_T : PREP_GEMM;
+    if (force_order >= 0) return force_order ? PREP_GEMM_T : PREP_GEMM;
+    /* the small path reads the weights in place; in the usual order packed weights
+     * gained nothing measurable (resnet50, batch 1 and 8, one thread) for a copy of them */
+    return N >= 2 * nr && N <= TRANSPOSED_MAX_N ? PREP_GEMM_T : PREP_NONE;
 }
 
 /* floats of one group's packed weights */
