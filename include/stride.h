@@ -287,7 +287,11 @@ st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_te
  * applied in one pass over the convolution's output, and node outputs share memory once
  * no later node reads them, so a deep network needs a few activations' worth of memory.
  * Only the output is kept (valid until the next pass; st_net_node_output gives NULL for
- * the other nodes). Equals st_net_forward(net, x, 0, out) up to float rounding. */
+ * the other nodes). Equals st_net_forward(net, x, 0, out) up to float rounding.
+ * It keeps each convolution's weights transformed for its kernel between calls, and
+ * remakes them after st_net_param, st_net_init, st_net_set_weights, st_net_load_weights
+ * or an optimiser step: a program that writes weights through a pointer kept from an
+ * earlier st_net_param call must call st_net_param again before the next st_net_run. */
 st_status st_net_run(st_net *net, const st_tensor *x, const st_tensor **out);
 /* Loss of the last forward's output against targets: class indices (ce; one per sample for
  * (N, C) logits, one per position for (N, C, ...) logits, mean over the counted ones) or a

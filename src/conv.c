@@ -325,10 +325,15 @@ typedef struct {
     int n;
     const float *in, *w, *b, *dout;
     float *out, *din, *work, *partials;
+    const float *packed;  /* forward: the groups' weights packed beforehand, or NULL */
+    size_t packed_stride; /* floats from one group's packed weights to the next */
+    int transposed;       /* forward: out^T = col^T W^T (the weights packed as B) */
 } gemm_ctx;
 
 /* Forward of the chunks of one part: col (K x nb*P) = im2col, tmp (opg x nb*P) = W_g col,
- * then tmp scattered to the samples' (cout, P) planes. */
+ * then tmp scattered to the samples' (cout, P) planes. With weights packed beforehand
+ * (prepared, below) in the transposed order, tmp (nb*P x opg) = col^T W_g^T instead,
+ * transposed into the planes. */
 static void forward_part(const gemm_ctx *c, int part) {
     const st_conv_geom *g = c->g;
     const conv_plan *p = &c->p;
@@ -336,23 +341,29 @@ static void forward_part(const gemm_ctx *c, int part) {
     float *col = c->work + (size_t)part * (p->col + p->tmp);
     float *tmp = col + p->col;
     for (int ch = chunk_begin(p, part); ch < chunk_begin(p, part + 1); ch++) {
-        int s0 = ch * p->nb, nb = c->n - s0 < p->nb ? c->n - s0 : p->nb;
+        int s0 = ch * p->nb, nb = c->n - s0 < p->nb ? c->n - s0 : p->nb, N = nb * p->P;
         const float *x = c->in + (size_t)s0 * g->cin * g->ih * g->iw;
         float *y = c->out + (size_t)s0 * g->cout * p->P;
         for (int grp = 0; grp < g->groups; grp++) {
             const float *wg = c->w + (size_t)grp * opg * p->K;
-            if (nb == 1) {
-                const float *cg = col;
-                if (pointwise(g)) cg = x + (size_t)grp * p->K * p->P;
-                else im2col(col, x, nb, grp, g, p->P);
-                st_sgemm(0, 0, opg, p->P, p->K, wg, p->K, cg, p->P, 0.0f, y + (size_t)grp * opg * p->P, p->P);
+            const float *wp = c->packed ? c->packed + grp * c->packed_stride : NULL;
+            const float *cg = col;
+            if (nb == 1 && pointwise(g)) cg = x + (size_t)grp * p->K * p->P;
+            else im2col(col, x, nb, grp, g, p->P);
+            if (c->transposed) {
+                st_sgemm_packed(1, 1, N, opg, p->K, cg, N, NULL, wg, p->K, wp, 0.0f, tmp, opg);
+                for (int s = 0; s < nb; s++)
+                    st_transpose(tmp + (size_t)s * p->P * opg, opg, p->P, opg,
+                                 y + ((size_t)s * g->cout + grp * opg) * p->P, p->P);
+            } else if (nb == 1) {
+                st_sgemm_packed(0, 0, opg, p->P, p->K, wg, p->K, wp, cg, p->P, NULL, 0.0f,
+                                y + (size_t)grp * opg * p->P, p->P);
             } else {
-                im2col(col, x, nb, grp, g, p->P);
-                st_sgemm(0, 0, opg, nb * p->P, p->K, wg, p->K, col, nb * p->P, 0.0f, tmp, nb * p->P);
+                st_sgemm_packed(0, 0, opg, N, p->K, wg, p->K, wp, col, N, NULL, 0.0f, tmp, N);
                 for (int s = 0; s < nb; s++)
                     for (int co = 0; co < opg; co++)
                         memcpy(y + ((size_t)s * g->cout + grp * opg + co) * p->P,
-                               tmp + (size_t)co * nb * p->P + (size_t)s * p->P, sizeof(float) * p->P);
+                               tmp + (size_t)co * N + (size_t)s * p->P, sizeof(float) * p->P);
             }
         }
         if (c->b)
@@ -411,13 +422,97 @@ static void backward_part(const gemm_ctx *c, int part) {
     }
 }
 
+/* ---------------------------------------------------------------- prepared weights
+ * Inference runs the same weights many times, so what the fast paths derive from the
+ * weights alone can be made once (st_net_run keeps it per node until the weights change):
+ *  - Winograd: the transformed kernels U (36 K C floats, 4 times the weights), up to
+ *    WINO_PREP_MAX;
+ *  - im2col + GEMM: each group's weights packed into the GEMM's panels (products of
+ *    fewer than two register tiles of columns take st_sgemm's small path, which reads
+ *    the weights in place: nothing to prepare). When the product has few columns (nb * P
+ *    up to 256: batch 1 on 14x14 planes), it runs transposed, out^T (N x cout) =
+ *    col^T W^T with the weights as the B operand: the register tiles then cut the N
+ *    positions into rows of 8 (196 -> 200) instead of vectors of 32 columns (196 ->
+ *    224), and the output is transposed back (N cout floats, few against the N cout K
+ *    multiply-adds). Measured on Zen 4, one thread, GFLOP/s of the GEMM alone, usual
+ *    order / transposed with W packed beforehand: 256 x 196 x 2304 91 / 103, 1024 x 196
+ *    x 256 97 / 111; 256 x 784 x 1152 106 / 103 (so not there). Packing the weights
+ *    beforehand in the usual order gains 1-3 % on the GEMM alone and nothing measurable
+ *    on whole networks, so by default only the transposed order is prepared (tests
+ *    force the other, st_conv_force_gemm_order).
+ * A header says which of these the floats hold; st_conv_forward_prep ignores a prepared
+ * copy that does not fit the path (g, n) takes, so any batch size stays correct. */
+enum { PREP_NONE = 0, PREP_WINOGRAD = 1, PREP_GEMM = 2, PREP_GEMM_T = 3, PREP_HEADER = 16 };
+#define TRANSPOSED_MAX_N 256 /* columns (nb * P) up to which the product runs transposed */
+/* The largest U kept (floats): 512 x 512 channels (38 MB, 4 times the weights) read back
+ * from memory on every call cost as much as transforming the kernels again (resnet18 at
+ * batch 8, one thread: 0.99x with them, and 262 MB of memory). */
+#define WINO_PREP_MAX ((size_t)4 << 20)
+
+static int force_order = -1;
+void st_conv_force_gemm_order(int order) { force_order = order; }
+
+static int prep_kind(const st_conv_geom *g, int n) {
+    conv_path path = choose_path(g, n);
+    if (path == PATH_WINOGRAD) return st_winograd_prep_size(g) <= WINO_PREP_MAX ? PREP_WINOGRAD : PREP_NONE;
+    if (path != PATH_GEMM) return PREP_NONE;
+    conv_plan p = plan_conv(g, n);
+    int mr, nr, kc, N = p.nb * p.P;
+    st_gemm_blocking(&mr, &nr, &kc);
+    if (force_order >= 0) return force_order ? PREP_GEMM_T : PREP_GEMM;
+    /* the small path reads the weights in place; in the usual order packed weights
+     * gained nothing measurable (resnet50, batch 1 and 8, one thread) for a copy of them */
+    return N >= 2 * nr && N <= TRANSPOSED_MAX_N ? PREP_GEMM_T : PREP_NONE;
+}
+
+/* floats of one group's packed weights */
+static size_t group_floats(const st_conv_geom *g, int kind) {
+    size_t K = (size_t)g->cin / g->groups * g->kh * g->kw, f = st_sgemm_pack_size(kind == PREP_GEMM_T, g->cout / g->groups, (int)K);
+    return (f + 15) & ~(size_t)15;
+}
+
+size_t st_conv_prep_size(const st_conv_geom *g, int n) {
+    if (n <= 0) return 0;
+    int kind = prep_kind(g, n);
+    if (kind == PREP_WINOGRAD) return PREP_HEADER + st_winograd_prep_size(g);
+    if (kind == PREP_GEMM || kind == PREP_GEMM_T) return PREP_HEADER + (size_t)g->groups * group_floats(g, kind);
+    return 0;
+}
+
+void st_conv_prepare(float *prep, const float *w, const st_conv_geom *g, int n) {
+    int kind = prep_kind(g, n), opg = g->cout / g->groups, K = g->cin / g->groups * g->kh * g->kw;
+    memset(prep, 0, sizeof(float) * PREP_HEADER);
+    memcpy(prep, &kind, sizeof kind);
+    if (kind == PREP_WINOGRAD) st_winograd_prepare(prep + PREP_HEADER, w, g);
+    if (kind == PREP_GEMM || kind == PREP_GEMM_T)
+        for (int grp = 0; grp < g->groups; grp++)
+            st_sgemm_pack(kind == PREP_GEMM_T, kind == PREP_GEMM_T, opg, K, w + (size_t)grp * opg * K, K,
+                          prep + PREP_HEADER + grp * group_floats(g, kind));
+}
+
 void st_conv_forward(float *out, const float *in, const float *w, const float *b, int n,
                      const st_conv_geom *g, float *work) {
+    st_conv_forward_prep(out, in, w, b, n, g, work, NULL);
+}
+
+void st_conv_forward_prep(float *out, const float *in, const float *w, const float *b, int n,
+                          const st_conv_geom *g, float *work, const float *prep) {
     if (n <= 0) return;
     conv_path path = choose_path(g, n);
+    int kind = PREP_NONE;
+    if (prep) memcpy(&kind, prep, sizeof kind);
+    if (kind != prep_kind(g, n)) kind = PREP_NONE; /* made for another path */
     if (path == PATH_DIRECT) { st_direct_forward(out, in, w, b, n, g, work); return; }
-    if (path == PATH_WINOGRAD) { st_winograd_forward(out, in, w, b, n, g, work); return; }
-    gemm_ctx c = {g, plan_conv(g, n), n, in, w, b, NULL, out, NULL, work, NULL};
+    if (path == PATH_WINOGRAD) {
+        st_winograd_forward_prep(out, in, w, b, n, g, work, kind == PREP_WINOGRAD ? prep + PREP_HEADER : NULL);
+        return;
+    }
+    gemm_ctx c = {g, plan_conv(g, n), n, in, w, b, NULL, out, NULL, work, NULL, NULL, 0, 0};
+    if (kind == PREP_GEMM || kind == PREP_GEMM_T) {
+        c.packed = prep + PREP_HEADER;
+        c.packed_stride = group_floats(g, kind);
+        c.transposed = kind == PREP_GEMM_T;
+    }
     if (parts_in_parallel(&c.p)) {
 #pragma omp parallel for schedule(static)
         for (int part = 0; part < c.p.nparts; part++) forward_part(&c, part);
@@ -433,7 +528,7 @@ void st_conv_backward(float *din, float *dw, float *db, const float *dout, const
     if (path == PATH_DIRECT) { st_direct_backward(din, dw, db, dout, in, w, n, g, work); return; }
     if (path == PATH_WINOGRAD) { st_winograd_backward(din, dw, db, dout, in, w, n, g, work); return; }
     conv_plan p = plan_conv(g, n);
-    gemm_ctx c = {g, p, n, in, w, NULL, dout, NULL, din, work, work + (size_t)p.nparts * (2 * p.col + p.tmp)};
+    gemm_ctx c = {g, p, n, in, w, NULL, dout, NULL, din, work, work + (size_t)p.nparts * (2 * p.col + p.tmp), NULL, 0, 0};
     if (parts_in_parallel(&c.p)) {
 #pragma omp parallel for schedule(static)
         for (int part = 0; part < p.nparts; part++) backward_part(&c, part);

@@ -581,8 +581,9 @@ static void block_unit(const wplan *p, int blk, int k0, int k1, float *out, cons
 }
 
 static void run_blocked(const wplan *p, float *out, const float *in, const float *w, int flip, const float *bias,
-                        int accumulate, float *work) {
+                        int accumulate, float *work, const float *Upre) {
     float *U = work, *slots = work + u_floats(p);
+    const float *Uk = Upre ? Upre : U;
     int npan = p->kp / MR;
     /* Ranges of output channels: one, unless there are too few blocks to keep the
      * threads busy (any split gives the same result). */
@@ -596,21 +597,22 @@ static void run_blocked(const wplan *p, float *out, const float *in, const float
 #pragma omp parallel num_threads(T) if (T > 1)
     {
 #pragma omp for schedule(static)
-        for (int pan = 0; pan < npan; pan++) transform_kernels(U, npan, 0, w, p->K, p->C, flip, pan, pan + 1);
+        for (int pan = 0; pan < (Upre ? 0 : npan); pan++) transform_kernels(U, npan, 0, w, p->K, p->C, flip, pan, pan + 1);
         float *slot = slots + (size_t)thread_id() * slot_floats(p);
 #pragma omp for schedule(dynamic, 1)
         for (int u = 0; u < units; u++) {
             int blk = u / parts, k0 = (u % parts) * kr, k1 = imin(k0 + kr, p->K);
-            if (k0 < k1) block_unit(p, blk, k0, k1, out, in, U, bias, accumulate, slot);
+            if (k0 < k1) block_unit(p, blk, k0, k1, out, in, Uk, bias, accumulate, slot);
         }
     }
 }
 
 /* ---------------------------------------------------------------- one correlation, fused
  * The input of all tiles first (the threads splitting the channels), then units of
- * KR_F output channels: their kernels' U, the products over all tiles, the output. */
+ * KR_F output channels: their kernels' U, the products over all tiles, the output.
+ * (Both orders take a U made beforehand, Upre, instead of transforming the kernels.) */
 static void run_fused(const wplan *p, float *out, const float *in, const float *w, int flip, const float *bias,
-                      int accumulate, float *work) {
+                      int accumulate, float *work, const float *Upre) {
     float *V = work, *slots = work + vall_floats(p);
     int ntv = p->tpad / VL, units = (p->K + KR_F - 1) / KR_F;
     patch pin[FUSED_MAX_TILES], pout[FUSED_MAX_TILES];
@@ -627,17 +629,21 @@ static void run_fused(const wplan *p, float *out, const float *in, const float *
 #pragma omp for schedule(dynamic, 1)
         for (int u = 0; u < units; u++) {
             int k0 = u * KR_F, k1 = imin(k0 + KR_F, p->K), npan = round_up(k1 - k0, MR) / MR;
-            transform_kernels(U, npan, k0 / MR, w, p->K, p->C, flip, k0 / MR, k0 / MR + npan);
-            products(M, U, npan, 0, npan, V, p->C, p->tpad, ntv);
+            if (Upre) {
+                products(M, Upre, p->kp / MR, k0 / MR, npan, V, p->C, p->tpad, ntv);
+            } else {
+                transform_kernels(U, npan, k0 / MR, w, p->K, p->C, flip, k0 / MR, k0 / MR + npan);
+                products(M, U, npan, 0, npan, V, p->C, p->tpad, ntv);
+            }
             output_transform(p, out, M, npan * MR, p->tpad, pout, p->tiles, k0, k1, bias, accumulate);
         }
     }
 }
 
 static void run_conv(const wplan *p, float *out, const float *in, const float *w, int flip, const float *bias,
-                     int accumulate, float *work) {
-    if (p->fused) run_fused(p, out, in, w, flip, bias, accumulate, work);
-    else run_blocked(p, out, in, w, flip, bias, accumulate, work);
+                     int accumulate, float *work, const float *Upre) {
+    if (p->fused) run_fused(p, out, in, w, flip, bias, accumulate, work, Upre);
+    else run_blocked(p, out, in, w, flip, bias, accumulate, work, Upre);
 }
 
 /* ---------------------------------------------------------------- weight gradient
@@ -847,10 +853,25 @@ size_t st_winograd_work_size(const st_conv_geom *g, int n) {
 
 void st_winograd_forward(float *out, const float *in, const float *w, const float *b, int n,
                          const st_conv_geom *g, float *work) {
+    st_winograd_forward_prep(out, in, w, b, n, g, work, NULL);
+}
+
+/* U of all the forward kernels, for every batch size: the layout of run_blocked's. */
+size_t st_winograd_prep_size(const st_conv_geom *g) { return (size_t)NPT * round_up(g->cout, MR) * g->cin; }
+
+void st_winograd_prepare(float *U, const float *w, const st_conv_geom *g) {
+    int npan = round_up(g->cout, MR) / MR, T = threads_for(npan);
+    (void)T; /* read by the pragma only: unused without OpenMP */
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    for (int pan = 0; pan < npan; pan++) transform_kernels(U, npan, 0, w, g->cout, g->cin, 0, pan, pan + 1);
+}
+
+void st_winograd_forward_prep(float *out, const float *in, const float *w, const float *b, int n,
+                              const st_conv_geom *g, float *work, const float *U) {
     if (n <= 0) return;
     wplan f, bk;
     plans(g, n, &f, &bk);
-    run_conv(&f, out, in, w, 0, b, 0, aligned(work));
+    run_conv(&f, out, in, w, 0, b, 0, aligned(work), U);
 }
 
 void st_winograd_backward(float *din, float *dw, float *db, const float *dout, const float *in,
@@ -859,7 +880,7 @@ void st_winograd_backward(float *din, float *dw, float *db, const float *dout, c
     wplan f, bk;
     plans(g, n, &f, &bk);
     float *base = aligned(work);
-    if (din) run_conv(&bk, din, dout, w, 1, NULL, 1, base);
+    if (din) run_conv(&bk, din, dout, w, 1, NULL, 1, base, NULL);
     if (f.wfused) wgrad_fused(&f, dw, dout, in, base);
     else if (f.wparts) wgrad_parts(&f, dw, dout, in, base);
     else wgrad_blocked(&f, dw, dout, in, base);

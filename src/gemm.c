@@ -576,6 +576,7 @@ typedef struct {
     float beta;
     float *C;
     int tm, tn;  /* the threads' grid: tm groups of rows x tn groups of columns */
+    const float *Ap, *Bp; /* operands packed beforehand (st_sgemm_pack), or NULL */
 } gemm_job;
 
 /* The blocked product for rows [i_lo, i_hi) and columns [j_lo, j_hi) of C, with this
@@ -593,15 +594,20 @@ static void gemm_block(gemm_job *job, int i_lo, int i_hi, int j_lo, int j_hi) {
         return;
     }
     int first_mode = job->beta == 0.0f ? STORE_SET : job->beta == 1.0f ? STORE_ADD : STORE_BETA;
+    /* a packed operand holds, per K block, all its panels: block pc starts at pc * (rows
+     * rounded up to whole panels), and the panel of row (column) x at x * kc in it */
+    size_t mpad = (size_t)(job->M + mr - 1) / mr * mr, npad = (size_t)(job->N + nr - 1) / nr * nr;
     for (int jc = j_lo; jc < j_hi; jc += NC) {
         int nc = j_hi - jc < NC ? j_hi - jc : NC;
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC;
-            pack(nr, simd, !job->transB, job->B, job->ldb, pc, kc, jc, nc, bp);
+            if (job->Bp) bp = (float *)job->Bp + pc * npad + (size_t)jc * kc;
+            else pack(nr, simd, !job->transB, job->B, job->ldb, pc, kc, jc, nc, bp);
             int mode = pc == 0 ? first_mode : STORE_ADD;
             for (int ic = i_lo; ic < i_hi; ic += MC) {
                 int mc = i_hi - ic < MC ? i_hi - ic : MC;
-                pack(mr, simd, job->transA, job->A, job->lda, pc, kc, ic, mc, ap);
+                if (job->Ap) ap = (float *)job->Ap + pc * mpad + (size_t)ic * kc;
+                else pack(mr, simd, job->transA, job->A, job->lda, pc, kc, ic, mc, ap);
                 for (int jr = 0; jr < nc; jr += nr)
                     for (int ir = 0; ir < mc; ir += mr)
                         run_tile(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
@@ -626,7 +632,8 @@ static void gemm_thread(gemm_job *job, int t) {
 /* The grid for up to `threads` threads: every thread packs the A rows and B columns of
  * its cell itself (no barriers: a thread that the OS pauses holds up no one but the final
  * join), so the grid minimises the largest cell's multiply-adds (in whole tiles) plus its
- * packing (an element packed costs about PACK_COST multiply-adds); on a tie, fewer threads. */
+ * packing (an element packed costs about PACK_COST multiply-adds; none for an operand
+ * packed beforehand); on a tie, fewer threads. */
 #define PACK_COST 8.0
 static void choose_grid(gemm_job *job, int threads) {
     int mr = job->isa->mr, nr = job->isa->nr, nc = job->isa->nc;
@@ -636,7 +643,8 @@ static void choose_grid(gemm_job *job, int threads) {
     for (int tm = 1; tm <= threads && tm <= pm; tm++)
         for (int tn = 1; tm * tn <= threads && tn <= pn; tn++) {
             int rows = (pm + tm - 1) / tm * mr, cols = (pn + tn - 1) / tn * nr, blocks = (cols + nc - 1) / nc;
-            double cost = (double)rows * cols * job->K + PACK_COST * job->K * ((double)rows * blocks + cols);
+            double packed = (job->Ap ? 0.0 : (double)rows * blocks) + (job->Bp ? 0.0 : cols);
+            double cost = (double)rows * cols * job->K + PACK_COST * job->K * packed;
             if (best < 0 || cost < best || (cost == best && tm * tn < job->tm * job->tn))
                 best = cost, job->tm = tm, job->tn = tn;
         }
@@ -678,12 +686,63 @@ static int threads_for(double macs) {
 static int force_small = -1;
 void st_gemm_force_small(int small) { force_small = small; }
 
+/* ---------------------------------------------------------------- operands packed once
+ * An operand that many products share (a layer's weights in inference) can be packed
+ * once: a header (what it was packed for) and then, K block by K block, all its panels in
+ * the order gemm_block reads them, so those products skip its packing. The panels are
+ * those of the ISA chosen when packing; a product under another ISA (tests force one),
+ * or with another shape, ignores the packed copy and packs as usual. */
+enum { PACK_MAGIC = 0x5354504b, PACK_HEADER = 16 }; /* "STPK"; the header's floats (64 bytes) */
+typedef struct { int magic, isa, which, rows, K; } pack_header;
+
+static int panel_width(const gemm_isa *isa, int which) { return which ? isa->nr : isa->mr; }
+
+size_t st_sgemm_pack_size(int which, int rows, int K) {
+    int w = panel_width(current_isa(), which);
+    return PACK_HEADER + (size_t)(rows + w - 1) / w * w * (size_t)(K > 0 ? K : 0);
+}
+
+void st_sgemm_pack(int which, int trans, int rows, int K, const float *X, int ld, float *packed) {
+    const gemm_isa *isa = current_isa();
+    int w = panel_width(isa, which), simd = isa->kernel != kernel_portable;
+    pack_header h = {PACK_MAGIC, (int)(isa - isas), which, rows, K};
+    memset(packed, 0, sizeof(float) * PACK_HEADER);
+    memcpy(packed, &h, sizeof h);
+    size_t pad = (size_t)(rows + w - 1) / w * w;
+    /* A is k-major when transposed, B when not (see pack) */
+    int kmajor = which ? !trans : trans;
+    for (int pc = 0; pc < K; pc += isa->kc) {
+        int kc = K - pc < isa->kc ? K - pc : isa->kc;
+        pack(w, simd, kmajor, X, (size_t)ld, pc, kc, 0, rows, packed + PACK_HEADER + pc * pad);
+    }
+}
+
+/* The panels of a packed operand if it fits this product, else NULL. */
+static const float *packed_panels(const float *packed, const gemm_isa *isa, int which, int rows, int K) {
+    if (!packed) return NULL;
+    pack_header h;
+    memcpy(&h, packed, sizeof h);
+    int ok = h.magic == PACK_MAGIC && h.isa == (int)(isa - isas) && h.which == which && h.rows == rows && h.K == K;
+    return ok ? packed + PACK_HEADER : NULL;
+}
+
+void st_transpose(const float *src, size_t ss, int rows, int cols, float *dst, size_t ds) {
+    transpose(src, ss, rows, cols, dst, ds, current_isa()->kernel != kernel_portable);
+}
+
 void st_sgemm(int transA, int transB, int M, int N, int K,
               const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {
+    st_sgemm_packed(transA, transB, M, N, K, A, lda, NULL, B, ldb, NULL, beta, C, ldc);
+}
+
+void st_sgemm_packed(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *Ap,
+                     const float *B, int ldb, const float *Bp, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     const gemm_isa *isa = current_isa();
     double macs = (double)M * N * K;
+    Ap = packed_panels(Ap, isa, 0, M, K);
+    Bp = packed_panels(Bp, isa, 1, N, K);
     /* small products, and narrow ones (under two register tiles wide) of any size */
     int small = K > 0 && (size_t)K * N <= SMALL_MAX_B &&
                 (force_small < 0 ? macs <= SMALL_MAX_MACS || N < 2 * isa->nr : force_small);
@@ -708,7 +767,7 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
         return;
     }
     gemm_job job = {isa, transA, transB, M, N, K, A, B, (size_t)lda, (size_t)ldb, (size_t)ldc, beta, C,
-                    1, 1};
+                    1, 1, Ap, Bp};
     int threads = threads_for(macs);
     choose_grid(&job, threads);
     threads = job.tm * job.tn;

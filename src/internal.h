@@ -44,6 +44,18 @@ void st_sgemm(int transA, int transB, int M, int N, int K,
 void st_sgemm_ref(int transA, int transB, int M, int N, int K,
                   const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc);
+/* Operands packed once for many products (a layer's weights in inference):
+ * st_sgemm_pack packs op(A) (which = 0, rows = M) or op(B) (which = 1, rows = N) of K
+ * into `packed` (st_sgemm_pack_size floats, 64-byte aligned) for the current ISA;
+ * st_sgemm_packed is st_sgemm reading Ap / Bp instead of packing A / B where they fit
+ * the product (NULL, or packed for another shape or ISA: A / B are packed as usual), so
+ * A and B must still be given. Results are those of st_sgemm. */
+size_t st_sgemm_pack_size(int which, int rows, int K);
+void st_sgemm_pack(int which, int trans, int rows, int K, const float *X, int ld, float *packed);
+void st_sgemm_packed(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *Ap,
+                     const float *B, int ldb, const float *Bp, float beta, float *C, int ldc);
+/* dst[c*ds + r] = src[r*ss + c] for a rows x cols block (8 x 8 blocks in registers). */
+void st_transpose(const float *src, size_t ss, int rows, int cols, float *dst, size_t ds);
 /* The micro-kernels st_sgemm uses, chosen once from what the CPU supports (or the
  * environment variable ST_GEMM_ISA=avx512|avx2|portable). For tests and benchmarks,
  * process-wide and not thread-safe: st_gemm_force_isa picks one (-1: back to the best;
@@ -84,6 +96,18 @@ void st_conv_forward(float *out, const float *in, const float *w, const float *b
 /* Accumulates: din += dL/din (skipped if din NULL), dw += dL/dw, db += dL/db (if db). */
 void st_conv_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                       const float *w, int n, const st_conv_geom *g, float *work);
+/* Prepared weights for inference (conv.c): what the forward path of (g, n) derives from
+ * the weights alone (Winograd's transformed kernels, or the GEMM's packed panels), made
+ * once by st_conv_prepare into st_conv_prep_size floats (0: nothing to prepare; 64-byte
+ * aligned) and passed to st_conv_forward_prep until the weights change. The results are
+ * those of st_conv_forward's path for (g, n) in that order (see conv.c); a prepared copy
+ * made for another path is ignored. st_conv_force_gemm_order (tests): 0 = the GEMM path
+ * with prepared weights always in the usual order, 1 = always transposed, -1 = by size. */
+size_t st_conv_prep_size(const st_conv_geom *g, int n);
+void st_conv_prepare(float *prep, const float *w, const st_conv_geom *g, int n);
+void st_conv_forward_prep(float *out, const float *in, const float *w, const float *b, int n,
+                          const st_conv_geom *g, float *work, const float *prep);
+void st_conv_force_gemm_order(int order);
 /* The plain seven-loop definitions, kept for tests. */
 void st_conv_forward_ref(float *out, const float *in, const float *w, const float *b, int n,
                          const st_conv_geom *g);
@@ -152,6 +176,9 @@ void st_softmax_backward_f64(double *dx, const double *dy, const double *y, int 
 
 /* What st_net_set_weights checks (names, shapes, dtypes), without changing anything. */
 st_status st_net_check_weights(st_net *net, const st_tensors *ts);
+/* Tests and benchmarks (process-wide, not thread-safe): st_net_run with prepared weights
+ * (1, the default) or without (0: each kernel works from the weights every time). */
+void st_net_use_prepared(int on);
 /* The optimiser's view of a network: its flat value and gradient arenas. */
 st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n);
 

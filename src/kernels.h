@@ -33,6 +33,13 @@ void st_winograd_backward(float *din, float *dw, float *db, const float *dout, c
  * shape; 0 = by the rule (the default). Process-wide, not thread-safe. */
 void st_winograd_force_blocked(int on);
 
+/* Winograd's part of st_conv_prepare (internal.h): U for the forward pass
+ * (st_winograd_prep_size floats). */
+size_t st_winograd_prep_size(const st_conv_geom *g);
+void st_winograd_prepare(float *U, const float *w, const st_conv_geom *g);
+void st_winograd_forward_prep(float *out, const float *in, const float *w, const float *b, int n,
+                              const st_conv_geom *g, float *work, const float *U);
+
 /* Path choice for tests: 0 = im2col + GEMM, 1 = direct whenever possible (else im2col +
  * GEMM), 2 = Winograd whenever possible (else im2col + GEMM), -1 = by the rule (the
  * default). Process-wide, not thread-safe: tests and benchmarks only. */

@@ -180,8 +180,8 @@ static void conv_forward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
     st_node *in = IN(e, n, 0);
     int fused = e->run && n->fuse.active; /* the bias goes into the fused epilogue */
-    st_conv_forward(X(e, n), X(e, in), W(e, n, 0), c->bias && !fused ? W(e, n, 1) : NULL,
-                    e->batch, &c->geom, e->work);
+    st_conv_forward_prep(X(e, n), X(e, in), W(e, n, 0), c->bias && !fused ? W(e, n, 1) : NULL,
+                         e->batch, &c->geom, e->work, PREP(e, n));
     if (fused) fuse_epilogue(e, n, e->batch, c->out_channels, (size_t)c->geom.oh * c->geom.ow);
 }
 

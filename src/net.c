@@ -23,6 +23,7 @@ st_status st_net_new(st_net **out) {
     (*out)->ignore_index = -100;
     (*out)->plan_kind = -1;
     (*out)->reuse = -1;
+    (*out)->weights_version = 1;
     return ST_OK;
 }
 
@@ -52,7 +53,12 @@ static void free_activations(st_net *net) {
 void st_net_free(st_net *net) {
     if (!net) return;
     free_activations(net);
-    for (int i = 0; i < net->nnodes; i++) { free(net->nodes[i].name); free(net->nodes[i].saved); free(net->nodes[i].stats); }
+    for (int i = 0; i < net->nnodes; i++) {
+        free(net->nodes[i].name);
+        free(net->nodes[i].saved);
+        free(net->nodes[i].stats);
+        st_aligned_free(net->nodes[i].prep);
+    }
     for (int i = 0; i < net->nparams; i++) free(net->params[i].name);
     for (int i = 0; i < net->nbuffers; i++) { free(net->buffers[i].name); free(net->buffers[i].value.data); }
     free(net->buffers);
@@ -171,6 +177,7 @@ int64_t st_net_param_count(const st_net *net) {
 
 st_tensor *st_net_param(st_net *net, int i) {
     if (i < 0 || i >= net->nparams || ensure_arenas(net)) return NULL;
+    net->weights_version++; /* the caller may write the values */
     return &net->params[i].value;
 }
 
@@ -183,6 +190,7 @@ st_tensor *st_net_param_grad(st_net *net, int i) {
 st_status st_net_arenas(st_net *net, float **values, float **grads, size_t *n) {
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
+    net->weights_version++; /* an optimiser step writes the values */
     *values = net->value_arena;
     *grads = net->grad_arena;
     *n = net->arena_floats;
@@ -285,6 +293,7 @@ st_status st_net_add(st_net *net, const char *line) {
 st_status st_net_init(st_net *net, st_init how, uint64_t seed) {
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
+    net->weights_version++;
     st_rng rng;
     st_rng_seed(&rng, seed);
     for (int i = 0; i < net->nparams; i++) {
@@ -836,12 +845,46 @@ st_status st_net_forward(st_net *net, const st_tensor *x, int train, const st_te
     return ST_OK;
 }
 
+/* st_net_run's prepared weights: each convolution's weights transformed or packed once
+ * for its kernel (st_conv_prepare: Winograd's transformed kernels, the GEMM's panels),
+ * remade when the weights may have changed (weights_version counts st_net_param,
+ * st_net_arenas, st_net_init and st_net_set_weights calls) or the batch size changes.
+ * Without memory for them the kernels simply work from the weights. */
+static int prepared_on = 1;
+void st_net_use_prepared(int on) { prepared_on = on; }
+
+static void prepare_weights(st_net *net) {
+    int batch = shard_exec(net, 0, 0, 1).batch;
+    for (int i = 1; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        if (n->skip || (strcmp(n->op->name, "conv2d") && strcmp(n->op->name, "conv1d"))) continue;
+        if (!prepared_on) { /* (tests and benchmarks) */
+            st_aligned_free(n->prep);
+            n->prep = NULL;
+            n->prep_cap = 0;
+            continue;
+        }
+        if (n->prep && n->prep_version == net->weights_version && n->prep_batch == batch) continue;
+        size_t floats = st_conv_prep_size(&n->u.conv.geom, batch);
+        if (floats > n->prep_cap || !floats) {
+            st_aligned_free(n->prep);
+            n->prep = floats ? st_aligned_alloc(sizeof(float) * floats) : NULL;
+            n->prep_cap = n->prep ? floats : 0;
+        }
+        if (!n->prep) continue;
+        st_conv_prepare(n->prep, net->params[n->params[0]].value.data, &n->u.conv.geom, batch);
+        n->prep_version = net->weights_version;
+        n->prep_batch = batch;
+    }
+}
+
 /* Inference (see stride.h): eval mode, fused chains, outputs in shared memory. */
 st_status st_net_run(st_net *net, const st_tensor *x, const st_tensor **out) {
     if (out) *out = NULL;
     st_status rc = prepare_forward(net, x, PLAN_RUN, 0, 0);
     if (rc) return rc;
     st_fuse_update(net);
+    prepare_weights(net);
     run_forward(net, 0, 1);
     net->fwd_done = 1;
     if (out) *out = &net->nodes[net->output].out;
@@ -1117,6 +1160,7 @@ st_status st_net_check_weights(st_net *net, const st_tensors *ts) {
 st_status st_net_set_weights(st_net *net, const st_tensors *ts) {
     st_status rc = st_net_check_weights(net, ts);
     if (rc) return rc;
+    net->weights_version++;
     for (int i = 0; i < net->nparams + net->nbuffers; i++) {
         int is_param = i < net->nparams;
         st_buffer *b = is_param ? NULL : &net->buffers[i - net->nparams];

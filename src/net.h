@@ -140,6 +140,10 @@ struct st_node {
     size_t out_off, grad_off, bgrad_off; /* offsets in net->act (output, gradient) and net->gact */
     size_t fwork_off, bwork_off;        /* its workspace in net->act for forward, backward (or -1) */
     st_fusion fuse;
+    float *prep;                        /* st_net_run: the weights prepared for the kernel (conv.c) */
+    size_t prep_cap;                    /* floats allocated */
+    unsigned prep_version;              /* net->weights_version when made (0: not made) */
+    int prep_batch;                     /* the batch it was made for */
     int32_t *idx;                       /* max pooling: argmax per output element */
     size_t idx_cap;
     uint8_t *mask;                      /* dropout: which elements (or planes) were kept */
@@ -210,6 +214,7 @@ struct st_net {
     double ce_count;                    /* targets counted in the last cross-entropy */
     float label_smoothing;              /* cross-entropy label smoothing (PyTorch: 0) */
     int want_input_grad;
+    unsigned weights_version;           /* counts the calls that may change the weights (st_net_run's prepared copies) */
 };
 
 /* What one forward or backward pass over a slice of the batch sees: a shard of the
@@ -230,6 +235,8 @@ static inline float *G(const st_exec *e, const st_node *n) { return n->grad.data
 static inline int32_t *IDX(const st_exec *e, const st_node *n) { return n->idx + (size_t)e->offset * n->numel; }
 static inline st_node *IN(const st_exec *e, const st_node *n, int i) { return &e->net->nodes[n->inputs[i]]; }
 static inline float *W(const st_exec *e, const st_node *n, int i) { return e->net->params[n->params[i]].value.data; }
+/* st_net_run: the node's weights prepared for its kernel, or NULL */
+static inline const float *PREP(const st_exec *e, const st_node *n) { return e->run ? n->prep : NULL; }
 static inline float *GW(const st_exec *e, const st_node *n, int i) {
     const st_param *p = &e->net->params[n->params[i]];
     return e->pgrad + (p->grad.data - e->net->grad_arena);

@@ -9,6 +9,9 @@
  * 2. Random shapes, small and medium, with the same random choices.
  * 3. Bit-identical results with 1, 2 and 3 threads, on shapes large enough for the
  *    threads to split the rows, the columns, or (small path) vectors of columns.
+ * 4. In every check, st_sgemm_packed with op(A), op(B) or both packed beforehand
+ *    (st_sgemm_pack) gives st_sgemm's result bit for bit, with any thread count; a
+ *    packed copy made for another shape or another ISA is ignored.
  * C starts as NaN where beta is 0 (beta 0 must overwrite, never multiply). The tolerance
  * is the rounding bound of any summation order: (K + 2) * FLT_EPSILON times
  * sum_k |a_ik b_kj| + |beta c_ij| (a wrong element is off by far more).
@@ -44,6 +47,37 @@ static const char *path_name(void) { return cur_small < 0 ? "" : cur_small ? " s
 
 /* One product: st_sgemm (1 thread, and 2 threads when threads_too) against the
  * reference. extra: added to every row stride. */
+static float *packed_copy(int which, int trans, int rows, int K, const float *X, int ld) {
+    float *p = st_aligned_alloc(sizeof(float) * st_sgemm_pack_size(which, rows, K));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    st_sgemm_pack(which, trans, rows, K, X, ld, p);
+    return p;
+}
+
+/* 4: st_sgemm_packed against st_sgemm's result C (bit for bit) */
+static void check_packed(int tA, int tB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                         float beta, const float *C0, const float *C, int ldc, int threads_too) {
+    size_t nc = (size_t)M * ldc;
+    float *C3 = alloc_f(nc);
+    for (int which = 1; which <= 4; which++) {
+        /* 1: A packed, 2: B packed, 3: both, 4: both packed for another shape (ignored) */
+        int other = which == 4;
+        float *Ap = which & 1 || other ? packed_copy(0, tA, other ? M + 1 : M, K, A, lda) : NULL;
+        float *Bp = which & 2 || other ? packed_copy(1, tB, N, other ? K - 1 : K, B, ldb) : NULL;
+        for (int threads = 1; threads <= (threads_too ? 3 : 1); threads++) {
+            memcpy(C3, C0, nc * sizeof(float));
+            st_set_threads(threads);
+            st_sgemm_packed(tA, tB, M, N, K, A, lda, Ap, B, ldb, Bp, beta, C3, ldc);
+            st_set_threads(1);
+            CHECK(!memcmp(C, C3, nc * sizeof(float)), "%s%s tA=%d tB=%d M=%d N=%d K=%d beta=%g: packed (%d) with %d threads differs",
+                  isa_names[cur_isa], path_name(), tA, tB, M, N, K, beta, which, threads);
+        }
+        st_aligned_free(Ap);
+        st_aligned_free(Bp);
+    }
+    free(C3);
+}
+
 static void check(int tA, int tB, int M, int N, int K, int extra, float beta, int threads_too) {
     int lda = (tA ? M : K) + extra, ldb = (tB ? K : N) + extra, ldc = N + extra;
     size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb, nc = (size_t)M * ldc;
@@ -75,6 +109,7 @@ static void check(int tA, int tB, int M, int N, int K, int extra, float beta, in
           isa_names[cur_isa], path_name(), tA, tB, M, N, K, extra, beta, bad_i, bad_j, worst);
     CHECK(untouched, "%s%s tA=%d tB=%d M=%d N=%d K=%d ld+%d: wrote past N", isa_names[cur_isa], path_name(), tA, tB, M,
           N, K, extra);
+    check_packed(tA, tB, M, N, K, A, lda, B, ldb, beta, C0, C, ldc, threads_too);
     for (int threads = 2; threads_too && threads <= 3; threads++) {
         float *C2 = alloc_f(nc);
         memcpy(C2, C0, nc * sizeof(float));
@@ -150,6 +185,21 @@ int main(void) {
         st_gemm_force_small(-1);
         paths++;
         printf("gemm: %s checked\n", isa_names[isa]);
+    }
+    /* a copy packed under one ISA is ignored under another (its panels differ) */
+    if (st_gemm_force_isa(ST_GEMM_AVX2) == 0) {
+        int M = 50, N = 70, K = 300;
+        float *A = alloc_f((size_t)M * K), *B = alloc_f((size_t)K * N), *C = alloc_f((size_t)M * N), *R = alloc_f((size_t)M * N);
+        for (int i = 0; i < M * K; i++) A[i] = runif();
+        for (int i = 0; i < K * N; i++) B[i] = runif();
+        float *Ap = packed_copy(0, 0, M, K, A, K), *Bp = packed_copy(1, 0, N, K, B, N);
+        for (int isa = ST_GEMM_PORTABLE; isa <= ST_GEMM_AVX512; isa++) {
+            if (st_gemm_force_isa(isa) != 0) continue;
+            st_sgemm(0, 0, M, N, K, A, K, B, N, 0.0f, R, N);
+            st_sgemm_packed(0, 0, M, N, K, A, K, Ap, B, N, Bp, 0.0f, C, N);
+            CHECK(!memcmp(C, R, sizeof(float) * M * N), "packed under avx2, run under %s: differs", isa_names[isa]);
+        }
+        st_aligned_free(Ap), st_aligned_free(Bp), free(A), free(B), free(C), free(R);
     }
     CHECK(st_gemm_force_isa(99) == -1, "an unknown ISA is refused");
     st_gemm_force_isa(-1);

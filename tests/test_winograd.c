@@ -17,6 +17,13 @@
  * 4. The path rule of conv.c: Winograd for a ResNet layer, not for a 3-channel stem.
  * 5. conv.c's 1x1 shortcut (stride 1, no padding: no im2col, the GEMMs read and write
  *    the planes), on im2col + GEMM forced, groups 1 and 2, the same checks.
+ * 6. Prepared weights (st_conv_prepare, st_conv_forward_prep: what st_net_run uses): in
+ *    every case above, the Winograd forward pass from U made beforehand equals the plain
+ *    one bit for bit; and on 200 random geometries of im2col + GEMM (kernels 1 to 7,
+ *    strides 1 to 3, dilation 1 or 2, padding, groups 1 to 3, batch 1 to 4, odd
+ *    sizes), the forward pass from packed weights in the usual and the transposed order
+ *    against the reference, with 1 and 2 threads alike, and prepared copies that do not
+ *    fit (made for another path) ignored.
  *
  * Tolerance: |ours - reference| <= TOL * (1 + max |reference|), TOL = 5e-5. The measured
  * worst case over the shapes below is printed: 1.2e-5 for the forward pass, 1.1e-5 for
@@ -137,6 +144,15 @@ static void run_case(const wcase *c) {
     e = rel_err(y, yr, ny);
     if (c->path == 2) note(&worst_y, e);
     CHECK(e <= TOL, "%s: forward: relative error %.3g > %.3g", c->desc, e, TOL);
+    if (c->path == 2) { /* 6: from U made beforehand, the same numbers */
+        float *prep = st_aligned_alloc(sizeof(float) * st_conv_prep_size(g, n)), *y2 = alloc_f(ny);
+        st_conv_prepare(prep, w, g, n);
+        for (size_t i = 0; i < wsz; i++) work[i] = NAN;
+        st_conv_forward_prep(y2, x, w, c->bias ? b : NULL, n, g, work, prep);
+        CHECK(!memcmp(y, y2, ny * sizeof(float)), "%s: forward with prepared kernels differs", c->desc);
+        st_aligned_free(prep);
+        free(y2);
+    }
 
     for (size_t i = 0; i < wsz; i++) work[i] = NAN;
     st_conv_backward(dx, dw, c->bias ? db : NULL, gy, x, w, n, g, work);
@@ -285,8 +301,65 @@ static void pointwise_cases(void) {
     }
 }
 
+/* ---------------------------------------------------------------- prepared weights, im2col + GEMM */
+static void prepared_cases(int count) {
+    int done = 0;
+    while (done < count) {
+        int n = rint_in(1, 4), groups = rint_in(1, 3), cin = groups * rint_in(1, 24), cout = groups * rint_in(1, 40);
+        int k[2] = {rint_in(1, 7), rint_in(1, 7)}, st[2] = {rint_in(1, 3), rint_in(1, 3)};
+        int d[2] = {rint_in(1, 2), 1}, pad[2] = {rint_in(0, 3), rint_in(0, 3)};
+        int ih = rint_in(1, 23), iw = rint_in(1, 23);
+        if (done % 4 == 0) k[0] = k[1] = 1, st[0] = st[1] = 1 + done % 8 / 4, pad[0] = pad[1] = 0; /* 1x1 */
+        st_conv_geom g;
+        if (st_conv_geom_init(&g, cin, cout, groups, k, st, d, ST_PAD_EXPLICIT, pad, ih, iw) != ST_OK) continue;
+        size_t nx = (size_t)n * cin * ih * iw, ny = (size_t)n * cout * g.oh * g.ow, nw = (size_t)cout * (cin / groups) * k[0] * k[1];
+        if ((double)ny * nw / cout > 3e6) continue; /* a quick reference */
+        float *x = rand_f(nx), *w = rand_f(nw), *b = rand_f(cout), *y = alloc_f(ny), *y2 = alloc_f(ny);
+        double *yr = alloc_d(ny), *xd = to_d(x, nx), *wd = to_d(w, nw), *bd = to_d(b, cout);
+        int bias = rint_in(0, 1);
+        st_conv_forward_ref_f64(yr, xd, wd, bias ? bd : NULL, n, &g);
+        st_conv_force_path(0);
+        size_t wsz = st_conv_work_size(&g, n);
+        float *work = alloc_f(wsz + 1);
+        for (int order = -1; order <= 1; order++) {
+            st_conv_force_gemm_order(order);
+            size_t psz = st_conv_prep_size(&g, n);
+            float *prep = psz ? st_aligned_alloc(sizeof(float) * psz) : NULL;
+            if (prep) st_conv_prepare(prep, w, &g, n);
+            for (int threads = 1; threads <= 2; threads++) {
+                st_set_threads(threads);
+                for (size_t i = 0; i < ny; i++) y2[i] = NAN;
+                st_conv_forward_prep(y2, x, w, bias ? b : NULL, n, &g, work, prep);
+                if (threads == 1) memcpy(y, y2, ny * sizeof(float));
+                else CHECK(!memcmp(y, y2, ny * sizeof(float)), "prepared GEMM order %d, %d threads differ from 1", order, threads);
+            }
+            st_set_threads(1);
+            double e = rel_err(y, yr, ny);
+            CHECK(e <= 1e-5, "prepared GEMM (order %d) n=%d %d->%d g%d k%dx%d s%dx%d d%d p%dx%d in %dx%d: relative error %.3g",
+                  order, n, cin, cout, groups, k[0], k[1], st[0], st[1], d[0], pad[0], pad[1], ih, iw, e);
+            /* a prepared copy for the GEMM path is ignored by the direct path (when it can run) */
+            if (prep && order == 1) {
+                st_conv_force_path(1);
+                float *wk = alloc_f(st_conv_work_size(&g, n) + 1);
+                st_conv_forward_prep(y2, x, w, bias ? b : NULL, n, &g, wk, prep);
+                e = rel_err(y2, yr, ny);
+                CHECK(e <= 1e-5, "a prepared copy for another path: relative error %.3g", e);
+                free(wk);
+                st_conv_force_path(0);
+            }
+            st_aligned_free(prep);
+        }
+        st_conv_force_gemm_order(-1);
+        st_conv_force_path(-1);
+        free(x); free(w); free(b); free(y); free(y2); free(yr); free(xd); free(wd); free(bd); free(work);
+        done++;
+    }
+    printf("winograd: %d random geometries with prepared GEMM weights\n", done);
+}
+
 int main(void) {
     st_set_threads(1);
+    prepared_cases(200);
     random_cases(300);
     chosen_cases();
     thread_cases();
