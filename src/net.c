@@ -716,19 +716,38 @@ static void forward_shard(st_net *net, int s, int train, int run) {
 }
 
 /* Which gradients backward zeroes and when: every node that needs one except the
- * output and the heads (the loss wrote those), just before the backward of zero_node. */
+ * output and the heads (the loss wrote those), just before the backward of zero_node;
+ * except where that backward writes the gradient instead of adding to it (bwd_fresh:
+ * a convolution, the gradient's first and only writer there), and except, with
+ * st_net_step's fusion, a fused convolution's own gradient (nothing reads it). The
+ * fusion's pairs are marked here too, for the same graph. */
 static st_status order_zeroing(st_net *net) {
-    if (net->zero_order && net->zero_key == net->want_input_grad + 1) return ST_OK; /* (depends on nothing else) */
-    int N = net->nnodes, *needs = malloc(sizeof(int) * (size_t)N);
+    int key = net->want_input_grad + 1 + 2 * net->step_fused;
+    if (net->zero_order && net->zero_key == key) return ST_OK; /* (depends on nothing else) */
+    int N = net->nnodes, *needs = malloc(sizeof(int) * (size_t)N), *pinned = malloc(sizeof(int) * (size_t)N);
     free(net->zero_order);
     net->zero_order = malloc(sizeof(int) * (size_t)N);
-    if (!needs || !net->zero_order) { free(needs); return st_fail(ST_ERR_NOMEM, "out of memory"); }
-    for (int j = 0; j < N; j++) needs[j] = net->nodes[j].needs_grad;
+    if (!needs || !pinned || !net->zero_order) {
+        free(needs);
+        free(pinned);
+        return st_fail(ST_ERR_NOMEM, "out of memory");
+    }
+    for (int j = 0; j < N; j++) {
+        needs[j] = net->nodes[j].needs_grad;
+        pinned[j] = j == net->output || is_head(net, j);
+        net->nodes[j].bwd_fresh = 0;
+    }
+    if (net->step_fused) st_train_fuse_plan(net, pinned);
     net->nzero = 0;
     for (int j = N - 1; j >= 0; j--) {
         st_node *n = &net->nodes[j];
-        if (!n->needs_grad || j == net->output || is_head(net, j)) continue;
+        if (!n->needs_grad || pinned[j] || (net->step_fused && n->train_relu)) continue;
         n->zero_at = zero_node(net, j, needs);
+        st_node *z = &net->nodes[n->zero_at];
+        if (n->zero_at != j && st_node_bwd_can_write(z) && z->inputs[0] == j) {
+            z->bwd_fresh = 1;
+            continue;
+        }
         /* insertion by zero_at, latest first (j runs down, so ties keep node order) */
         int at = net->nzero;
         while (at > 0 && net->nodes[net->zero_order[at - 1]].zero_at < n->zero_at) at--;
@@ -737,7 +756,8 @@ static st_status order_zeroing(st_net *net) {
         net->nzero++;
     }
     free(needs);
-    net->zero_key = net->want_input_grad + 1;
+    free(pinned);
+    net->zero_key = key;
     return ST_OK;
 }
 
@@ -794,6 +814,7 @@ static st_status prepare_forward(st_net *net, const st_tensor *x, int kind, int 
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
     net->fwd_done = net->loss_done = 0;
+    net->step_fused = 0; /* (st_net_step turns it on after planning) */
     if (kind != PLAN_STEP) net->want_input_grad = 0; /* (its memory may be reused now) */
     if ((rc = plan_pass(net, x->shape[0], kind, train, want_input_grad))) return rc;
     in->out.data = x->data;
@@ -977,6 +998,7 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
     if (net->nnodes == 0) return st_fail(ST_ERR_STATE, "the network has no nodes");
     mark_needs_grad(net, want_input_grad); /* (the plan depends on which nodes need gradients) */
     st_status rc = prepare_forward(net, x, PLAN_STEP, 1, net->want_input_grad);
+    net->step_fused = !rc && !net->work_in_act; /* fusion needs every buffer live all pass */
     if (rc || (rc = ensure_shard_grads(net)) || (rc = check_loss(net, loss, labels, target)) || (rc = order_zeroing(net)))
         return rc;
     double part[ST_MAX_SHARDS] = {0};
