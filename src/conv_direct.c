@@ -658,6 +658,7 @@ typedef struct {
     float *relu;           /* forward: also max(out, 0) here (NULL: no) */
     const float *mask;     /* backward: dout counts only where this ReLU output is > 0 (NULL: all) */
     int din_add;           /* backward: din += (1) or = (0) the input gradient */
+    int xt_ready;          /* backward: xt holds the input's columns already (forward's) */
 } dctx;
 
 /* Forward of column col, in three steps: its input into a column block, the kernel for
@@ -698,7 +699,8 @@ static void backward_in(const dctx *c, int col) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
     int s0 = col_start(col), w = col_width(d, col);
-    to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl, NULL);
+    if (!c->xt_ready)
+        to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl, NULL);
     to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0, c->mask);
 }
 
@@ -782,11 +784,18 @@ static void backward_part(const dctx *c, int p) {
 
 void st_direct_forward(float *out, const float *in, const float *w, const float *b, int n,
                        const st_conv_geom *g, float *work) {
-    st_direct_forward_relu(out, NULL, in, w, b, n, g, work);
+    st_direct_forward_relu(out, NULL, NULL, in, w, b, n, g, work);
 }
 
-void st_direct_forward_relu(float *out, float *relu, const float *in, const float *w, const float *b, int n,
-                            const st_conv_geom *g, float *work) {
+size_t st_direct_cols_size(const st_conv_geom *g, int n) {
+    if (st_depthwise_ok(g)) return 0;
+    dplan d;
+    plan(&d, g, n, 0);
+    return d.xrows * d.lanes + 16;
+}
+
+void st_direct_forward_relu(float *out, float *relu, float *cols, const float *in, const float *w, const float *b,
+                            int n, const st_conv_geom *g, float *work) {
     if (n <= 0) return;
     if (st_depthwise_ok(g)) {
         st_depthwise_forward(out, in, w, b, n, g, work);
@@ -800,8 +809,8 @@ void st_direct_forward_relu(float *out, float *relu, const float *in, const floa
     dctx c = {0};
     c.d = &d;
     c.toff = toff;
-    c.xt = align64(work);                 /* columns of (cin, hp, wp) rows */
-    c.yt = c.xt + d.xrows * d.lanes;      /* columns of (cout, oh, ow) rows */
+    c.yt = align64(work) + d.xrows * d.lanes; /* columns of (cout, oh, ow) rows */
+    c.xt = cols ? align64(cols) : align64(work); /* columns of (cin, hp, wp) rows */
     float *wk = c.yt + (d.yrows + d.dxrows) * d.lanes;
     pack_forward(wk, w, b, &d);
     c.wk = wk;
@@ -832,11 +841,12 @@ void st_direct_forward_relu(float *out, float *relu, const float *in, const floa
 
 void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int n, const st_conv_geom *g, float *work) {
-    st_direct_backward_ex(din, 1, dw, db, dout, NULL, in, w, n, g, work);
+    st_direct_backward_ex(din, 1, dw, db, dout, NULL, NULL, in, w, n, g, work);
 }
 
 void st_direct_backward_ex(float *din, int din_add, float *dw, float *db, const float *dout, const float *mask,
-                           const float *in, const float *w, int n, const st_conv_geom *g, float *work) {
+                           const float *cols, const float *in, const float *w, int n, const st_conv_geom *g,
+                           float *work) {
     if (n <= 0) return;
     if (st_depthwise_ok(g)) { /* (no mask here: st_conv_direct_fused says so) */
         if (din && !din_add) memset(din, 0, sizeof(float) * n * g->cin * g->ih * g->iw);
@@ -850,8 +860,9 @@ void st_direct_backward_ex(float *din, int din_add, float *dw, float *db, const 
     dctx c = {0};
     c.d = &d;
     c.toff = toff;
-    c.xt = align64(work);                 /* columns of (cin, hp, wp) rows */
-    c.yt = c.xt + d.xrows * d.lanes;      /* dL/dout: columns of (cout, oh, ow) rows */
+    c.yt = align64(work) + d.xrows * d.lanes; /* dL/dout: columns of (cout, oh, ow) rows */
+    c.xt = cols ? align64((float *)cols) : align64(work); /* columns of (cin, hp, wp) rows */
+    c.xt_ready = cols != NULL;
     c.dxt = c.yt + d.yrows * d.lanes;     /* dL/din: columns of (cin, ih, iw) rows */
     float *wk = c.dxt + d.dxrows * d.lanes;
     if (din) pack_input_grad(wk, w, &d);

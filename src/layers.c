@@ -180,6 +180,19 @@ static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, 
 /* st_net_step's conv + ReLU fusion is on for this pass (st_train_fuse_plan) */
 static int step_fusion(const st_exec *e) { return e->train && !e->run && e->net->step_fused; }
 
+static void conv_forward(const st_exec *e, st_node *n);
+
+size_t st_node_step_cols(const st_node *n, int batch) {
+    const st_conv_geom *g = &n->u.conv.geom;
+    return n->op->forward == conv_forward && st_conv_direct_fused(g, batch) ? st_direct_cols_size(g, batch) : 0;
+}
+
+/* where a fused convolution keeps its input columns in this shard (NULL: nowhere) */
+static float *step_cols(const st_exec *e, const st_node *n) {
+    if (!n->cols || n->cols_stride < st_node_step_cols(n, e->batch)) return NULL;
+    return n->cols + (size_t)e->shard * n->cols_stride;
+}
+
 static void conv_forward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
     st_node *in = IN(e, n, 0);
@@ -188,7 +201,7 @@ static void conv_forward(const st_exec *e, st_node *n) {
     if (n->train_relu && step_fusion(e)) { /* this output and the ReLU's after it */
         float *y = X(e, &e->net->nodes[n->train_relu]);
         if (st_conv_direct_fused(&c->geom, e->batch)) {
-            st_direct_forward_relu(X(e, n), y, X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work);
+            st_direct_forward_relu(X(e, n), y, step_cols(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work);
         } else {
             st_conv_forward(X(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work);
             st_act_forward(ST_ACT_RELU, 0, y, X(e, n), n->numel * e->batch);
@@ -205,14 +218,15 @@ static void conv_backward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
     st_node *in = IN(e, n, 0);
     float *din = in->needs_grad ? G(e, in) : NULL, *db = c->bias ? GW(e, n, 1) : NULL;
-    const float *dout = G(e, n), *mask = NULL;
+    const float *dout = G(e, n), *mask = NULL, *cols = NULL;
     if (n->train_relu && step_fusion(e)) {
         st_node *r = &e->net->nodes[n->train_relu];
         dout = G(e, r);
         mask = X(e, r);
+        cols = step_cols(e, n); /* (the forward of this step wrote them) */
     }
     if (st_conv_direct_fused(&c->geom, e->batch)) {
-        st_direct_backward_ex(din, !n->bwd_fresh, GW(e, n, 0), db, dout, mask, X(e, in), W(e, n, 0), e->batch,
+        st_direct_backward_ex(din, !n->bwd_fresh, GW(e, n, 0), db, dout, mask, cols, X(e, in), W(e, n, 0), e->batch,
                               &c->geom, e->work);
         return;
     }

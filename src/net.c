@@ -32,6 +32,9 @@ static void free_activations(st_net *net) {
         free(n->idx);
         free(n->mask);
         free(n->fuse.scale);
+        st_aligned_free(n->cols);
+        n->cols = NULL;
+        n->cols_stride = n->cols_cap = 0;
         n->idx = NULL;
         n->mask = NULL;
         n->fuse.scale = n->fuse.shift = NULL;
@@ -342,6 +345,7 @@ static st_exec shard_exec(st_net *net, int s, int train, int run) {
     e.batch = shard_begin(net->batch, net->nshards, s + 1) - e.offset;
     e.train = train;
     e.run = run;
+    e.shard = s;
     e.work = net->work + (size_t)s * net->work_stride;
     e.pgrad = s == 0 ? net->grad_arena : net->shard_grad[s];
     return e;
@@ -983,6 +987,22 @@ st_status st_net_backward(st_net *net, int want_input_grad) {
     return ST_OK;
 }
 
+/* The fused convolutions' kept input columns (st_node_step_cols), for every shard. */
+static st_status ensure_step_cols(st_net *net) {
+    int shard_max = (net->batch + net->nshards - 1) / net->nshards;
+    for (int i = 1; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        n->cols_stride = n->train_relu ? (st_node_step_cols(n, shard_max) + 15) & ~(size_t)15 : 0;
+        size_t need = n->cols_stride * net->nshards;
+        if (need <= n->cols_cap) continue;
+        st_aligned_free(n->cols);
+        n->cols = st_aligned_alloc(sizeof(float) * need);
+        n->cols_cap = n->cols ? need : 0;
+        if (!n->cols) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for %zu floats", n->name, need);
+    }
+    return ST_OK;
+}
+
 /* One training step's passes fused: each shard runs forward, its slice of the loss and
  * backward without waiting for the others, so the threads meet once per step. */
 static double step_shard(st_net *net, int s, st_loss loss, const int32_t *labels, const st_tensor *target) {
@@ -999,7 +1019,8 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
     mark_needs_grad(net, want_input_grad); /* (the plan depends on which nodes need gradients) */
     st_status rc = prepare_forward(net, x, PLAN_STEP, 1, net->want_input_grad);
     net->step_fused = !rc && !net->work_in_act; /* fusion needs every buffer live all pass */
-    if (rc || (rc = ensure_shard_grads(net)) || (rc = check_loss(net, loss, labels, target)) || (rc = order_zeroing(net)))
+    if (rc || (rc = ensure_shard_grads(net)) || (rc = check_loss(net, loss, labels, target)) || (rc = order_zeroing(net)) ||
+        (net->step_fused && (rc = ensure_step_cols(net))))
         return rc;
     double part[ST_MAX_SHARDS] = {0};
     if (shards_in_parallel(net)) {

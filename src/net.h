@@ -154,6 +154,8 @@ struct st_node {
     int train_relu;                     /* st_net_step's fusion: the ReLU this convolution computes too (0: none) */
     int train_fused;                    /* st_net_step's fusion: a ReLU computed by its convolution */
     int bwd_fresh;                      /* backward writes its input's gradient (not zeroed first) instead of adding */
+    float *cols;                        /* st_net_step's fusion: per shard, the input in the direct kernel's layout */
+    size_t cols_stride, cols_cap;       /* floats per shard (0: none), allocated */
 };
 
 typedef struct {
@@ -225,6 +227,7 @@ typedef struct {
     int batch, offset;
     int train;
     int run;      /* st_net_run: skip folded nodes, run the fused epilogues */
+    int shard;    /* which slice (0 .. nshards - 1) */
     float *work;
     float *pgrad; /* parameter gradients of this shard (the net's arena for shard 0) */
 } st_exec;
@@ -294,6 +297,9 @@ void st_fuse_update(st_net *net);
  * gradient need not be zeroed first. */
 void st_train_fuse_plan(st_net *net, const int *pinned);
 int st_node_bwd_can_write(const st_node *n);
+/* Floats per shard of `batch` samples a fused convolution keeps its input in, in the
+ * direct kernel's layout, from its forward to its backward (0: none; n->cols). */
+size_t st_node_step_cols(const st_node *n, int batch);
 
 /* ---------------------------------------------------------------- memory plans (plan.c)
  * A buffer of `size` floats that is live over the steps [first, last] (inclusive).

@@ -135,7 +135,7 @@ static void check_direct_fused(const conv_case *c, const float *x, const float *
     st_direct_forward(y, x, w, bias, n, g, work);
     st_act_forward(ST_ACT_RELU, 0, relu, y, ny);
     fill_nan(z, ny); fill_nan(r, ny);
-    st_direct_forward_relu(z, r, x, w, bias, n, g, work);
+    st_direct_forward_relu(z, r, NULL, x, w, bias, n, g, work);
     CHECK(!memcmp(z, y, ny * sizeof(float)) && !memcmp(r, relu, ny * sizeof(float)),
           "%s: forward with the ReLU equals forward, then ReLU", c->desc);
     /* a mask of both signs (some NaN: not > 0) */
@@ -146,7 +146,7 @@ static void check_direct_fused(const conv_case *c, const float *x, const float *
     float *dx2 = alloc_f(nx), *dw2 = calloc(nw, sizeof(float)), *db2 = calloc(g->cout, sizeof(float));
     st_direct_backward(dx, dw, bias ? db : NULL, gm, x, w, n, g, work);
     fill_nan(dx2, nx);
-    st_direct_backward_ex(dx2, 0, dw2, bias ? db2 : NULL, gy, mask, x, w, n, g, work);
+    st_direct_backward_ex(dx2, 0, dw2, bias ? db2 : NULL, gy, mask, NULL, x, w, n, g, work);
     CHECK(same_values(dx, dx2, nx) && same_values(dw, dw2, nw) && same_values(db, db2, g->cout),
           "%s: masked backward writing din equals the plain one", c->desc);
     free(work); free(y); free(z); free(r); free(relu); free(mask); free(gm);
