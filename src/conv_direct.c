@@ -268,6 +268,16 @@ INLINE __m128 load4m(const float *p, const float *m) {
 }
 #endif
 
+/* the t source rows of a tile and their mask rows (NULL without a mask); rows past ns
+ * read zeros */
+INLINE void source_rows(const float **row, const float **mrow, int t, const float *src, const float *mask, size_t ls,
+                        int ns) {
+    for (int s = 0; s < t; s++) {
+        row[s] = s < ns ? src + s * ls : zeros;
+        mrow[s] = !mask ? NULL : s < ns ? mask + s * ls : zeros;
+    }
+}
+
 /* dst[k * ld + s] (+)= src[s * ls + k] for s, k < 8, where source rows s >= ns read as
  * zeros and only the destination rows k < nk are written; mask (or NULL) has src's
  * layout; relu (or NULL, only without add) receives max(value, 0) at dst's offsets. */
@@ -275,10 +285,7 @@ INLINE __m128 load4m(const float *p, const float *m) {
 INLINE void tile8(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int add, const float *mask,
                   float *relu) {
     const float *row[8], *mrow[8];
-    for (int s = 0; s < 8; s++) {
-        row[s] = s < ns ? src + s * ls : zeros;
-        mrow[s] = !mask ? NULL : s < ns ? mask + s * ls : zeros;
-    }
+    source_rows(row, mrow, 8, src, mask, ls, ns);
     __m256 r[8], t[4], o[8];
     for (int i = 0; i < 4; i++)
         for (int h = 0; h < 2; h++) /* r[4h + i]: rows i and i + 4, values 4h..4h+3 */
@@ -308,10 +315,7 @@ INLINE void tile8(float *dst, size_t ld, const float *src, size_t ls, int ns, in
 INLINE void tile4(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int add, const float *mask,
                   float *relu) {
     const float *row[4], *mrow[4];
-    for (int s = 0; s < 4; s++) {
-        row[s] = s < ns ? src + s * ls : zeros;
-        mrow[s] = !mask ? NULL : s < ns ? mask + s * ls : zeros;
-    }
+    source_rows(row, mrow, 4, src, mask, ls, ns);
 #if defined(__SSE__)
     __m128 r0 = load4m(row[0], mrow[0]), r1 = load4m(row[1], mrow[1]), r2 = load4m(row[2], mrow[2]),
            r3 = load4m(row[3], mrow[3]);
