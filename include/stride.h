@@ -210,8 +210,9 @@ void st_augment_apply(const st_augment_params *p, int ndim, const int *shape, co
 void st_augment_apply_labels(const st_augment_params *p, int h, int w, const int32_t *in, int32_t *out,
                              int32_t fill);
 
-/* Batches, prepared one ahead by a background thread (pthreads). The data set must
- * outlive the loader and stay unchanged. */
+/* Batches, prepared one ahead by a background thread (pthreads); small batches (up to
+ * 16,384 values, such as MNIST-1D's) are built by st_loader_next itself, which costs less
+ * than the hand-over. The data set must outlive the loader and stay unchanged. */
 typedef struct st_loader st_loader;
 /* aug may be NULL. DENSE targets are augmented with the image: their last one (1D) or
  * two (2D) dimensions must equal the image's. */
@@ -230,7 +231,8 @@ void st_loader_tell(const st_loader *l, int64_t *epoch, int64_t *batch); /* the 
  * labels too; x->shape[0] is set to this batch's size. */
 st_status st_loader_batch(const st_loader *l, int64_t epoch, int64_t batch, st_tensor *x, int32_t *labels,
                           st_tensor *targets);
-double st_loader_wait_seconds(const st_loader *l); /* total time st_loader_next waited for data */
+/* total time st_loader_next waited for data (or built it, for small batches) */
+double st_loader_wait_seconds(const st_loader *l);
 void st_loader_free(st_loader *l);
 
 /* ---------------------------------------------------------------- networks */

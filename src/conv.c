@@ -234,6 +234,8 @@ static conv_path choose_path(const st_conv_geom *g, int n) {
     return take_direct(g, n) ? PATH_DIRECT : PATH_GEMM;
 }
 
+int st_conv_path_is_direct(const st_conv_geom *g, int n) { return n > 0 && choose_path(g, n) == PATH_DIRECT; }
+
 size_t st_conv_work_size(const st_conv_geom *g, int n) {
     if (n <= 0) return 0;
     switch (choose_path(g, n)) {

@@ -216,6 +216,8 @@ int st_direct_possible(const st_conv_geom *g, int n) {
 
 int st_direct_preferred(const st_conv_geom *g, int n) { return n > 0 && st_depthwise_ok(g); }
 
+int st_conv_direct_fused(const st_conv_geom *g, int n) { return st_conv_path_is_direct(g, n) && !st_depthwise_ok(g); }
+
 size_t st_direct_work_size(const st_conv_geom *g, int n) {
     if (st_depthwise_ok(g)) return st_depthwise_work_size(g, n);
     dplan d;
@@ -249,21 +251,47 @@ static int use_threads(const dplan *d) {
  * Both directions are transposes between sample rows (n, F) and a column block (F rows
  * of `w` lanes), done in 8 x 8 tiles with AVX (128-bit halves of four rows are loaded
  * into the two lanes of 256-bit registers and an in-lane 4 x 4 transpose finishes the
- * job: 16 shuffles per 64 values), else, and for 4-lane columns, in 4 x 4 tiles. */
+ * job: 16 shuffles per 64 values), else, and for 4-lane columns, in 4 x 4 tiles.
+ *
+ * Two ReLU steps of training ride along (st_direct_forward_relu, st_direct_backward_ex):
+ * towards samples, a second destination receives max(v, 0) (as st_act_forward: v < 0 ?
+ * 0 : v); towards columns, a mask with the source's layout (the ReLU's output y) lets
+ * through only the values where y > 0 (as st_act_backward: y > 0 ? dy : 0). */
 
 static const float zeros[8];
 
+/* four values of a source row, where the mask row (if any) is > 0, else 0 */
+#if defined(__SSE__)
+INLINE __m128 load4m(const float *p, const float *m) {
+    __m128 v = _mm_loadu_ps(p);
+    return m ? _mm_and_ps(v, _mm_cmpgt_ps(_mm_loadu_ps(m), _mm_setzero_ps())) : v;
+}
+#endif
+
+/* the t source rows of a tile and their mask rows (NULL without a mask); rows past ns
+ * read zeros */
+INLINE void source_rows(const float **row, const float **mrow, int t, const float *src, const float *mask, size_t ls,
+                        int ns) {
+    for (int s = 0; s < t; s++) {
+        row[s] = s < ns ? src + s * ls : zeros;
+        mrow[s] = !mask ? NULL : s < ns ? mask + s * ls : zeros;
+    }
+}
+
 /* dst[k * ld + s] (+)= src[s * ls + k] for s, k < 8, where source rows s >= ns read as
- * zeros and only the destination rows k < nk are written. */
+ * zeros and only the destination rows k < nk are written; mask (or NULL) has src's
+ * layout; relu (or NULL, only without add) receives max(value, 0) at dst's offsets. */
 #if defined(__AVX__)
-INLINE void tile8(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int add) {
-    const float *row[8];
-    for (int s = 0; s < 8; s++) row[s] = s < ns ? src + s * ls : zeros;
+INLINE void tile8(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int add, const float *mask,
+                  float *relu) {
+    const float *row[8], *mrow[8];
+    source_rows(row, mrow, 8, src, mask, ls, ns);
     __m256 r[8], t[4], o[8];
     for (int i = 0; i < 4; i++)
         for (int h = 0; h < 2; h++) /* r[4h + i]: rows i and i + 4, values 4h..4h+3 */
-            r[4 * h + i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(row[i] + 4 * h)),
-                                                _mm_loadu_ps(row[i + 4] + 4 * h), 1);
+            r[4 * h + i] = _mm256_insertf128_ps(
+                _mm256_castps128_ps256(load4m(row[i] + 4 * h, mask ? mrow[i] + 4 * h : NULL)),
+                load4m(row[i + 4] + 4 * h, mask ? mrow[i + 4] + 4 * h : NULL), 1);
     for (int h = 0; h < 2; h++) {
         t[0] = _mm256_unpacklo_ps(r[4 * h], r[4 * h + 1]);
         t[1] = _mm256_unpackhi_ps(r[4 * h], r[4 * h + 1]);
@@ -278,36 +306,46 @@ INLINE void tile8(float *dst, size_t ld, const float *src, size_t ls, int ns, in
         if (k < nk) {
             float *d = dst + k * ld;
             _mm256_storeu_ps(d, add ? _mm256_add_ps(_mm256_loadu_ps(d), o[k]) : o[k]);
+            if (relu) _mm256_storeu_ps(relu + k * ld, _mm256_max_ps(_mm256_setzero_ps(), o[k]));
         }
 }
 #endif
 
 /* The same for 4 x 4. */
-INLINE void tile4(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int add) {
-    const float *row[4];
-    for (int s = 0; s < 4; s++) row[s] = s < ns ? src + s * ls : zeros;
+INLINE void tile4(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int add, const float *mask,
+                  float *relu) {
+    const float *row[4], *mrow[4];
+    source_rows(row, mrow, 4, src, mask, ls, ns);
 #if defined(__SSE__)
-    __m128 r0 = _mm_loadu_ps(row[0]), r1 = _mm_loadu_ps(row[1]), r2 = _mm_loadu_ps(row[2]), r3 = _mm_loadu_ps(row[3]);
+    __m128 r0 = load4m(row[0], mrow[0]), r1 = load4m(row[1], mrow[1]), r2 = load4m(row[2], mrow[2]),
+           r3 = load4m(row[3], mrow[3]);
     _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
     __m128 o[4] = {r0, r1, r2, r3};
     for (int k = 0; k < 4; k++)
         if (k < nk) {
             float *d = dst + k * ld;
             _mm_storeu_ps(d, add ? _mm_add_ps(_mm_loadu_ps(d), o[k]) : o[k]);
+            if (relu) _mm_storeu_ps(relu + k * ld, _mm_max_ps(_mm_setzero_ps(), o[k]));
         }
 #else
     for (int k = 0; k < nk; k++)
-        for (int s = 0; s < 4; s++) dst[k * ld + s] = (add ? dst[k * ld + s] : 0.0f) + row[s][k];
+        for (int s = 0; s < 4; s++) {
+            float v = mask && !(mrow[s][k] > 0) ? 0.0f : row[s][k];
+            dst[k * ld + s] = add ? dst[k * ld + s] + v : v;
+            if (relu) relu[k * ld + s] = v < 0 ? 0.0f : v;
+        }
 #endif
 }
 
 /* The general case, elementwise: source rows s < ns, values k < nk; destination lanes
  * s < nw (with nw >= ns: lanes past ns receive zeros). */
-static void tile_edge(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int nw, int add) {
+static void tile_edge(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int nw, int add,
+                      const float *mask, float *relu) {
     for (int k = 0; k < nk; k++)
         for (int s = 0; s < nw; s++) {
-            float v = s < ns ? src[s * ls + k] : 0.0f;
+            float v = s < ns && (!mask || mask[s * ls + k] > 0) ? src[s * ls + k] : 0.0f;
             dst[k * ld + s] = add ? dst[k * ld + s] + v : v;
+            if (relu) relu[k * ld + s] = v < 0 ? 0.0f : v;
         }
 }
 
@@ -322,33 +360,39 @@ static int tile_size(int w) {
 }
 
 /* `len` rows of a column block of w lanes (row stride w) from the first ns rows of src
- * (stride ls), values 0..len-1; lanes past ns become zeros. */
-static void segment_to_column(float *dst, int w, const float *src, size_t ls, int ns, int len) {
+ * (stride ls), values 0..len-1; lanes past ns become zeros. mask: NULL or src's layout. */
+static void segment_to_column(float *dst, int w, const float *src, size_t ls, int ns, int len, const float *mask) {
     int tsz = tile_size(w);
     for (int h = 0; h < w; h += tsz) {
         int nh = ns - h < 0 ? 0 : ns - h < tsz ? ns - h : tsz; /* samples in this part */
-        const float *sp = src + (size_t)h * ls;
+        const float *sp = src + (size_t)h * ls, *mp = mask ? mask + (size_t)h * ls : NULL;
         float *dp = dst + h;
         int k0 = 0;
 #if defined(__AVX__)
-        if (tsz == 8)
-            for (; k0 + 8 <= len; k0 += 8) tile8(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 8, 0);
+        if (tsz == 8) {
+            if (mp)
+                for (; k0 + 8 <= len; k0 += 8) tile8(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 8, 0, mp + k0, NULL);
+            else
+                for (; k0 + 8 <= len; k0 += 8) tile8(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 8, 0, NULL, NULL);
+        }
 #endif
         if (tsz == 4)
-            for (; k0 + 4 <= len; k0 += 4) tile4(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 4, 0);
-        if (k0 < len) tile_edge(dp + (size_t)k0 * w, w, sp + k0, ls, nh, len - k0, tsz, 0);
+            for (; k0 + 4 <= len; k0 += 4) tile4(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 4, 0, mp ? mp + k0 : NULL, NULL);
+        if (k0 < len) tile_edge(dp + (size_t)k0 * w, w, sp + k0, ls, nh, len - k0, tsz, 0, mp ? mp + k0 : NULL, NULL);
     }
 }
 
 /* The column block dst (C, hp, wp, w lanes) of samples s0..s0+w-1 of src (n, C, H, W),
- * the plane placed at (pt, pl) in the zero-padded one; samples >= n become zeros. */
+ * the plane placed at (pt, pl) in the zero-padded one; samples >= n become zeros.
+ * mask: NULL, or (n, C, H, W) like src: where it is not > 0 the value becomes 0. */
 static void to_columns(float *dst, int w, const float *src, int n, int s0, int C, int H, int W,
-                       int hp, int wp, int pt, int pl) {
+                       int hp, int wp, int pt, int pl, const float *mask) {
     int ns = n - s0 < w ? n - s0 : w;
     size_t F = (size_t)C * H * W;
     src += (size_t)s0 * F;
+    if (mask) mask += (size_t)s0 * F;
     if (hp == H && wp == W) { /* no padding: one segment of F rows */
-        segment_to_column(dst, w, src, F, ns, (int)F);
+        segment_to_column(dst, w, src, F, ns, (int)F, mask);
         return;
     }
     for (int c = 0; c < C; c++)
@@ -360,28 +404,36 @@ static void to_columns(float *dst, int w, const float *src, int n, int s0, int C
             }
             memset(row, 0, sizeof(float) * pl * w);
             memset(row + (size_t)(pl + W) * w, 0, sizeof(float) * (wp - pl - W) * w);
-            segment_to_column(row + (size_t)pl * w, w, src + ((size_t)c * H + y - pt) * W, F, ns, W);
+            size_t at = ((size_t)c * H + y - pt) * W;
+            segment_to_column(row + (size_t)pl * w, w, src + at, F, ns, W, mask ? mask + at : NULL);
         }
 }
 
 /* A column block src (F rows of w lanes) back to samples s0.. of dst (n, F): dst = or
- * += it. */
-static void from_columns(float *dst, const float *src, int w, int n, int s0, int F, int add) {
+ * += it; relu (NULL, or like dst, only without add) = max(it, 0). */
+static void from_columns(float *dst, const float *src, int w, int n, int s0, int F, int add, float *relu) {
     int ns = n - s0 < w ? n - s0 : w;
     int tsz = tile_size(w);
     dst += (size_t)s0 * F;
+    if (relu) relu += (size_t)s0 * F;
     for (int h = 0; h < ns; h += tsz) {
         int nh = ns - h < tsz ? ns - h : tsz; /* samples in this part */
         const float *sp = src + h;
-        float *dp = dst + (size_t)h * F;
+        float *dp = dst + (size_t)h * F, *rp = relu ? relu + (size_t)h * F : NULL;
         int f0 = 0;
 #if defined(__AVX__)
-        if (tsz == 8)
-            for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, add);
+        if (tsz == 8) {
+            if (rp)
+                for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, 0, NULL, rp + f0);
+            else
+                for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, add, NULL, NULL);
+        }
 #endif
         if (tsz == 4)
-            for (; f0 + 4 <= F; f0 += 4) tile4(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 4, nh, add);
-        if (f0 < F) tile_edge(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, F - f0, nh, F - f0, add);
+            for (; f0 + 4 <= F; f0 += 4)
+                tile4(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 4, nh, add, NULL, rp ? rp + f0 : NULL);
+        if (f0 < F)
+            tile_edge(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, F - f0, nh, F - f0, add, NULL, rp ? rp + f0 : NULL);
     }
 }
 
@@ -607,6 +659,10 @@ typedef struct {
     float *partial;        /* backward, several parts: per part, dw (cout x K) then db (cout) */
     const float *in, *dout;
     float *out, *din;
+    float *relu;           /* forward: also max(out, 0) here (NULL: no) */
+    const float *mask;     /* backward: dout counts only where this ReLU output is > 0 (NULL: all) */
+    int din_add;           /* backward: din += (1) or = (0) the input gradient */
+    int xt_ready;          /* backward: xt holds the input's columns already (forward's) */
 } dctx;
 
 /* Forward of column col, in three steps: its input into a column block, the kernel for
@@ -616,7 +672,7 @@ static void forward_in(const dctx *c, int col) {
     const st_conv_geom *g = d->g;
     int s0 = col_start(col);
     to_columns(c->xt + d->xrows * s0, col_width(d, col), c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp,
-               g->pt, g->pl);
+               g->pt, g->pl, NULL);
 }
 
 static void forward_block(const dctx *c, int col, int u) {
@@ -632,7 +688,7 @@ static void forward_block(const dctx *c, int col, int u) {
 static void forward_out(const dctx *c, int col) {
     const dplan *d = c->d;
     int s0 = col_start(col);
-    from_columns(c->out, c->yt + d->yrows * s0, col_width(d, col), d->n, s0, (int)d->yrows, 0);
+    from_columns(c->out, c->yt + d->yrows * s0, col_width(d, col), d->n, s0, (int)d->yrows, 0, c->relu);
 }
 
 static void forward_column(const dctx *c, int col) {
@@ -647,8 +703,9 @@ static void backward_in(const dctx *c, int col) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
     int s0 = col_start(col), w = col_width(d, col);
-    to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl);
-    to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0);
+    if (!c->xt_ready)
+        to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl, NULL);
+    to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0, c->mask);
 }
 
 /* input-gradient kernel of column col, input-channel block u = grp * nib + blk */
@@ -666,7 +723,7 @@ static void backward_block(const dctx *c, int col, int u) {
 static void backward_out(const dctx *c, int col) {
     const dplan *d = c->d;
     int s0 = col_start(col);
-    from_columns(c->din, c->dxt + d->dxrows * s0, col_width(d, col), d->n, s0, (int)d->dxrows, 1);
+    from_columns(c->din, c->dxt + d->dxrows * s0, col_width(d, col), d->n, s0, (int)d->dxrows, c->din_add, NULL);
 }
 
 static void backward_column(const dctx *c, int col) {
@@ -731,9 +788,22 @@ static void backward_part(const dctx *c, int p) {
 
 void st_direct_forward(float *out, const float *in, const float *w, const float *b, int n,
                        const st_conv_geom *g, float *work) {
+    st_direct_forward_relu(out, NULL, NULL, in, w, b, n, g, work);
+}
+
+size_t st_direct_cols_size(const st_conv_geom *g, int n) {
+    if (st_depthwise_ok(g)) return 0;
+    dplan d;
+    plan(&d, g, n, 0);
+    return d.xrows * d.lanes + 16;
+}
+
+void st_direct_forward_relu(float *out, float *relu, float *cols, const float *in, const float *w, const float *b,
+                            int n, const st_conv_geom *g, float *work) {
     if (n <= 0) return;
     if (st_depthwise_ok(g)) {
         st_depthwise_forward(out, in, w, b, n, g, work);
+        if (relu) st_act_forward(ST_ACT_RELU, 0, relu, out, (size_t)n * g->cout * g->oh * g->ow);
         return;
     }
     dplan d;
@@ -743,13 +813,14 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
     dctx c = {0};
     c.d = &d;
     c.toff = toff;
-    c.xt = align64(work);                 /* columns of (cin, hp, wp) rows */
-    c.yt = c.xt + d.xrows * d.lanes;      /* columns of (cout, oh, ow) rows */
+    c.yt = align64(work) + d.xrows * d.lanes; /* columns of (cout, oh, ow) rows */
+    c.xt = cols ? align64(cols) : align64(work); /* columns of (cin, hp, wp) rows */
     float *wk = c.yt + (d.yrows + d.dxrows) * d.lanes;
     pack_forward(wk, w, b, &d);
     c.wk = wk;
     c.in = in;
     c.out = out;
+    c.relu = relu;
     int blocks = g->groups * d.nob;
     int nt = st_get_threads();
     if (use_threads(&d) && d.ncol < 2 * nt && d.ncol % nt && blocks > 1) {
@@ -774,8 +845,15 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
 
 void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int n, const st_conv_geom *g, float *work) {
+    st_direct_backward_ex(din, 1, dw, db, dout, NULL, NULL, in, w, n, g, work);
+}
+
+void st_direct_backward_ex(float *din, int din_add, float *dw, float *db, const float *dout, const float *mask,
+                           const float *cols, const float *in, const float *w, int n, const st_conv_geom *g,
+                           float *work) {
     if (n <= 0) return;
-    if (st_depthwise_ok(g)) {
+    if (st_depthwise_ok(g)) { /* (no mask here: st_conv_direct_fused says so) */
+        if (din && !din_add) memset(din, 0, sizeof(float) * n * g->cin * g->ih * g->iw);
         st_depthwise_backward(din, dw, db, dout, in, w, n, g, work);
         return;
     }
@@ -786,8 +864,9 @@ void st_direct_backward(float *din, float *dw, float *db, const float *dout, con
     dctx c = {0};
     c.d = &d;
     c.toff = toff;
-    c.xt = align64(work);                 /* columns of (cin, hp, wp) rows */
-    c.yt = c.xt + d.xrows * d.lanes;      /* dL/dout: columns of (cout, oh, ow) rows */
+    c.yt = align64(work) + d.xrows * d.lanes; /* dL/dout: columns of (cout, oh, ow) rows */
+    c.xt = cols ? align64((float *)cols) : align64(work); /* columns of (cin, hp, wp) rows */
+    c.xt_ready = cols != NULL;
     c.dxt = c.yt + d.yrows * d.lanes;     /* dL/din: columns of (cin, ih, iw) rows */
     float *wk = c.dxt + d.dxrows * d.lanes;
     if (din) pack_input_grad(wk, w, &d);
@@ -795,6 +874,8 @@ void st_direct_backward(float *din, float *dw, float *db, const float *dout, con
     c.in = in;
     c.dout = dout;
     c.din = din;
+    c.din_add = din_add;
+    c.mask = mask;
     c.dw = dw;
     c.db = db;
     c.partial = wk + d.wks;

@@ -174,6 +174,11 @@ void st_softmax_backward(float *dx, const float *dy, const float *y, int n, int 
 void st_softmax_forward_f64(double *y, const double *x, int n, int c, int s);
 void st_softmax_backward_f64(double *dx, const double *dy, const double *y, int n, int c, int s);
 
+/* For tests: 1 = every loader made after this builds its batches in st_loader_next, 0 =
+ * every one uses its prefetch thread, -1 = by the batch's size (the default). Process-wide,
+ * not thread-safe. */
+void st_loader_force_inline(int mode);
+
 /* What st_net_set_weights checks (names, shapes, dtypes), without changing anything. */
 st_status st_net_check_weights(st_net *net, const st_tensors *ts);
 /* Tests and benchmarks (process-wide, not thread-safe): st_net_run with prepared weights

@@ -20,6 +20,23 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
                        const st_conv_geom *g, float *work);
 void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int n, const st_conv_geom *g, float *work);
+/* The same with steps of training folded in: forward also writes relu = max(out, 0) (if
+ * not NULL); backward takes dout only where mask (a ReLU's output, or NULL) is > 0, and
+ * writes din (din_add 0) instead of adding to it. cols (or NULL): st_direct_cols_size
+ * floats where forward leaves the input in the kernel's layout, for a backward of the
+ * same input and batch to read instead of making it again. Only where
+ * st_conv_direct_fused(g, n). */
+size_t st_direct_cols_size(const st_conv_geom *g, int n);
+void st_direct_forward_relu(float *out, float *relu, float *cols, const float *in, const float *w, const float *b,
+                            int n, const st_conv_geom *g, float *work);
+void st_direct_backward_ex(float *din, int din_add, float *dw, float *db, const float *dout, const float *mask,
+                           const float *cols, const float *in, const float *w, int n, const st_conv_geom *g,
+                           float *work);
+/* 1 if st_conv_forward/backward take the direct path for (g, n) (conv.c's rule) */
+int st_conv_path_is_direct(const st_conv_geom *g, int n);
+/* 1 if they take it and it is not the depthwise one: then st_direct_forward_relu and
+ * st_direct_backward_ex can stand in for them, masks included. */
+int st_conv_direct_fused(const st_conv_geom *g, int n);
 
 /* Winograd F(4x4, 3x3) (conv_winograd.c): 3x3 kernels, stride 1, dilation 1, groups 1,
  * padding 0 to 2 on each side. */

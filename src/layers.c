@@ -2,6 +2,7 @@
  * and infers shapes, and calls its forward/backward kernels (conv.c, dense.c).
  * Adding an op = one configure/print/forward/backward group here and one table row. */
 #include "net.h"
+#include "kernels.h"
 #include "lenet_ops.h"
 
 #include <math.h>
@@ -176,21 +177,67 @@ static void conv_print(const st_node *n, char *buf, size_t len) {
 
 static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S);
 
+/* st_net_step's conv + ReLU fusion is on for this pass (st_train_fuse_plan) */
+static int step_fusion(const st_exec *e) { return e->train && !e->run && e->net->step_fused; }
+
+static void conv_forward(const st_exec *e, st_node *n);
+
+size_t st_node_step_cols(const st_node *n, int batch) {
+    const st_conv_geom *g = &n->u.conv.geom;
+    return n->op->forward == conv_forward && st_conv_direct_fused(g, batch) ? st_direct_cols_size(g, batch) : 0;
+}
+
+/* where a fused convolution keeps its input columns in this shard (NULL: nowhere) */
+static float *step_cols(const st_exec *e, const st_node *n) {
+    if (!n->cols || n->cols_stride < st_node_step_cols(n, e->batch)) return NULL;
+    return n->cols + (size_t)e->shard * n->cols_stride;
+}
+
 static void conv_forward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
     st_node *in = IN(e, n, 0);
     int fused = e->run && n->fuse.active; /* the bias goes into the fused epilogue */
-    st_conv_forward_prep(X(e, n), X(e, in), W(e, n, 0), c->bias && !fused ? W(e, n, 1) : NULL,
-                         e->batch, &c->geom, e->work, PREP(e, n));
+    const float *b = c->bias && !fused ? W(e, n, 1) : NULL;
+    if (n->train_relu && step_fusion(e)) { /* this output and the ReLU's after it */
+        float *y = X(e, &e->net->nodes[n->train_relu]);
+        if (st_conv_direct_fused(&c->geom, e->batch)) {
+            st_direct_forward_relu(X(e, n), y, step_cols(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work);
+        } else {
+            st_conv_forward_prep(X(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work, PREP(e, n));
+            st_act_forward(ST_ACT_RELU, 0, y, X(e, n), n->numel * e->batch);
+        }
+        return;
+    }
+    st_conv_forward_prep(X(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work, PREP(e, n));
     if (fused) fuse_epilogue(e, n, e->batch, c->out_channels, (size_t)c->geom.oh * c->geom.ow);
 }
 
+/* With n->bwd_fresh the input's gradient is written, not added to (net.c did not zero it);
+ * fused with its ReLU r, dL/dout is r's gradient where r's output is > 0, else 0. */
 static void conv_backward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
     st_node *in = IN(e, n, 0);
-    st_conv_backward(in->needs_grad ? G(e, in) : NULL, GW(e, n, 0),
-                     c->bias ? GW(e, n, 1) : NULL, G(e, n), X(e, in),
-                     W(e, n, 0), e->batch, &c->geom, e->work);
+    float *din = in->needs_grad ? G(e, in) : NULL, *db = c->bias ? GW(e, n, 1) : NULL;
+    const float *dout = G(e, n), *mask = NULL, *cols = NULL;
+    if (n->train_relu && step_fusion(e)) {
+        st_node *r = &e->net->nodes[n->train_relu];
+        dout = G(e, r);
+        mask = X(e, r);
+        cols = step_cols(e, n); /* (the forward of this step wrote them) */
+    }
+    if (st_conv_direct_fused(&c->geom, e->batch)) {
+        st_direct_backward_ex(din, !n->bwd_fresh, GW(e, n, 0), db, dout, mask, cols, X(e, in), W(e, n, 0), e->batch,
+                              &c->geom, e->work);
+        return;
+    }
+    size_t outs = n->numel * e->batch;
+    if (mask) { /* the ReLU's backward, into this node's own gradient */
+        memset(G(e, n), 0, sizeof(float) * outs);
+        st_act_backward(ST_ACT_RELU, 0, G(e, n), dout, mask, mask, outs);
+        dout = G(e, n);
+    }
+    if (din && n->bwd_fresh) memset(din, 0, sizeof(float) * in->numel * e->batch);
+    st_conv_backward(din, GW(e, n, 0), db, dout, X(e, in), W(e, n, 0), e->batch, &c->geom, e->work);
 }
 
 static size_t conv_work(const st_node *n, int batch) { return st_conv_work_size(&n->u.conv.geom, batch); }
@@ -869,6 +916,7 @@ static void act_print(const st_node *n, char *buf, size_t len) {
 
 /* (the output may be the input's memory: every element is read before it is written) */
 static void act_forward(const st_exec *e, st_node *n) {
+    if (n->train_fused && step_fusion(e)) return; /* its convolution wrote the output */
     st_act_forward(n->u.act.act, n->u.act.slope, X(e, n), X(e, IN(e, n, 0)), n->numel * e->batch);
 }
 
@@ -878,7 +926,7 @@ static void act_forward(const st_exec *e, st_node *n) {
  * kept for backward (net.c's memory plans). */
 static void act_backward(const st_exec *e, st_node *n) {
     st_node *in = IN(e, n, 0);
-    if (!in->needs_grad) return;
+    if (!in->needs_grad || (n->train_fused && step_fusion(e))) return; /* (fused: in its convolution's) */
     const float *y = X(e, n), *x = st_node_bwd_reads(n) & ST_READS_INPUTS ? X(e, in) : y;
     st_act_backward(n->u.act.act, n->u.act.slope, G(e, in), G(e, n), x, y, n->numel * e->batch);
 }
@@ -1289,6 +1337,19 @@ static int sole_consumer(const st_net *net, int i, const int *pinned) {
             }
     return found;
 }
+
+void st_train_fuse_plan(st_net *net, const int *pinned) {
+    for (int i = 0; i < net->nnodes; i++) net->nodes[i].train_relu = net->nodes[i].train_fused = 0;
+    for (int i = 1; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        int r = n->op->forward == conv_forward ? sole_consumer(net, i, pinned) : -1;
+        if (r < 0 || !is_relu(&net->nodes[r]) || net->nodes[r].u.act.act != ST_ACT_RELU) continue;
+        n->train_relu = r;
+        net->nodes[r].train_fused = 1;
+    }
+}
+
+int st_node_bwd_can_write(const st_node *n) { return n->op->backward == conv_backward && n->ninputs == 1; }
 
 st_status st_fuse_plan(st_net *net, const int *pinned) {
     for (int i = 0; i < net->nnodes; i++) {

@@ -33,6 +33,9 @@ static void free_activations(st_net *net) {
         free(n->idx);
         free(n->mask);
         free(n->fuse.scale);
+        st_aligned_free(n->cols);
+        n->cols = NULL;
+        n->cols_stride = n->cols_cap = 0;
         n->idx = NULL;
         n->mask = NULL;
         n->fuse.scale = n->fuse.shift = NULL;
@@ -351,6 +354,7 @@ static st_exec shard_exec(st_net *net, int s, int train, int run) {
     e.batch = shard_begin(net->batch, net->nshards, s + 1) - e.offset;
     e.train = train;
     e.run = run;
+    e.shard = s;
     e.work = net->work + (size_t)s * net->work_stride;
     e.pgrad = s == 0 ? net->grad_arena : net->shard_grad[s];
     return e;
@@ -725,19 +729,38 @@ static void forward_shard(st_net *net, int s, int train, int run) {
 }
 
 /* Which gradients backward zeroes and when: every node that needs one except the
- * output and the heads (the loss wrote those), just before the backward of zero_node. */
+ * output and the heads (the loss wrote those), just before the backward of zero_node;
+ * except where that backward writes the gradient instead of adding to it (bwd_fresh:
+ * a convolution, the gradient's first and only writer there), and except, with
+ * st_net_step's fusion, a fused convolution's own gradient (nothing reads it). The
+ * fusion's pairs are marked here too, for the same graph. */
 static st_status order_zeroing(st_net *net) {
-    if (net->zero_order && net->zero_key == net->want_input_grad + 1) return ST_OK; /* (depends on nothing else) */
-    int N = net->nnodes, *needs = malloc(sizeof(int) * (size_t)N);
+    int key = net->want_input_grad + 1 + 2 * net->step_fused;
+    if (net->zero_order && net->zero_key == key) return ST_OK; /* (depends on nothing else) */
+    int N = net->nnodes, *needs = malloc(sizeof(int) * (size_t)N), *pinned = malloc(sizeof(int) * (size_t)N);
     free(net->zero_order);
     net->zero_order = malloc(sizeof(int) * (size_t)N);
-    if (!needs || !net->zero_order) { free(needs); return st_fail(ST_ERR_NOMEM, "out of memory"); }
-    for (int j = 0; j < N; j++) needs[j] = net->nodes[j].needs_grad;
+    if (!needs || !pinned || !net->zero_order) {
+        free(needs);
+        free(pinned);
+        return st_fail(ST_ERR_NOMEM, "out of memory");
+    }
+    for (int j = 0; j < N; j++) {
+        needs[j] = net->nodes[j].needs_grad;
+        pinned[j] = j == net->output || is_head(net, j);
+        net->nodes[j].bwd_fresh = 0;
+    }
+    if (net->step_fused) st_train_fuse_plan(net, pinned);
     net->nzero = 0;
     for (int j = N - 1; j >= 0; j--) {
         st_node *n = &net->nodes[j];
-        if (!n->needs_grad || j == net->output || is_head(net, j)) continue;
+        if (!n->needs_grad || pinned[j] || (net->step_fused && n->train_relu)) continue;
         n->zero_at = zero_node(net, j, needs);
+        st_node *z = &net->nodes[n->zero_at];
+        if (n->zero_at != j && st_node_bwd_can_write(z) && z->inputs[0] == j) {
+            z->bwd_fresh = 1;
+            continue;
+        }
         /* insertion by zero_at, latest first (j runs down, so ties keep node order) */
         int at = net->nzero;
         while (at > 0 && net->nodes[net->zero_order[at - 1]].zero_at < n->zero_at) at--;
@@ -746,7 +769,8 @@ static st_status order_zeroing(st_net *net) {
         net->nzero++;
     }
     free(needs);
-    net->zero_key = net->want_input_grad + 1;
+    free(pinned);
+    net->zero_key = key;
     return ST_OK;
 }
 
@@ -803,6 +827,7 @@ static st_status prepare_forward(st_net *net, const st_tensor *x, int kind, int 
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
     net->fwd_done = net->loss_done = 0;
+    net->step_fused = 0; /* (st_net_step turns it on after planning) */
     if (kind != PLAN_STEP) net->want_input_grad = 0; /* (its memory may be reused now) */
     if ((rc = plan_pass(net, x->shape[0], kind, train, want_input_grad))) return rc;
     in->out.data = x->data;
@@ -1005,6 +1030,22 @@ st_status st_net_backward(st_net *net, int want_input_grad) {
     return ST_OK;
 }
 
+/* The fused convolutions' kept input columns (st_node_step_cols), for every shard. */
+static st_status ensure_step_cols(st_net *net) {
+    int shard_max = (net->batch + net->nshards - 1) / net->nshards;
+    for (int i = 1; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        n->cols_stride = n->train_relu ? (st_node_step_cols(n, shard_max) + 15) & ~(size_t)15 : 0;
+        size_t need = n->cols_stride * net->nshards;
+        if (need <= n->cols_cap) continue;
+        st_aligned_free(n->cols);
+        n->cols = st_aligned_alloc(sizeof(float) * need);
+        n->cols_cap = n->cols ? need : 0;
+        if (!n->cols) return st_fail(ST_ERR_NOMEM, "node '%s': out of memory for %zu floats", n->name, need);
+    }
+    return ST_OK;
+}
+
 /* One training step's passes fused: each shard runs forward, its slice of the loss and
  * backward without waiting for the others, so the threads meet once per step. */
 static double step_shard(st_net *net, int s, st_loss loss, const int32_t *labels, const st_tensor *target) {
@@ -1020,7 +1061,9 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
     if (net->nnodes == 0) return st_fail(ST_ERR_STATE, "the network has no nodes");
     mark_needs_grad(net, want_input_grad); /* (the plan depends on which nodes need gradients) */
     st_status rc = prepare_forward(net, x, PLAN_STEP, 1, net->want_input_grad);
-    if (rc || (rc = ensure_shard_grads(net)) || (rc = check_loss(net, loss, labels, target)) || (rc = order_zeroing(net)))
+    net->step_fused = !rc && !net->work_in_act; /* fusion needs every buffer live all pass */
+    if (rc || (rc = ensure_shard_grads(net)) || (rc = check_loss(net, loss, labels, target)) || (rc = order_zeroing(net)) ||
+        (net->step_fused && (rc = ensure_step_cols(net))))
         return rc;
     double part[ST_MAX_SHARDS] = {0};
     if (shards_in_parallel(net)) {

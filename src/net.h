@@ -155,6 +155,11 @@ struct st_node {
     double rf[2], jump[2];              /* receptive field and jump in input positions (H, W), set by configure */
     int rf_valid;
     int needs_grad;                     /* the gradient of this node's output is used */
+    int train_relu;                     /* st_net_step's fusion: the ReLU this convolution computes too (0: none) */
+    int train_fused;                    /* st_net_step's fusion: a ReLU computed by its convolution */
+    int bwd_fresh;                      /* backward writes its input's gradient (not zeroed first) instead of adding */
+    float *cols;                        /* st_net_step's fusion: per shard, the input in the direct kernel's layout */
+    size_t cols_stride, cols_cap;       /* floats per shard (0: none), allocated */
 };
 
 typedef struct {
@@ -215,6 +220,8 @@ struct st_net {
     float label_smoothing;              /* cross-entropy label smoothing (PyTorch: 0) */
     int want_input_grad;
     unsigned weights_version;           /* counts the calls that may change the weights (st_net_run's prepared copies) */
+    int step_fused;                     /* the last forward was st_net_step's with its fusions (st_train_fuse) */
+    int fuse_known;                     /* train_relu / train_fused are set (st_train_fuse_plan) */
 };
 
 /* What one forward or backward pass over a slice of the batch sees: a shard of the
@@ -225,6 +232,7 @@ typedef struct {
     int batch, offset;
     int train;
     int run;      /* st_net_run: skip folded nodes, run the fused epilogues */
+    int shard;    /* which slice (0 .. nshards - 1) */
     float *work;
     float *pgrad; /* parameter gradients of this shard (the net's arena for shard 0) */
 } st_exec;
@@ -285,6 +293,20 @@ void st_node_recompute(const st_exec *e, st_node *n);
  * from the current parameters and running statistics (each run: C values per chain). */
 st_status st_fuse_plan(st_net *net, const int *pinned);
 void st_fuse_update(st_net *net);
+
+/* st_net_step's fusion (layers.c), on plans where every buffer lives through the whole
+ * pass (net->work_in_act == 0): a convolution whose only consumer is a ReLU computes the
+ * ReLU's output in the same pass (so writes both outputs), and its backward reads the
+ * ReLU's gradient masked by the ReLU's output, so the ReLU's passes and the convolution's
+ * own gradient are skipped. st_train_fuse_plan marks the pairs (train_relu, train_fused;
+ * pinned as for st_fuse_plan); they act only while net->step_fused. st_node_bwd_can_write: 1 if node n's backward can
+ * write its single input's gradient instead of adding to it (n->bwd_fresh), so that
+ * gradient need not be zeroed first. */
+void st_train_fuse_plan(st_net *net, const int *pinned);
+int st_node_bwd_can_write(const st_node *n);
+/* Floats per shard of `batch` samples a fused convolution keeps its input in, in the
+ * direct kernel's layout, from its forward to its backward (0: none; n->cols). */
+size_t st_node_step_cols(const st_node *n, int batch);
 
 /* ---------------------------------------------------------------- memory plans (plan.c)
  * A buffer of `size` floats that is live over the steps [first, last] (inclusive).

@@ -6,9 +6,11 @@
  *   - augmentation: hand-checked shifts, flip twice = identity, crop with pad 0 = identity,
  *     masks and heatmaps move with their image, seeds repeat and differ;
  *   - the loader: every sample once per epoch, seek replays a run bit for bit, threaded
- *     batches equal batches built on the caller's thread.
+ *     batches equal batches built on the caller's thread; all of it with the prefetch
+ *     thread and with small-batch building in st_loader_next.
  * It prints the loader's throughput on Fashion-MNIST (batch 64, crop + flip). */
 #include "stride.h"
+#include "internal.h"
 #include "test.h"
 #include "../tools/cli.h"
 
@@ -591,7 +593,7 @@ static void test_loader(void) {
     }
     /* seek: a run straight through vs fresh loaders seeked into it, with augmentation */
     st_augment aug = {.crop_pad = 1, .hflip = 1, .translate = 1};
-    int32_t *ly, *ly2, *ly3;
+    int32_t *ly = NULL, *ly2 = NULL, *ly3 = NULL;
     float *all = record(&d, B, 0, &aug, 9, 0, 0, 30, &ly, 0);
     float *from = record(&d, B, 0, &aug, 9, 1, 4, 15, &ly2, 1); /* batch 15 of the run, a slow consumer */
     float *late = record(&d, B, 0, &aug, 9, 0, 26, 4, &ly3, 0);  /* (0, 26) is (2, 4): batch 26 */
@@ -623,12 +625,12 @@ static void test_loader(void) {
         st_loader_free(l);
     }
     /* another seed: another order and other augmentations */
-    int32_t *oy;
+    int32_t *oy = NULL;
     float *other = record(&d, B, 0, &aug, 10, 0, 0, 11, &oy, 0);
     if (all && other) CHECK(memcmp(ly, oy, sizeof(int32_t) * 11 * B) != 0, "different seeds differ");
     /* augmentation changes samples, pad 0 and no flip change nothing */
     st_augment none = {0};
-    int32_t *ny;
+    int32_t *ny = NULL;
     float *plain = record(&d, B, 0, &none, 9, 0, 0, 11, &ny, 0);
     if (plain) {
         ok = 1;
@@ -681,7 +683,11 @@ int main(void) {
     test_images();
     test_augment();
     test_targets_move();
-    test_loader();
+    for (int mode = 0; mode < 2; mode++) { /* the prefetch thread, then st_loader_next building */
+        st_loader_force_inline(mode);
+        test_loader();
+    }
+    st_loader_force_inline(-1);
     test_split_normalize();
     st_dataset fm = {0};
     test_fashion_mnist(&fm);

@@ -12,6 +12,9 @@
  * 2b. Depthwise convolutions with stride 1 (their own kernel, conv_depthwise.c) on planes
  *    up to 70 wide and 24 high, kernels up to 7 x 7 with dilation, padding wider than
  *    the kernel, batches 1-12, infinities and NaNs in the input, the same checks.
+ *    Through the direct path also its training forms: forward with the ReLU's output
+ *    written too, backward with a ReLU mask on dL/dout and din written instead of
+ *    added; equal, value for value, to the plain calls with the ReLU done apart.
  * 3. Thread-count independence: forward and backward with 1, 2 and 3 threads give
  *    bit-identical results, for both paths.
  * 4. GEMM: random small and medium shapes, all four transpose combinations, beta 0 and
@@ -89,6 +92,44 @@ static void check_conv_path(const conv_case *c, int path, const float *x, const 
     free(work_block); free(y); free(dx); free(dw); free(db);
 }
 
+/* equal values (-0 == 0), NaN where the other has NaN */
+static int same_values(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(a[i] == b[i] || (a[i] != a[i] && b[i] != b[i]))) return 0;
+    return 1;
+}
+
+/* The direct path's training forms (st_direct_forward_relu, st_direct_backward_ex) give
+ * what st_direct_forward, a ReLU pass, a masked dL/dout and st_direct_backward give. */
+static void check_direct_fused(const conv_case *c, const float *x, const float *w, const float *b, const float *gy) {
+    const st_conv_geom *g = &c->g;
+    int n = c->n;
+    size_t nx = (size_t)n * g->cin * g->ih * g->iw, ny = (size_t)n * g->cout * g->oh * g->ow;
+    size_t nw = (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
+    size_t wsz = st_direct_work_size(g, n);
+    float *work = alloc_f(wsz), *y = alloc_f(ny), *z = alloc_f(ny), *r = alloc_f(ny), *relu = alloc_f(ny);
+    const float *bias = c->bias ? b : NULL;
+    st_direct_forward(y, x, w, bias, n, g, work);
+    st_act_forward(ST_ACT_RELU, 0, relu, y, ny);
+    fill_nan(z, ny); fill_nan(r, ny);
+    st_direct_forward_relu(z, r, NULL, x, w, bias, n, g, work);
+    CHECK(!memcmp(z, y, ny * sizeof(float)) && !memcmp(r, relu, ny * sizeof(float)),
+          "%s: forward with the ReLU equals forward, then ReLU", c->desc);
+    /* a mask of both signs (some NaN: not > 0) */
+    float *mask = rand_f(ny), *gm = alloc_f(ny);
+    for (size_t i = 0; i < ny; i += 7) mask[i] = NAN;
+    for (size_t i = 0; i < ny; i++) gm[i] = mask[i] > 0 ? gy[i] : 0.0f;
+    float *dx = calloc(nx, sizeof(float)), *dw = calloc(nw, sizeof(float)), *db = calloc(g->cout, sizeof(float));
+    float *dx2 = alloc_f(nx), *dw2 = calloc(nw, sizeof(float)), *db2 = calloc(g->cout, sizeof(float));
+    st_direct_backward(dx, dw, bias ? db : NULL, gm, x, w, n, g, work);
+    fill_nan(dx2, nx);
+    st_direct_backward_ex(dx2, 0, dw2, bias ? db2 : NULL, gy, mask, NULL, x, w, n, g, work);
+    CHECK(same_values(dx, dx2, nx) && same_values(dw, dw2, nw) && same_values(db, db2, g->cout),
+          "%s: masked backward writing din equals the plain one", c->desc);
+    free(work); free(y); free(z); free(r); free(relu); free(mask); free(gm);
+    free(dx); free(dw); free(db); free(dx2); free(dw2); free(db2);
+}
+
 /* Forward and backward with 1, 2 and 3 threads must agree bit for bit. */
 static void check_conv_threads(const conv_case *c, int path, const float *x, const float *w, const float *b,
                                const float *gy) {
@@ -133,6 +174,16 @@ static void run_conv_case(conv_case *c, int threads_too) {
         check_conv_path(c, path, x, w, b, gy, y_ref, dx_ref, dw_ref, db_ref, dx0, dw0, db0);
         if (threads_too && path >= 0) check_conv_threads(c, path, x, w, b, gy);
     }
+    st_conv_force_path(1);
+    if (st_conv_direct_fused(g, n)) {
+        check_direct_fused(c, x, w, b, gy);
+        for (int t = 2; threads_too && t <= 3; t++) { /* (the threaded orders of work) */
+            st_set_threads(t);
+            check_direct_fused(c, x, w, b, gy);
+        }
+        st_set_threads(1);
+    }
+    st_conv_force_path(-1);
     free(x); free(w); free(b); free(gy); free(dx0); free(dw0); free(db0);
     free(y_ref); free(dx_ref); free(dw_ref); free(db_ref);
 }
