@@ -113,6 +113,8 @@ build/bench/%: bench/%.c bench/timing.h build/libstride.a | build/bench
 # picks workloads, BENCH="--quick" makes a short run. bench/run.sh and bench/train.sh are
 # the older single-workload benchmarks (the book's full MNIST-1D run, a Fashion-MNIST epoch).
 BENCH ?=
+# the per-layer thread profile times every parallel region (bench/scale_profile.c)
+build/bench/scale_profile: LDFLAGS += -Wl,--wrap=GOMP_parallel,--wrap=GOMP_loop_nonmonotonic_dynamic_start,--wrap=GOMP_loop_nonmonotonic_dynamic_next
 BENCH_BIN := build/bench/peak build/bench/train_step build/bench/infer_bench build/bench/layers build/bench/infer
 bench: all $(BENCH_BIN)
 	$(PYTHON) bench/suite.py $(BENCH)

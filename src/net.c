@@ -718,13 +718,18 @@ static st_status ensure_shard_grads(st_net *net) {
 
 static int shards_in_parallel(const st_net *net) { return net->nshards > 1 && st_get_threads() > 1; }
 
+void (*st_run_probe)(const st_net *net, int node, int after);
+
 static void forward_shard(st_net *net, int s, int train, int run) {
     st_exec e = shard_exec(net, s, train, run), en = e;
+    void (*probe)(const st_net *, int, int) = run ? st_run_probe : NULL;
     for (int i = 1; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
         if (run && n->skip) continue;
         en.work = node_work(&e, n, 0);
+        if (probe) probe(net, i, 0);
         n->op->forward(&en, n);
+        if (probe) probe(net, i, 1);
     }
 }
 

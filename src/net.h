@@ -293,6 +293,9 @@ void st_node_recompute(const st_exec *e, st_node *n);
  * from the current parameters and running statistics (each run: C values per chain). */
 st_status st_fuse_plan(st_net *net, const int *pinned);
 void st_fuse_update(st_net *net);
+/* A developer's probe (bench/scale_profile.c), NULL by default: when set, st_net_run calls
+ * it before (after = 0) and after (after = 1) every node it runs. */
+extern void (*st_run_probe)(const st_net *net, int node, int after);
 
 /* st_net_step's fusion (layers.c), on plans where every buffer lives through the whole
  * pass (net->work_in_act == 0): a convolution whose only consumer is a ReLU computes the
