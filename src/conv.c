@@ -255,16 +255,15 @@ static void inside(int x0, int s, int iw, int ow, int *xa, int *xb) {
     *xb = b;
 }
 
-/* col[r][s*P + y*ow + x] for the samples [0, nb) of `in` (already offset to the chunk)
- * and the channels of group `grp`. Each output row is zeros, then a copy of (every
- * sw-th value of) an input row, then zeros. */
-static void im2col(float *col, const float *in, int nb, int grp, const st_conv_geom *g, int P) {
-    int cpg = g->cin / g->groups;
+/* Rows [r0, r1) of col[r][s*P + y*ow + x], r = (ci, i, j), for the samples [0, nb) of
+ * `in` (already offset to the chunk) and the channels of group `grp`. Each output row is
+ * zeros, then a copy of (every sw-th value of) an input row, then zeros. */
+static void im2col_rows(float *col, const float *in, int nb, int grp, const st_conv_geom *g, int P, int r0, int r1) {
+    int cpg = g->cin / g->groups, taps = g->kh * g->kw;
     int ld = nb * P;
-    for (int ci = 0; ci < cpg; ci++)
-    for (int i = 0; i < g->kh; i++)
-    for (int j = 0; j < g->kw; j++) {
-        float *row = col + (size_t)((ci * g->kh + i) * g->kw + j) * ld;
+    for (int r = r0; r < r1; r++) {
+        int ci = r / taps, i = r % taps / g->kw, j = r % g->kw;
+        float *row = col + (size_t)r * ld;
         int x0 = j * g->dw - g->pl, xa, xb;
         inside(x0, g->sw, g->iw, g->ow, &xa, &xb);
         for (int s = 0; s < nb; s++) {
@@ -281,6 +280,54 @@ static void im2col(float *col, const float *in, int nb, int grp, const st_conv_g
                 memset(dst + xb, 0, sizeof(float) * (g->ow - xb));
             }
         }
+    }
+}
+
+/* Copies and transposes of a part that runs alone (batch 1: one part) are split over the
+ * threads too, from this many floats up: at batch 1 they were a serial tenth of
+ * resnet18's time on 2 threads (bench/scale_profile.c). */
+#define COPY_PAR_MIN ((size_t)32 << 10)
+
+static int copies_in_parallel(size_t floats) {
+#ifdef _OPENMP
+    return floats >= COPY_PAR_MIN && st_get_threads() > 1 && !omp_in_parallel();
+#else
+    (void)floats;
+    return 0;
+#endif
+}
+
+static void im2col(float *col, const float *in, int nb, int grp, const st_conv_geom *g, int P) {
+    int rows = g->cin / g->groups * g->kh * g->kw;
+    if (copies_in_parallel((size_t)rows * nb * P)) {
+#pragma omp parallel
+        {
+#ifdef _OPENMP
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            im2col_rows(col, in, nb, grp, g, P, (int)((long)rows * t / nt), (int)((long)rows * (t + 1) / nt));
+#endif
+        }
+    } else {
+        im2col_rows(col, in, nb, grp, g, P, 0, rows);
+    }
+}
+
+/* dst (cols x P planes) = the transpose of src (P x cols, row stride ss), split over the
+ * threads by groups of 8 columns when large. */
+static void transpose_out(const float *src, size_t ss, int P, int cols, float *dst) {
+    if (copies_in_parallel((size_t)P * cols)) {
+        int blocks = (cols + 7) / 8;
+#pragma omp parallel
+        {
+#ifdef _OPENMP
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int c0 = (int)((long)blocks * t / nt) * 8, c1 = (int)((long)blocks * (t + 1) / nt) * 8;
+            if (c1 > cols) c1 = cols;
+            if (c0 < c1) st_transpose(src + c0, ss, P, c1 - c0, dst + (size_t)c0 * P, (size_t)P);
+#endif
+        }
+    } else {
+        st_transpose(src, ss, P, cols, dst, (size_t)P);
     }
 }
 
@@ -355,8 +402,7 @@ static void forward_part(const gemm_ctx *c, int part) {
             if (c->transposed) {
                 st_sgemm_packed(1, 1, N, opg, p->K, cg, N, NULL, wg, p->K, wp, 0.0f, tmp, opg);
                 for (int s = 0; s < nb; s++)
-                    st_transpose(tmp + (size_t)s * p->P * opg, opg, p->P, opg,
-                                 y + ((size_t)s * g->cout + grp * opg) * p->P, p->P);
+                    transpose_out(tmp + (size_t)s * p->P * opg, opg, p->P, opg, y + ((size_t)s * g->cout + grp * opg) * p->P);
             } else if (nb == 1) {
                 st_sgemm_packed(0, 0, opg, p->P, p->K, wg, p->K, wp, cg, p->P, NULL, 0.0f,
                                 y + (size_t)grp * opg * p->P, p->P);

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static char *shape_of(const st_node *n, char *buf, size_t len) { return st_shape_str(n->ndim, n->shape, buf, len); }
 
@@ -176,6 +179,21 @@ static void conv_print(const st_node *n, char *buf, size_t len) {
 }
 
 static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S);
+
+/* st_net_run's element-wise passes (fused epilogues, add) over `floats` values: how many
+ * equal shares to split them into, one per thread from RUN_PAR_MIN values up outside any
+ * parallel region, else 1. At batch 1 they ran on one thread: about a twentieth of
+ * resnet50's time on 2 threads (bench/scale_profile.c). Element-wise: the split changes
+ * no result. */
+#define RUN_PAR_MIN ((size_t)32 << 10)
+static int run_parts(size_t floats) {
+#ifdef _OPENMP
+    if (floats >= RUN_PAR_MIN && !omp_in_parallel()) return st_get_threads();
+#else
+    (void)floats;
+#endif
+    return 1;
+}
 
 /* st_net_step's conv + ReLU fusion is on for this pass (st_train_fuse_plan) */
 static int step_fusion(const st_exec *e) { return e->train && !e->run && e->net->step_fused; }
@@ -1012,23 +1030,34 @@ static st_status add_configure(st_net *net, st_node *n, st_args *a) {
 
 /* y = x0 + x1 + ... in input order; in st_net_run a following ReLU is applied in the last
  * sum's loop (fuse.act). The output may be x0's memory (then the copy is skipped). */
-static void add_forward(const st_exec *e, st_node *n) {
-    size_t total = n->numel * e->batch;
+/* elements [j0, j1) of the sum */
+static void add_range(const st_exec *e, st_node *n, size_t j0, size_t j1) {
     float *y = X(e, n);
     const float *x0 = X(e, IN(e, n, 0));
     int act = e->run && n->fuse.active ? n->fuse.act : 0;
     float slope = act == 2 ? n->fuse.slope : 0.0f;
-    if (y != x0) memcpy(y, x0, sizeof(float) * total);
+    if (y != x0) memcpy(y + j0, x0 + j0, sizeof(float) * (j1 - j0));
     for (int i = 1; i < n->ninputs; i++) {
         const float *x = X(e, IN(e, n, i));
         if (i < n->ninputs - 1 || !act) {
-            for (size_t j = 0; j < total; j++) y[j] += x[j];
+            for (size_t j = j0; j < j1; j++) y[j] += x[j];
         } else if (act == 1) {
-            for (size_t j = 0; j < total; j++) { float v = y[j] + x[j]; y[j] = v < 0 ? 0 : v; }
+            for (size_t j = j0; j < j1; j++) { float v = y[j] + x[j]; y[j] = v < 0 ? 0 : v; }
         } else {
-            for (size_t j = 0; j < total; j++) { float v = y[j] + x[j]; y[j] = v > 0 ? v : slope * v; }
+            for (size_t j = j0; j < j1; j++) { float v = y[j] + x[j]; y[j] = v > 0 ? v : slope * v; }
         }
     }
+}
+
+static void add_forward(const st_exec *e, st_node *n) {
+    size_t total = n->numel * e->batch;
+    int parts = e->run ? run_parts(total) : 1;
+    if (parts == 1) {
+        add_range(e, n, 0, total);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int q = 0; q < parts; q++) add_range(e, n, total * q / parts, total * (q + 1) / parts);
 }
 
 static void add_backward(const st_exec *e, st_node *n) {
@@ -1437,7 +1466,14 @@ static void epilogue_rows(const st_node *n, float *y, size_t r0, size_t r1, int 
 }
 
 static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S) {
-    epilogue_rows(n, X(e, n), 0, (size_t)outer * C, C, S);
+    size_t rows = (size_t)outer * C;
+    int parts = run_parts(rows * S);
+    if (parts == 1) { /* (not even an inactive region: it costs a futex call) */
+        epilogue_rows(n, X(e, n), 0, rows, C, S);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int q = 0; q < parts; q++) epilogue_rows(n, X(e, n), rows * q / parts, rows * (q + 1) / parts, C, S);
 }
 
 /* ---------------------------------------------------------------- the table */
