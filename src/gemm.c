@@ -542,8 +542,8 @@ static void run_tile(const gemm_isa *isa, int kc, const float *Ap, const float *
 /* Packing buffers, per thread, grown on demand and kept (no per-call malloc); freed when
  * the thread ends (a thread-specific key's destructor), as OpenMP's workers may when the
  * thread count changes. */
-static _Thread_local float *tl_ap, *tl_bp;
-static _Thread_local size_t tl_ap_size, tl_bp_size;
+static _Thread_local float *tl_ap, *tl_bp, *tl_as; /* tl_as: all of A, packed by a team (below) */
+static _Thread_local size_t tl_ap_size, tl_bp_size, tl_as_size;
 static pthread_key_t buffers_key;
 static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
 
@@ -551,14 +551,15 @@ static void free_buffers(void *unused) {
     (void)unused;
     st_aligned_free(tl_ap);
     st_aligned_free(tl_bp);
-    tl_ap = tl_bp = NULL;
-    tl_ap_size = tl_bp_size = 0;
+    st_aligned_free(tl_as);
+    tl_ap = tl_bp = tl_as = NULL;
+    tl_ap_size = tl_bp_size = tl_as_size = 0;
 }
 static void make_buffers_key(void) { pthread_key_create(&buffers_key, free_buffers); }
 
 static float *grow(float **buf, size_t *have, size_t need) {
     if (*have >= need) return *buf;
-    if (!tl_ap && !tl_bp) { /* this thread's first buffer: have it freed at exit */
+    if (!tl_ap && !tl_bp && !tl_as) { /* this thread's first buffer: have it freed at exit */
         pthread_once(&buffers_once, make_buffers_key);
         pthread_setspecific(buffers_key, &tl_ap_size); /* any non-NULL value */
     }
@@ -577,6 +578,7 @@ typedef struct {
     float *C;
     int tm, tn;  /* the threads' grid: tm groups of rows x tn groups of columns */
     const float *Ap, *Bp; /* operands packed beforehand (st_sgemm_pack), or NULL */
+    int share_a;  /* the team packs all of A together first, into Ap (tm = 1) */
 } gemm_job;
 
 /* The blocked product for rows [i_lo, i_hi) and columns [j_lo, j_hi) of C, with this
@@ -633,21 +635,45 @@ static void gemm_thread(gemm_job *job, int t) {
  * its cell itself (no barriers: a thread that the OS pauses holds up no one but the final
  * join), so the grid minimises the largest cell's multiply-adds (in whole tiles) plus its
  * packing (an element packed costs about PACK_COST multiply-adds; none for an operand
- * packed beforehand); on a tie, fewer threads. */
+ * packed beforehand); on a tie, fewer threads. One exception: a grid of one row of cells
+ * (tm = 1) has every thread pack all of A, so there the team may pack A together first,
+ * each thread a share of its panels, and wait for the others once (SYNC_COST): the
+ * products of batch-1 inference with many columns per thread (resnet50's 1x1
+ * convolutions, W of 256 x 64 against 3136 columns; resnet18's last 3x3, col^T of 49 x
+ * 4608 against 512) spent 3-7 % more CPU time on 2 threads than on 1. */
 #define PACK_COST 8.0
+#define SYNC_COST 100000.0
 static void choose_grid(gemm_job *job, int threads) {
     int mr = job->isa->mr, nr = job->isa->nr, nc = job->isa->nc;
     int pm = (job->M + mr - 1) / mr, pn = (job->N + nr - 1) / nr;
     double best = -1;
     job->tm = job->tn = 1;
+    job->share_a = 0;
     for (int tm = 1; tm <= threads && tm <= pm; tm++)
-        for (int tn = 1; tm * tn <= threads && tn <= pn; tn++) {
-            int rows = (pm + tm - 1) / tm * mr, cols = (pn + tn - 1) / tn * nr, blocks = (cols + nc - 1) / nc;
-            double packed = (job->Ap ? 0.0 : (double)rows * blocks) + (job->Bp ? 0.0 : cols);
-            double cost = (double)rows * cols * job->K + PACK_COST * job->K * packed;
-            if (best < 0 || cost < best || (cost == best && tm * tn < job->tm * job->tn))
-                best = cost, job->tm = tm, job->tn = tn;
-        }
+        for (int tn = 1; tm * tn <= threads && tn <= pn; tn++)
+            for (int share = 0; share <= (tm == 1 && tn > 1 && !job->Ap); share++) {
+                int rows = (pm + tm - 1) / tm * mr, cols = (pn + tn - 1) / tn * nr, blocks = (cols + nc - 1) / nc;
+                double pa = job->Ap ? 0.0 : share ? (double)(pm + tn - 1) / tn * mr : (double)rows * blocks;
+                double cost = (double)rows * cols * job->K + PACK_COST * job->K * (pa + (job->Bp ? 0.0 : cols)) +
+                              (share ? SYNC_COST : 0.0);
+                if (best < 0 || cost < best || (cost == best && tm * tn < job->tm * job->tn))
+                    best = cost, job->tm = tm, job->tn = tn, job->share_a = share;
+            }
+}
+
+/* Thread t of nt's share of packing all of A into `packed` (the panels' layout of
+ * st_sgemm_pack): its panels of every K block. */
+static void pack_a_share(const gemm_job *job, float *packed, int t, int nt) {
+    const gemm_isa *isa = job->isa;
+    int mr = isa->mr, pm = (job->M + mr - 1) / mr, simd = isa->kernel != kernel_portable;
+    int x0 = (int)((long)pm * t / nt) * mr, x1 = (int)((long)pm * (t + 1) / nt) * mr;
+    if (x1 > job->M) x1 = job->M;
+    if (x0 >= x1) return;
+    size_t mpad = (size_t)pm * mr;
+    for (int pc = 0; pc < job->K; pc += isa->kc) {
+        int kc = job->K - pc < isa->kc ? job->K - pc : isa->kc;
+        pack(mr, simd, job->transA, job->A, job->lda, pc, kc, x0, x1 - x0, packed + pc * mpad + (size_t)x0 * kc);
+    }
 }
 
 /* ---------------------------------------------------------------- entry point */
@@ -767,14 +793,23 @@ void st_sgemm_packed(int transA, int transB, int M, int N, int K, const float *A
         return;
     }
     gemm_job job = {isa, transA, transB, M, N, K, A, B, (size_t)lda, (size_t)ldb, (size_t)ldc, beta, C,
-                    1, 1, Ap, Bp};
+                    1, 1, Ap, Bp, 0};
     int threads = threads_for(macs);
     choose_grid(&job, threads);
     threads = job.tm * job.tn;
+    float *shared = NULL;
+    if (job.share_a) { /* the calling thread's buffer; without memory, every thread packs its own */
+        shared = grow(&tl_as, &tl_as_size, (size_t)(M + isa->mr - 1) / isa->mr * isa->mr * K);
+        job.Ap = shared;
+    }
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
         {
 #ifdef _OPENMP
+            if (shared) {
+                pack_a_share(&job, shared, omp_get_thread_num(), omp_get_num_threads());
+#pragma omp barrier
+            }
             /* (a team smaller than asked for still covers every cell) */
             for (int cell = omp_get_thread_num(); cell < threads; cell += omp_get_num_threads())
                 gemm_thread(&job, cell);

@@ -157,11 +157,13 @@ static void one_path(int isa, int small) {
         int M = rint_in(1, big ? 200 : 40), N = rint_in(1, big ? 200 : 80), K = rint_in(1, big ? 600 : 80);
         check(rint_in(0, 1), rint_in(0, 1), M, N, K, rint_in(0, 1) ? 0 : rint_in(1, 5), pick_beta(), 0);
     }
-    /* 3. 1, 2 and 3 threads: rows split (M large), columns split (M small, N large), a
-     * narrow product, all with more than one K block */
+    /* 3. 1, 2 and 3 threads: rows split (M large), columns split (M small, N large; the
+     * fourth also with A packed by the team together, choose_grid's share_a), a narrow
+     * product, all with more than one K block */
     for (int t = 0; t < 4; t++) {
         check(t & 1, t >> 1, 4 * mr + 3, 3 * nr + 5, kc + 7, 2, pick_beta(), 1);
         check(t & 1, t >> 1, mr + 1, 8 * nr + 3, 2 * kc + 1, 0, pick_beta(), 1);
+        check(t & 1, t >> 1, 7 * mr + 1, 32 * nr + 5, 4 * kc + 5, 1, pick_beta(), 1);
         check(t & 1, t >> 1, 2 * mr * 2 + 1, nr - 1, 300, 1, pick_beta(), 1);
         check(t & 1, t >> 1, 130, 257, 129, 0, pick_beta(), 1);
         check(t & 1, t >> 1, 300, nr + 3, 2 * kc + 5, 3, pick_beta(), 1);
