@@ -72,6 +72,7 @@
 #define KR_F 16         /* fused order: output channels per unit */
 #define KR_W 16         /* fused weight gradient: output channels per unit */
 #define FUSED_MAX_TILES (8 * NR)
+#define FUSED_CG 32     /* fused order: input channels per unit of the input transform */
 #define BLOCK_BYTES (384 << 10)        /* V + M of one forward block: about a third of an L2 */
 #define DW_BLOCK_BYTES ((size_t)4 << 20) /* weight gradient, shared blocks: VT + ST of a block */
 #define DW_SLOT_BYTES ((size_t)1 << 20)  /* weight gradient, parts: VT + ST of a thread's block */
@@ -614,7 +615,7 @@ static void run_blocked(const wplan *p, float *out, const float *in, const float
 static void run_fused(const wplan *p, float *out, const float *in, const float *w, int flip, const float *bias,
                       int accumulate, float *work, const float *Upre) {
     float *V = work, *slots = work + vall_floats(p);
-    int ntv = p->tpad / VL, units = (p->K + KR_F - 1) / KR_F;
+    int ntv = p->tpad / VL, units = (p->K + KR_F - 1) / KR_F, ncg = (p->C + FUSED_CG - 1) / FUSED_CG;
     patch pin[FUSED_MAX_TILES], pout[FUSED_MAX_TILES];
     tile_patches(p, 0, p->tiles, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
     tile_patches(p, 0, p->tiles, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
@@ -622,8 +623,13 @@ static void run_fused(const wplan *p, float *out, const float *in, const float *
     (void)T; /* read by the pragma only: unused without OpenMP */
 #pragma omp parallel num_threads(T) if (T > 1)
     {
+        /* by vectors of tiles and groups of channels: with few tiles (one vector of 16
+         * at batch 1 on 14x14) the vectors alone left one thread doing it all */
 #pragma omp for schedule(static)
-        for (int v = 0; v < ntv; v++) input_transform(p, V, p->tpad, in, pin, p->tiles, v, v + 1, 0, p->C);
+        for (int q = 0; q < ntv * ncg; q++) {
+            int v = q / ncg, c0 = q % ncg * FUSED_CG;
+            input_transform(p, V, p->tpad, in, pin, p->tiles, v, v + 1, c0, imin(c0 + FUSED_CG, p->C));
+        }
         float *slot = slots + (size_t)thread_id() * slot_floats(p);
         float *U = slot, *M = slot + (size_t)NPT * KR_F * p->C;
 #pragma omp for schedule(dynamic, 1)
