@@ -316,11 +316,10 @@ static void im2col(float *col, const float *in, int nb, int grp, const st_conv_g
  * threads by groups of 8 columns when large. */
 static void transpose_out(const float *src, size_t ss, int P, int cols, float *dst) {
     if (copies_in_parallel((size_t)P * cols)) {
-        int blocks = (cols + 7) / 8;
 #pragma omp parallel
         {
 #ifdef _OPENMP
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int t = omp_get_thread_num(), nt = omp_get_num_threads(), blocks = (cols + 7) / 8;
             int c0 = (int)((long)blocks * t / nt) * 8, c1 = (int)((long)blocks * (t + 1) / nt) * 8;
             if (c1 > cols) c1 = cols;
             if (c0 < c1) st_transpose(src + c0, ss, P, c1 - c0, dst + (size_t)c0 * P, (size_t)P);

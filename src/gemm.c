@@ -661,6 +661,7 @@ static void choose_grid(gemm_job *job, int threads) {
             }
 }
 
+#ifdef _OPENMP
 /* Thread t of nt's share of packing all of A into `packed` (the panels' layout of
  * st_sgemm_pack): its panels of every K block. */
 static void pack_a_share(const gemm_job *job, float *packed, int t, int nt) {
@@ -675,6 +676,7 @@ static void pack_a_share(const gemm_job *job, float *packed, int t, int nt) {
         pack(mr, simd, job->transA, job->A, job->lda, pc, kc, x0, x1 - x0, packed + pc * mpad + (size_t)x0 * kc);
     }
 }
+#endif
 
 /* ---------------------------------------------------------------- entry point */
 /* Thread t of nt's share of a small product: disjoint column slices (whole vectors), or
