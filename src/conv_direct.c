@@ -458,6 +458,12 @@ static void from_columns(float *dst, const float *src, int w, int n, int s0, int
  * into B's input block xt: max(v, 0), zeros in the border and in the lanes past ns. */
 static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int ns) {
     const st_conv_geom *g = b->g;
+    if (b->hp == g->ih && b->wp == g->iw) { /* no border: one run of rows */
+        size_t len = b->xrows * w;
+        for (size_t k = 0; k < len; k++) xt[k] = yt[k] < 0 ? 0.0f : yt[k];
+        for (size_t r = 0; ns < w && r < b->xrows; r++) memset(xt + r * w + ns, 0, sizeof(float) * (w - ns));
+        return;
+    }
     for (int c = 0; c < g->cin; c++)
         for (int y = 0; y < b->hp; y++) {
             float *row = xt + ((size_t)c * b->hp + y) * b->wp * w;
@@ -469,11 +475,8 @@ static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int 
             memset(row + (size_t)(g->pl + g->iw) * w, 0, sizeof(float) * (b->wp - g->pl - g->iw) * w);
             const float *src = yt + ((size_t)c * g->ih + y - g->pt) * g->iw * w;
             float *dst = row + (size_t)g->pl * w;
-            if (ns == w) {
-                for (int k = 0; k < g->iw * w; k++) dst[k] = src[k] < 0 ? 0.0f : src[k];
-            } else {
-                for (int k = 0; k < g->iw * w; k++) dst[k] = k % w >= ns || src[k] < 0 ? 0.0f : src[k];
-            }
+            for (int k = 0; k < g->iw * w; k++) dst[k] = src[k] < 0 ? 0.0f : src[k];
+            for (int q = 0; ns < w && q < g->iw; q++) memset(dst + (size_t)q * w + ns, 0, sizeof(float) * (w - ns));
         }
 }
 
@@ -481,6 +484,11 @@ static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int 
  * block xt (rows (cin, hp, wp)) is not > 0. */
 static void mask_by_input(float *dx, const dplan *b, const float *xt, int w) {
     const st_conv_geom *g = b->g;
+    if (b->hp == g->ih && b->wp == g->iw) { /* no border: one run of rows */
+        size_t len = b->xrows * w;
+        for (size_t k = 0; k < len; k++) dx[k] = xt[k] > 0 ? dx[k] : 0.0f;
+        return;
+    }
     for (int c = 0; c < g->cin; c++)
         for (int y = 0; y < g->ih; y++) {
             float *dr = dx + ((size_t)c * g->ih + y) * g->iw * w;
@@ -508,19 +516,22 @@ static void pack_forward(float *wk, const float *w, const float *b, const dplan 
 }
 
 /* wk[grp][blk]: T x opg rows of cib weights: [t][co][c] = w[co][ci0 + c][t] (zeros for
- * channels past the group's end). Reads w in order. */
+ * channels past the group's end). */
 static void pack_input_grad(float *wk, const float *w, const dplan *d) {
     const st_conv_geom *g = d->g;
+    size_t ts = (size_t)d->opg * d->cib; /* one tap's rows */
     if (d->cpg % d->cib) /* a short last block: its padding must be zero */
-        memset(wk, 0, sizeof(float) * g->groups * d->nib * d->T * d->opg * d->cib);
+        memset(wk, 0, sizeof(float) * g->groups * d->nib * d->T * ts);
     for (int grp = 0; grp < g->groups; grp++)
-        for (int co = 0; co < d->opg; co++)
-            for (int ci = 0; ci < d->cpg; ci++) {
-                const float *src = w + ((size_t)(grp * d->opg + co) * d->cpg + ci) * d->T;
-                float *dst = wk + ((size_t)grp * d->nib + ci / d->cib) * d->T * d->opg * d->cib +
-                             (size_t)co * d->cib + ci % d->cib;
-                for (int t = 0; t < d->T; t++) dst[(size_t)t * d->opg * d->cib] = src[t];
-            }
+        for (int blk = 0; blk < d->nib; blk++) {
+            int ci0 = blk * d->cib, nc = d->cpg - ci0 < d->cib ? d->cpg - ci0 : d->cib;
+            float *p = wk + ((size_t)grp * d->nib + blk) * d->T * ts;
+            for (int co = 0; co < d->opg; co++)
+                for (int c = 0; c < nc; c++) {
+                    const float *src = w + ((size_t)(grp * d->opg + co) * d->cpg + ci0 + c) * d->T;
+                    for (int t = 0; t < d->T; t++) p[t * ts + (size_t)co * d->cib + c] = src[t];
+                }
+        }
 }
 
 /* tap offsets: toff[r] for r = (ci, i, j) is the row of that tap relative to the input
