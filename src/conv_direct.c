@@ -526,11 +526,11 @@ static void pack_input_grad(float *wk, const float *w, const dplan *d) {
         for (int blk = 0; blk < d->nib; blk++) {
             int ci0 = blk * d->cib, nc = d->cpg - ci0 < d->cib ? d->cpg - ci0 : d->cib;
             float *p = wk + ((size_t)grp * d->nib + blk) * d->T * ts;
-            for (int co = 0; co < d->opg; co++)
-                for (int c = 0; c < nc; c++) {
-                    const float *src = w + ((size_t)(grp * d->opg + co) * d->cpg + ci0 + c) * d->T;
-                    for (int t = 0; t < d->T; t++) p[t * ts + (size_t)co * d->cib + c] = src[t];
-                }
+            const float *src = w + ((size_t)grp * d->opg * d->cpg + ci0) * d->T;
+            for (int t = 0; t < d->T; t++)
+                for (int co = 0; co < d->opg; co++)
+                    for (int c = 0; c < nc; c++)
+                        p[t * ts + (size_t)co * d->cib + c] = src[((size_t)co * d->cpg + c) * d->T + t];
         }
 }
 
