@@ -454,6 +454,12 @@ static void from_columns(float *dst, const float *src, int w, int n, int s0, int
  * depend on the batch only, so both convolutions cut it alike. The values are those of
  * the transposes they replace (max and mask as in tile8 and to_columns). */
 
+/* lanes ns.. of `rows` rows of w lanes become 0 (a few values each: no memset) */
+static void zero_lanes(float *p, size_t rows, int w, int ns) {
+    for (size_t r = 0; ns < w && r < rows; r++)
+        for (int s = ns; s < w; s++) p[r * w + s] = 0.0f;
+}
+
 /* A's output block yt (B's input rows without the border; w lanes, the first ns samples)
  * into B's input block xt: max(v, 0), zeros in the border and in the lanes past ns. */
 static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int ns) {
@@ -461,7 +467,7 @@ static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int 
     if (b->hp == g->ih && b->wp == g->iw) { /* no border: one run of rows */
         size_t len = b->xrows * w;
         for (size_t k = 0; k < len; k++) xt[k] = yt[k] < 0 ? 0.0f : yt[k];
-        for (size_t r = 0; ns < w && r < b->xrows; r++) memset(xt + r * w + ns, 0, sizeof(float) * (w - ns));
+        zero_lanes(xt, b->xrows, w, ns);
         return;
     }
     for (int c = 0; c < g->cin; c++)
@@ -476,7 +482,7 @@ static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int 
             const float *src = yt + ((size_t)c * g->ih + y - g->pt) * g->iw * w;
             float *dst = row + (size_t)g->pl * w;
             for (int k = 0; k < g->iw * w; k++) dst[k] = src[k] < 0 ? 0.0f : src[k];
-            for (int q = 0; ns < w && q < g->iw; q++) memset(dst + (size_t)q * w + ns, 0, sizeof(float) * (w - ns));
+            zero_lanes(dst, g->iw, w, ns);
         }
 }
 
