@@ -84,6 +84,7 @@
 
 /* Vectors of 4, 8 and 16 floats, and halving them for horizontal sums. */
 typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
 INLINE float hsum4(v4f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 #if VL >= 8
 typedef float v8f __attribute__((vector_size(32)));
@@ -454,10 +455,42 @@ static void from_columns(float *dst, const float *src, int w, int n, int s0, int
  * depend on the batch only, so both convolutions cut it alike. The values are those of
  * the transposes they replace (max and mask as in tile8 and to_columns). */
 
-/* lanes ns.. of `rows` rows of w lanes become 0 (a few values each: no memset) */
-static void zero_lanes(float *p, size_t rows, int w, int ns) {
-    for (size_t r = 0; ns < w && r < rows; r++)
-        for (int s = ns; s < w; s++) p[r * w + s] = 0.0f;
+/* dst = max(src, 0) (as tile8: NaN and -0 pass) for `rows` rows of w lanes (a multiple
+ * of 4), of which lanes ns.. become 0 (a partial column's unused lanes) */
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+typedef int32_t v16iu __attribute__((vector_size(64), aligned(4)));
+static void relu_copy(float *restrict dst, const float *restrict src, size_t rows, int w, int ns) {
+    size_t len = rows * w, k = 0;
+    if (ns == w) /* 16 at a time (vector types that GCC splits where registers are narrower) */
+        for (; k + 16 <= len; k += 16) {
+            v16u v = *(const v16u *)(src + k);
+            *(v16u *)(dst + k) = (v16u)((v16iu)v & ~(v16iu)(v < 0)); /* (all ones where v < 0) */
+        }
+    v4i keep[VL / 4]; /* per group of 4 lanes: all ones for the lanes below ns */
+    for (int q = 0; q < w / 4; q++)
+        for (int l = 0; l < 4; l++) keep[q][l] = 4 * q + l < ns ? -1 : 0;
+    for (; k < len; k += 4) {
+        v4f v;
+        memcpy(&v, src + k, sizeof v);
+        v = (v4f)((v4i)v & ~(v4i)(v < 0) & keep[k % w / 4]);
+        memcpy(dst + k, &v, sizeof v);
+    }
+}
+
+/* dx = 0 where x is not > 0 (as to_columns' mask), for len values, len a multiple of 4 */
+static void mask_copy(float *restrict dx, const float *restrict x, size_t len) {
+    size_t k = 0;
+    for (; k + 16 <= len; k += 16) {
+        v16u v = *(const v16u *)(x + k), g = *(const v16u *)(dx + k);
+        *(v16u *)(dx + k) = (v16u)((v16iu)g & (v16iu)(v > 0));
+    }
+    for (; k < len; k += 4) {
+        v4f v, g;
+        memcpy(&v, x + k, sizeof v);
+        memcpy(&g, dx + k, sizeof g);
+        g = (v4f)((v4i)g & (v4i)(v > 0));
+        memcpy(dx + k, &g, sizeof g);
+    }
 }
 
 /* A's output block yt (B's input rows without the border; w lanes, the first ns samples)
@@ -465,9 +498,7 @@ static void zero_lanes(float *p, size_t rows, int w, int ns) {
 static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int ns) {
     const st_conv_geom *g = b->g;
     if (b->hp == g->ih && b->wp == g->iw) { /* no border: one run of rows */
-        size_t len = b->xrows * w;
-        for (size_t k = 0; k < len; k++) xt[k] = yt[k] < 0 ? 0.0f : yt[k];
-        zero_lanes(xt, b->xrows, w, ns);
+        relu_copy(xt, yt, b->xrows, w, ns);
         return;
     }
     for (int c = 0; c < g->cin; c++)
@@ -481,8 +512,7 @@ static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int 
             memset(row + (size_t)(g->pl + g->iw) * w, 0, sizeof(float) * (b->wp - g->pl - g->iw) * w);
             const float *src = yt + ((size_t)c * g->ih + y - g->pt) * g->iw * w;
             float *dst = row + (size_t)g->pl * w;
-            for (int k = 0; k < g->iw * w; k++) dst[k] = src[k] < 0 ? 0.0f : src[k];
-            zero_lanes(dst, g->iw, w, ns);
+            relu_copy(dst, src, g->iw, w, ns);
         }
 }
 
@@ -491,15 +521,14 @@ static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int 
 static void mask_by_input(float *dx, const dplan *b, const float *xt, int w) {
     const st_conv_geom *g = b->g;
     if (b->hp == g->ih && b->wp == g->iw) { /* no border: one run of rows */
-        size_t len = b->xrows * w;
-        for (size_t k = 0; k < len; k++) dx[k] = xt[k] > 0 ? dx[k] : 0.0f;
+        mask_copy(dx, xt, b->xrows * w);
         return;
     }
     for (int c = 0; c < g->cin; c++)
         for (int y = 0; y < g->ih; y++) {
             float *dr = dx + ((size_t)c * g->ih + y) * g->iw * w;
             const float *xr = xt + (((size_t)c * b->hp + y + g->pt) * b->wp + g->pl) * w;
-            for (int k = 0; k < g->iw * w; k++) dr[k] = xr[k] > 0 ? dr[k] : 0.0f;
+            mask_copy(dr, xr, (size_t)g->iw * w);
         }
 }
 
