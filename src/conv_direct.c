@@ -22,6 +22,11 @@
  * The forward, input-gradient and bias kernels are in conv_direct_kernels.h, compiled
  * once per vector width; the weight-gradient tiles, which run over every column, here.
  *
+ * In training (st_direct_train_*, called by layers.c for st_net_step) the columns can
+ * outlive a call: a convolution keeps its input's columns for its backward pass, and two
+ * convolutions with a ReLU between them pass the ReLU's output and its gradient to each
+ * other in columns, so that only the ends of such a chain go back to samples.
+ *
  * Depthwise convolutions with stride 1 do not come here: the entry points hand them to
  * conv_depthwise.c, which works on the planes in place.
  *
@@ -1036,16 +1041,23 @@ size_t st_direct_out_cols_size(const st_conv_geom *g, int n) {
     return round16(d.yrows * d.lanes + 16);
 }
 
+/* c for a pass over (g, n), with its plan in d and its tap offsets in toff (MAXK ints);
+ * nothing else set */
+static void begin(dctx *c, dplan *d, int *toff, const st_conv_geom *g, int n, int backward) {
+    plan(d, g, n, backward);
+    tap_offsets(toff, d);
+    memset(c, 0, sizeof *c);
+    c->d = d;
+    c->toff = toff;
+}
+
 void st_direct_train_forward(const st_direct_train *t, const float *w, const float *b, int n, const st_conv_geom *g,
                              float *work) {
     if (n <= 0) return;
     dplan d, dn;
-    plan(&d, g, n, 0);
     int toff[MAXK];
-    tap_offsets(toff, &d);
-    dctx c = {0};
-    c.d = &d;
-    c.toff = toff;
+    dctx c;
+    begin(&c, &d, toff, g, n, 0);
     c.xt = t->xcols ? align64(t->xcols) : work_xt(work);
     c.xt_ready = !t->in;
     c.yt = t->ycols ? align64(t->ycols) : work_yt(&d, work);
@@ -1063,12 +1075,9 @@ void st_direct_train_forward(const st_direct_train *t, const float *w, const flo
 void st_direct_train_backward(const st_direct_train *t, const float *w, int n, const st_conv_geom *g, float *work) {
     if (n <= 0) return;
     dplan d;
-    plan(&d, g, n, 1);
     int toff[MAXK];
-    tap_offsets(toff, &d);
-    dctx c = {0};
-    c.d = &d;
-    c.toff = toff;
+    dctx c;
+    begin(&c, &d, toff, g, n, 1);
     c.xt = t->xcols ? align64((float *)t->xcols) : work_xt(work);
     c.xt_ready = t->xcols != NULL;
     c.yt = t->gcols ? align64((float *)t->gcols) : work_yt(&d, work);
