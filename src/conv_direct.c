@@ -474,12 +474,13 @@ static void relu_copy(float *restrict dst, const float *restrict src, size_t row
     v4i keep[VL / 4]; /* per group of 4 lanes: all ones for the lanes below ns */
     for (int q = 0; q < w / 4; q++)
         for (int l = 0; l < 4; l++) keep[q][l] = 4 * q + l < ns ? -1 : 0;
-    for (; k < len; k += 4) {
-        v4f v;
-        memcpy(&v, src + k, sizeof v);
-        v = (v4f)((v4i)v & ~(v4i)(v < 0) & keep[k % w / 4]);
-        memcpy(dst + k, &v, sizeof v);
-    }
+    for (; k < len; k += w) /* (k is a whole number of rows: w divides 16) */
+        for (int q = 0; q < w / 4; q++) {
+            v4f v;
+            memcpy(&v, src + k + 4 * q, sizeof v);
+            v = (v4f)((v4i)v & ~(v4i)(v < 0) & keep[q]);
+            memcpy(dst + k + 4 * q, &v, sizeof v);
+        }
 }
 
 /* dx = 0 where x is not > 0 (as to_columns' mask), for len values, len a multiple of 4 */
