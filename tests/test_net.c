@@ -389,7 +389,8 @@ static void check_determinism(void) {
 /* st_net_step (fused) gives the gradients of forward + loss + backward, and the node
  * outputs of forward (those its convolutions keep in columns are written when read):
  * mnist1d-cnn, and chains of convolutions with padding, groups and a last one without a
- * ReLU, at batches that split into equal and unequal shards. */
+ * ReLU, at batches that split into equal and unequal shards or make one shard, on 1 and
+ * 2 threads. */
 static void check_fused_step_on(const char *model, int batch, int c, int h, int w) {
     st_net *a = NULL, *b = NULL;
     if (strchr(model, '=')) {
@@ -445,12 +446,14 @@ static void check_fused_step(void) {
                          "c2 = conv2d(out_channels=6, kernel_size=3, stride=2, padding=1, groups=3)\nr2 = relu()\n"
                          "c3 = conv2d(out_channels=5, kernel_size=2)\nr3 = relu()\n"
                          "f = flatten()\nfc = linear(out_features=10)\n";
-    int batches[] = {100, 101, 67};
-    for (int i = 0; i < 3; i++) {
+    int batches[] = {100, 101, 67, 40}; /* (40: one shard, the convolutions' own threads) */
+    for (int i = 0; i < 4; i++) {
+        st_set_threads(i % 2 + 1);
         check_fused_step_on("mnist1d-cnn", batches[i], 1, 0, 40);
         check_fused_step_on(conv1d, batches[i], 2, 0, 30);
         check_fused_step_on(conv2d, batches[i], 3, 9, 9);
     }
+    st_set_threads(0);
 }
 
 /* dropout nodes: identity in eval mode; in training, a seeded mask that scales the kept
