@@ -22,6 +22,11 @@
  * The forward, input-gradient and bias kernels are in conv_direct_kernels.h, compiled
  * once per vector width; the weight-gradient tiles, which run over every column, here.
  *
+ * In training (st_direct_train_*, called by layers.c for st_net_step) the columns can
+ * outlive a call: a convolution keeps its input's columns for its backward pass, and two
+ * convolutions with a ReLU between them pass the ReLU's output and its gradient to each
+ * other in columns, so that only the ends of such a chain go back to samples.
+ *
  * Depthwise convolutions with stride 1 do not come here: the entry points hand them to
  * conv_depthwise.c, which works on the planes in place.
  *
@@ -84,6 +89,7 @@
 
 /* Vectors of 4, 8 and 16 floats, and halving them for horizontal sums. */
 typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
 INLINE float hsum4(v4f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 #if VL >= 8
 typedef float v8f __attribute__((vector_size(32)));
@@ -253,7 +259,7 @@ static int use_threads(const dplan *d) {
  * into the two lanes of 256-bit registers and an in-lane 4 x 4 transpose finishes the
  * job: 16 shuffles per 64 values), else, and for 4-lane columns, in 4 x 4 tiles.
  *
- * Two ReLU steps of training ride along (st_direct_forward_relu, st_direct_backward_ex):
+ * Two ReLU steps of training ride along (st_direct_train_forward, _backward):
  * towards samples, a second destination receives max(v, 0) (as st_act_forward: v < 0 ?
  * 0 : v); towards columns, a mask with the source's layout (the ReLU's output y) lets
  * through only the values where y > 0 (as st_act_backward: y > 0 ? dy : 0). */
@@ -278,11 +284,14 @@ INLINE void source_rows(const float **row, const float **mrow, int t, const floa
     }
 }
 
-/* dst[k * ld + s] (+)= src[s * ls + k] for s, k < 8, where source rows s >= ns read as
+/* How a transpose stores a value v at dst: dst = v, dst += v, dst = max(v, 0). */
+enum { PUT = 0, ADD = 1, RELU = 2 };
+
+/* dst[k * ld + s] (op)= src[s * ls + k] for s, k < 8, where source rows s >= ns read as
  * zeros and only the destination rows k < nk are written; mask (or NULL) has src's
- * layout; relu (or NULL, only without add) receives max(value, 0) at dst's offsets. */
+ * layout; relu (or NULL, only with PUT) receives max(value, 0) at dst's offsets. */
 #if defined(__AVX__)
-INLINE void tile8(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int add, const float *mask,
+INLINE void tile8(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int op, const float *mask,
                   float *relu) {
     const float *row[8], *mrow[8];
     source_rows(row, mrow, 8, src, mask, ls, ns);
@@ -305,14 +314,16 @@ INLINE void tile8(float *dst, size_t ld, const float *src, size_t ls, int ns, in
     for (int k = 0; k < 8; k++)
         if (k < nk) {
             float *d = dst + k * ld;
-            _mm256_storeu_ps(d, add ? _mm256_add_ps(_mm256_loadu_ps(d), o[k]) : o[k]);
+            _mm256_storeu_ps(d, op == ADD    ? _mm256_add_ps(_mm256_loadu_ps(d), o[k])
+                                : op == RELU ? _mm256_max_ps(_mm256_setzero_ps(), o[k])
+                                             : o[k]);
             if (relu) _mm256_storeu_ps(relu + k * ld, _mm256_max_ps(_mm256_setzero_ps(), o[k]));
         }
 }
 #endif
 
 /* The same for 4 x 4. */
-INLINE void tile4(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int add, const float *mask,
+INLINE void tile4(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int op, const float *mask,
                   float *relu) {
     const float *row[4], *mrow[4];
     source_rows(row, mrow, 4, src, mask, ls, ns);
@@ -324,14 +335,16 @@ INLINE void tile4(float *dst, size_t ld, const float *src, size_t ls, int ns, in
     for (int k = 0; k < 4; k++)
         if (k < nk) {
             float *d = dst + k * ld;
-            _mm_storeu_ps(d, add ? _mm_add_ps(_mm_loadu_ps(d), o[k]) : o[k]);
+            _mm_storeu_ps(d, op == ADD    ? _mm_add_ps(_mm_loadu_ps(d), o[k])
+                             : op == RELU ? _mm_max_ps(_mm_setzero_ps(), o[k])
+                                          : o[k]);
             if (relu) _mm_storeu_ps(relu + k * ld, _mm_max_ps(_mm_setzero_ps(), o[k]));
         }
 #else
     for (int k = 0; k < nk; k++)
         for (int s = 0; s < 4; s++) {
             float v = mask && !(mrow[s][k] > 0) ? 0.0f : row[s][k];
-            dst[k * ld + s] = add ? dst[k * ld + s] + v : v;
+            dst[k * ld + s] = op == ADD ? dst[k * ld + s] + v : op == RELU && v < 0 ? 0.0f : v;
             if (relu) relu[k * ld + s] = v < 0 ? 0.0f : v;
         }
 #endif
@@ -339,12 +352,12 @@ INLINE void tile4(float *dst, size_t ld, const float *src, size_t ls, int ns, in
 
 /* The general case, elementwise: source rows s < ns, values k < nk; destination lanes
  * s < nw (with nw >= ns: lanes past ns receive zeros). */
-static void tile_edge(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int nw, int add,
+static void tile_edge(float *dst, size_t ld, const float *src, size_t ls, int ns, int nk, int nw, int op,
                       const float *mask, float *relu) {
     for (int k = 0; k < nk; k++)
         for (int s = 0; s < nw; s++) {
             float v = s < ns && (!mask || mask[s * ls + k] > 0) ? src[s * ls + k] : 0.0f;
-            dst[k * ld + s] = add ? dst[k * ld + s] + v : v;
+            dst[k * ld + s] = op == ADD ? dst[k * ld + s] + v : op == RELU && v < 0 ? 0.0f : v;
             if (relu) relu[k * ld + s] = v < 0 ? 0.0f : v;
         }
 }
@@ -371,14 +384,14 @@ static void segment_to_column(float *dst, int w, const float *src, size_t ls, in
 #if defined(__AVX__)
         if (tsz == 8) {
             if (mp)
-                for (; k0 + 8 <= len; k0 += 8) tile8(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 8, 0, mp + k0, NULL);
+                for (; k0 + 8 <= len; k0 += 8) tile8(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 8, PUT, mp + k0, NULL);
             else
-                for (; k0 + 8 <= len; k0 += 8) tile8(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 8, 0, NULL, NULL);
+                for (; k0 + 8 <= len; k0 += 8) tile8(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 8, PUT, NULL, NULL);
         }
 #endif
         if (tsz == 4)
-            for (; k0 + 4 <= len; k0 += 4) tile4(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 4, 0, mp ? mp + k0 : NULL, NULL);
-        if (k0 < len) tile_edge(dp + (size_t)k0 * w, w, sp + k0, ls, nh, len - k0, tsz, 0, mp ? mp + k0 : NULL, NULL);
+            for (; k0 + 4 <= len; k0 += 4) tile4(dp + (size_t)k0 * w, w, sp + k0, ls, nh, 4, PUT, mp ? mp + k0 : NULL, NULL);
+        if (k0 < len) tile_edge(dp + (size_t)k0 * w, w, sp + k0, ls, nh, len - k0, tsz, PUT, mp ? mp + k0 : NULL, NULL);
     }
 }
 
@@ -409,9 +422,9 @@ static void to_columns(float *dst, int w, const float *src, int n, int s0, int C
         }
 }
 
-/* A column block src (F rows of w lanes) back to samples s0.. of dst (n, F): dst = or
- * += it; relu (NULL, or like dst, only without add) = max(it, 0). */
-static void from_columns(float *dst, const float *src, int w, int n, int s0, int F, int add, float *relu) {
+/* A column block src (F rows of w lanes) back to samples s0.. of dst (n, F): dst (op)=
+ * it; relu (NULL, or like dst, only with PUT) = max(it, 0). */
+static void from_columns(float *dst, const float *src, int w, int n, int s0, int F, int op, float *relu) {
     int ns = n - s0 < w ? n - s0 : w;
     int tsz = tile_size(w);
     dst += (size_t)s0 * F;
@@ -424,17 +437,105 @@ static void from_columns(float *dst, const float *src, int w, int n, int s0, int
 #if defined(__AVX__)
         if (tsz == 8) {
             if (rp)
-                for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, 0, NULL, rp + f0);
+                for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, PUT, NULL, rp + f0);
             else
-                for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, add, NULL, NULL);
+                for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, op, NULL, NULL);
         }
 #endif
         if (tsz == 4)
             for (; f0 + 4 <= F; f0 += 4)
-                tile4(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 4, nh, add, NULL, rp ? rp + f0 : NULL);
+                tile4(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 4, nh, op, NULL, rp ? rp + f0 : NULL);
         if (f0 < F)
-            tile_edge(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, F - f0, nh, F - f0, add, NULL, rp ? rp + f0 : NULL);
+            tile_edge(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, F - f0, nh, F - f0, op, NULL, rp ? rp + f0 : NULL);
     }
+}
+
+/* ---------------------------------------------------------------- from one convolution to the next
+ * In training (layers.c), where a convolution A feeds a ReLU whose only reader is a
+ * convolution B that runs here too, A's output need not go back to samples: A's forward
+ * writes max(out, 0) straight into B's input columns, and B's backward hands its input
+ * gradient, masked where B's input (the ReLU's output) is not > 0, to A as A's dL/dout
+ * columns. The rows of B's input gradient, (cin, ih, iw), are those of A's output
+ * (cout, oh, ow); B's input block adds the zero border (hp, wp); the columns themselves
+ * depend on the batch only, so both convolutions cut it alike. The values are those of
+ * the transposes they replace (max and mask as in tile8 and to_columns). */
+
+/* dst = max(src, 0) (as tile8: NaN and -0 pass) for `rows` rows of w lanes (a multiple
+ * of 4), of which lanes ns.. become 0 (a partial column's unused lanes) */
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+typedef int32_t v16iu __attribute__((vector_size(64), aligned(4)));
+static void relu_copy(float *restrict dst, const float *restrict src, size_t rows, int w, int ns) {
+    size_t len = rows * w, k = 0;
+    if (ns == w) /* 16 at a time (vector types that GCC splits where registers are narrower) */
+        for (; k + 16 <= len; k += 16) {
+            v16u v = *(const v16u *)(src + k);
+            *(v16u *)(dst + k) = (v16u)((v16iu)v & ~(v16iu)(v < 0)); /* (all ones where v < 0) */
+        }
+    v4i keep[VL / 4]; /* per group of 4 lanes: all ones for the lanes below ns */
+    for (int q = 0; q < w / 4; q++)
+        for (int l = 0; l < 4; l++) keep[q][l] = 4 * q + l < ns ? -1 : 0;
+    for (; k < len; k += w) /* (k is a whole number of rows: w divides 16) */
+        for (int q = 0; q < w / 4; q++) {
+            v4f v;
+            memcpy(&v, src + k + 4 * q, sizeof v);
+            v = (v4f)((v4i)v & ~(v4i)(v < 0) & keep[q]);
+            memcpy(dst + k + 4 * q, &v, sizeof v);
+        }
+}
+
+/* dx = 0 where x is not > 0 (as to_columns' mask), for len values, len a multiple of 4 */
+static void mask_copy(float *restrict dx, const float *restrict x, size_t len) {
+    size_t k = 0;
+    for (; k + 16 <= len; k += 16) {
+        v16u v = *(const v16u *)(x + k), g = *(const v16u *)(dx + k);
+        *(v16u *)(dx + k) = (v16u)((v16iu)g & (v16iu)(v > 0));
+    }
+    for (; k < len; k += 4) {
+        v4f v, g;
+        memcpy(&v, x + k, sizeof v);
+        memcpy(&g, dx + k, sizeof g);
+        g = (v4f)((v4i)g & (v4i)(v > 0));
+        memcpy(dx + k, &g, sizeof g);
+    }
+}
+
+/* A's output block yt (B's input rows without the border; w lanes, the first ns samples)
+ * into B's input block xt: max(v, 0), zeros in the border and in the lanes past ns. */
+static void relu_to_next(float *xt, const dplan *b, const float *yt, int w, int ns) {
+    const st_conv_geom *g = b->g;
+    if (b->hp == g->ih && b->wp == g->iw) { /* no border: one run of rows */
+        relu_copy(xt, yt, b->xrows, w, ns);
+        return;
+    }
+    for (int c = 0; c < g->cin; c++)
+        for (int y = 0; y < b->hp; y++) {
+            float *row = xt + ((size_t)c * b->hp + y) * b->wp * w;
+            if (y < g->pt || y >= g->pt + g->ih) { /* a border row */
+                memset(row, 0, sizeof(float) * b->wp * w);
+                continue;
+            }
+            memset(row, 0, sizeof(float) * g->pl * w);
+            memset(row + (size_t)(g->pl + g->iw) * w, 0, sizeof(float) * (b->wp - g->pl - g->iw) * w);
+            const float *src = yt + ((size_t)c * g->ih + y - g->pt) * g->iw * w;
+            float *dst = row + (size_t)g->pl * w;
+            relu_copy(dst, src, g->iw, w, ns);
+        }
+}
+
+/* B's input-gradient block dx (rows (cin, ih, iw), w lanes), in place: 0 where B's input
+ * block xt (rows (cin, hp, wp)) is not > 0. */
+static void mask_by_input(float *dx, const dplan *b, const float *xt, int w) {
+    const st_conv_geom *g = b->g;
+    if (b->hp == g->ih && b->wp == g->iw) { /* no border: one run of rows */
+        mask_copy(dx, xt, b->xrows * w);
+        return;
+    }
+    for (int c = 0; c < g->cin; c++)
+        for (int y = 0; y < g->ih; y++) {
+            float *dr = dx + ((size_t)c * g->ih + y) * g->iw * w;
+            const float *xr = xt + (((size_t)c * b->hp + y + g->pt) * b->wp + g->pl) * w;
+            mask_copy(dr, xr, (size_t)g->iw * w);
+        }
 }
 
 /* ---------------------------------------------------------------- weight packing */
@@ -456,19 +557,22 @@ static void pack_forward(float *wk, const float *w, const float *b, const dplan 
 }
 
 /* wk[grp][blk]: T x opg rows of cib weights: [t][co][c] = w[co][ci0 + c][t] (zeros for
- * channels past the group's end). Reads w in order. */
+ * channels past the group's end). */
 static void pack_input_grad(float *wk, const float *w, const dplan *d) {
     const st_conv_geom *g = d->g;
+    size_t ts = (size_t)d->opg * d->cib; /* one tap's rows */
     if (d->cpg % d->cib) /* a short last block: its padding must be zero */
-        memset(wk, 0, sizeof(float) * g->groups * d->nib * d->T * d->opg * d->cib);
+        memset(wk, 0, sizeof(float) * g->groups * d->nib * d->T * ts);
     for (int grp = 0; grp < g->groups; grp++)
-        for (int co = 0; co < d->opg; co++)
-            for (int ci = 0; ci < d->cpg; ci++) {
-                const float *src = w + ((size_t)(grp * d->opg + co) * d->cpg + ci) * d->T;
-                float *dst = wk + ((size_t)grp * d->nib + ci / d->cib) * d->T * d->opg * d->cib +
-                             (size_t)co * d->cib + ci % d->cib;
-                for (int t = 0; t < d->T; t++) dst[(size_t)t * d->opg * d->cib] = src[t];
-            }
+        for (int blk = 0; blk < d->nib; blk++) {
+            int ci0 = blk * d->cib, nc = d->cpg - ci0 < d->cib ? d->cpg - ci0 : d->cib;
+            float *p = wk + ((size_t)grp * d->nib + blk) * d->T * ts;
+            const float *src = w + ((size_t)grp * d->opg * d->cpg + ci0) * d->T;
+            for (int t = 0; t < d->T; t++)
+                for (int co = 0; co < d->opg; co++)
+                    for (int c = 0; c < nc; c++)
+                        p[t * ts + (size_t)co * d->cib + c] = src[((size_t)co * d->cpg + c) * d->T + t];
+        }
 }
 
 /* tap offsets: toff[r] for r = (ci, i, j) is the row of that tap relative to the input
@@ -660,9 +764,13 @@ typedef struct {
     const float *in, *dout;
     float *out, *din;
     float *relu;           /* forward: also max(out, 0) here (NULL: no) */
+    const dplan *next;     /* forward: or max(out, 0) into the next convolution's input columns */
+    float *next_xt;        /*   (its input block, the plan's lanes) */
     const float *mask;     /* backward: dout counts only where this ReLU output is > 0 (NULL: all) */
     int din_add;           /* backward: din += (1) or = (0) the input gradient */
-    int xt_ready;          /* backward: xt holds the input's columns already (forward's) */
+    int dx_masked;         /* backward: or dxt (the previous convolution's) masked by the input > 0 */
+    int xt_ready;          /* xt holds the input's columns already (forward's, or the previous convolution's) */
+    int yt_ready;          /* backward: yt holds dL/dout in columns already (the next convolution's) */
 } dctx;
 
 /* Forward of column col, in three steps: its input into a column block, the kernel for
@@ -671,7 +779,8 @@ static void forward_in(const dctx *c, int col) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
     int s0 = col_start(col);
-    to_columns(c->xt + d->xrows * s0, col_width(d, col), c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp,
+    if (!c->xt_ready)
+        to_columns(c->xt + d->xrows * s0, col_width(d, col), c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp,
                g->pt, g->pl, NULL);
 }
 
@@ -685,10 +794,20 @@ static void forward_block(const dctx *c, int col, int u) {
                                 c->wk + (size_t)u * (d->K + 1) * d->cob, nc);
 }
 
+/* column col of the output yt to samples: out = it, relu = max(it, 0) (NULL: not written) */
+static void output_to_samples(const dplan *d, int col, const float *yt, float *out, float *relu) {
+    int s0 = col_start(col), w = col_width(d, col);
+    if (out) from_columns(out, yt + d->yrows * s0, w, d->n, s0, (int)d->yrows, PUT, relu);
+    else if (relu) from_columns(relu, yt + d->yrows * s0, w, d->n, s0, (int)d->yrows, RELU, NULL);
+}
+
 static void forward_out(const dctx *c, int col) {
     const dplan *d = c->d;
-    int s0 = col_start(col);
-    from_columns(c->out, c->yt + d->yrows * s0, col_width(d, col), d->n, s0, (int)d->yrows, 0, c->relu);
+    int s0 = col_start(col), w = col_width(d, col);
+    if (c->next)
+        relu_to_next(c->next_xt + c->next->xrows * s0, c->next, c->yt + d->yrows * s0, w, d->n - s0 < w ? d->n - s0 : w);
+    else
+        output_to_samples(d, col, c->yt, c->out, c->relu);
 }
 
 static void forward_column(const dctx *c, int col) {
@@ -705,7 +824,8 @@ static void backward_in(const dctx *c, int col) {
     int s0 = col_start(col), w = col_width(d, col);
     if (!c->xt_ready)
         to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl, NULL);
-    to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0, c->mask);
+    if (!c->yt_ready)
+        to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0, c->mask);
 }
 
 /* input-gradient kernel of column col, input-channel block u = grp * nib + blk */
@@ -722,13 +842,19 @@ static void backward_block(const dctx *c, int col, int u) {
 
 static void backward_out(const dctx *c, int col) {
     const dplan *d = c->d;
-    int s0 = col_start(col);
-    from_columns(c->din, c->dxt + d->dxrows * s0, col_width(d, col), d->n, s0, (int)d->dxrows, c->din_add, NULL);
+    int s0 = col_start(col), w = col_width(d, col);
+    if (c->dx_masked)
+        mask_by_input(c->dxt + d->dxrows * s0, d, c->xt + d->xrows * s0, w);
+    else
+        from_columns(c->din, c->dxt + d->dxrows * s0, w, d->n, s0, (int)d->dxrows, c->din_add ? ADD : PUT, NULL);
 }
+
+/* the input gradient is wanted (in samples or in the previous convolution's columns) */
+static int wants_dx(const dctx *c) { return c->din || c->dx_masked; }
 
 static void backward_column(const dctx *c, int col) {
     backward_in(c, col);
-    if (!c->din) return;
+    if (!wants_dx(c)) return;
     for (int u = 0; u < c->d->g->groups * c->d->nib; u++) backward_block(c, col, u);
     backward_out(c, col);
 }
@@ -786,139 +912,192 @@ static void backward_part(const dctx *c, int p) {
 
 /* ---------------------------------------------------------------- entry points */
 
+/* The forward pass of c (set up but for the packed weights): threads as the file's
+ * header says. */
+static void forward_run(dctx *c, const float *w, const float *b, float *wk) {
+    const dplan *d = c->d;
+    pack_forward(wk, w, b, d);
+    c->wk = wk;
+    int blocks = d->g->groups * d->nob;
+    int nt = st_get_threads();
+    if (use_threads(d) && d->ncol < 2 * nt && d->ncol % nt && blocks > 1) {
+        /* too few columns to share evenly: the transposes by column, the kernels by
+         * (column, block); each output is still computed by one kernel call */
+#pragma omp parallel
+        {
+#pragma omp for schedule(dynamic)
+            for (int col = 0; col < d->ncol; col++) forward_in(c, col);
+#pragma omp for schedule(dynamic)
+            for (int u = 0; u < d->ncol * blocks; u++) forward_block(c, u / blocks, u % blocks);
+#pragma omp for schedule(dynamic)
+            for (int col = 0; col < d->ncol; col++) forward_out(c, col);
+        }
+    } else if (use_threads(d)) {
+#pragma omp parallel for schedule(dynamic)
+        for (int col = 0; col < d->ncol; col++) forward_column(c, col);
+    } else {
+        for (int col = 0; col < d->ncol; col++) forward_column(c, col);
+    }
+}
+
+/* The backward pass of c (set up but for the packed weights and the parts' sums). */
+static void backward_run(dctx *c, const float *w, float *wk) {
+    const dplan *d = c->d;
+    const st_conv_geom *g = d->g;
+    if (wants_dx(c)) pack_input_grad(wk, w, d);
+    c->wk = wk;
+    c->partial = wk + d->wks;
+    if (d->nparts == 1 && use_threads(d)) {
+        /* one part (up to 5 columns) on several threads: the steps of backward_part, each
+         * split into pieces with outputs of their own (samples, channel blocks, weight
+         * tiles, bias channels), so the arithmetic is that of one thread */
+        int blocks = g->groups * d->nib, tiles = g->groups * tiles_per_group(d);
+#pragma omp parallel
+        {
+#pragma omp for schedule(dynamic)
+            for (int col = 0; col < d->ncol; col++) backward_in(c, col);
+            if (wants_dx(c)) {
+#pragma omp for schedule(dynamic)
+                for (int u = 0; u < d->ncol * blocks; u++) backward_block(c, u / blocks, u % blocks);
+#pragma omp for schedule(dynamic)
+                for (int col = 0; col < d->ncol; col++) backward_out(c, col);
+            }
+#pragma omp for schedule(dynamic)
+            for (int t = 0; t < tiles; t++) backward_tile(c, 0, t);
+            if (c->db) {
+#pragma omp for schedule(dynamic)
+                for (int co = 0; co < g->cout; co += MAXB) backward_bias(c, 0, co, co + MAXB < g->cout ? co + MAXB : g->cout);
+            }
+        }
+        return;
+    }
+    if (d->nparts == 1) {
+        backward_part(c, 0);
+        return;
+    }
+    /* parts in parallel, each on data it transposed itself; then their sums, added in
+     * part order */
+    if (use_threads(d)) {
+#pragma omp parallel for schedule(dynamic)
+        for (int p = 0; p < d->nparts; p++) backward_part(c, p);
+    } else {
+        for (int p = 0; p < d->nparts; p++) backward_part(c, p);
+    }
+    size_t nsum = (size_t)g->cout * d->K + (c->db ? g->cout : 0);
+    for (int p = 1; p < d->nparts; p++)
+        for (size_t i = 0; i < nsum; i++) c->partial[i] += c->partial[p * d->parts + i];
+    for (size_t i = 0; i < (size_t)g->cout * d->K; i++) c->dw[i] += c->partial[i];
+    if (c->db)
+        for (int co = 0; co < g->cout; co++) c->db[co] += c->partial[(size_t)g->cout * d->K + co];
+}
+
+/* The workspace: input columns, output columns, input-gradient columns, packed weights,
+ * the parts' sums (st_direct_work_size). */
+static float *work_xt(float *work) { return align64(work); }
+static float *work_yt(const dplan *d, float *work) { return work_xt(work) + d->xrows * d->lanes; }
+static float *work_dxt(const dplan *d, float *work) { return work_yt(d, work) + d->yrows * d->lanes; }
+static float *work_wk(const dplan *d, float *work) { return work_dxt(d, work) + d->dxrows * d->lanes; }
+
 void st_direct_forward(float *out, const float *in, const float *w, const float *b, int n,
                        const st_conv_geom *g, float *work) {
-    st_direct_forward_relu(out, NULL, NULL, in, w, b, n, g, work);
+    if (n <= 0) return;
+    if (st_depthwise_ok(g)) {
+        st_depthwise_forward(out, in, w, b, n, g, work);
+        return;
+    }
+    st_direct_train t = {0};
+    t.in = in;
+    t.out = out;
+    st_direct_train_forward(&t, w, b, n, g, work);
+}
+
+void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int n, const st_conv_geom *g, float *work) {
+    if (n <= 0) return;
+    if (st_depthwise_ok(g)) {
+        st_depthwise_backward(din, dw, db, dout, in, w, n, g, work);
+        return;
+    }
+    st_direct_train t = {0};
+    t.in = in;
+    t.dout = dout;
+    t.din = din;
+    t.din_add = 1;
+    t.dw = dw;
+    t.db = db;
+    st_direct_train_backward(&t, w, n, g, work);
 }
 
 size_t st_direct_cols_size(const st_conv_geom *g, int n) {
     if (st_depthwise_ok(g)) return 0;
     dplan d;
     plan(&d, g, n, 0);
-    return d.xrows * d.lanes + 16;
+    return round16(d.xrows * d.lanes + 16);
 }
 
-void st_direct_forward_relu(float *out, float *relu, float *cols, const float *in, const float *w, const float *b,
-                            int n, const st_conv_geom *g, float *work) {
-    if (n <= 0) return;
-    if (st_depthwise_ok(g)) {
-        st_depthwise_forward(out, in, w, b, n, g, work);
-        if (relu) st_act_forward(ST_ACT_RELU, 0, relu, out, (size_t)n * g->cout * g->oh * g->ow);
-        return;
-    }
+size_t st_direct_out_cols_size(const st_conv_geom *g, int n) {
+    if (st_depthwise_ok(g)) return 0;
     dplan d;
     plan(&d, g, n, 0);
-    int toff[MAXK];
-    tap_offsets(toff, &d);
-    dctx c = {0};
-    c.d = &d;
-    c.toff = toff;
-    c.yt = align64(work) + d.xrows * d.lanes; /* columns of (cout, oh, ow) rows */
-    c.xt = cols ? align64(cols) : align64(work); /* columns of (cin, hp, wp) rows */
-    float *wk = c.yt + (d.yrows + d.dxrows) * d.lanes;
-    pack_forward(wk, w, b, &d);
-    c.wk = wk;
-    c.in = in;
-    c.out = out;
-    c.relu = relu;
-    int blocks = g->groups * d.nob;
-    int nt = st_get_threads();
-    if (use_threads(&d) && d.ncol < 2 * nt && d.ncol % nt && blocks > 1) {
-        /* too few columns to share evenly: the transposes by column, the kernels by
-         * (column, block); each output is still computed by one kernel call */
-#pragma omp parallel
-        {
-#pragma omp for schedule(dynamic)
-            for (int col = 0; col < d.ncol; col++) forward_in(&c, col);
-#pragma omp for schedule(dynamic)
-            for (int u = 0; u < d.ncol * blocks; u++) forward_block(&c, u / blocks, u % blocks);
-#pragma omp for schedule(dynamic)
-            for (int col = 0; col < d.ncol; col++) forward_out(&c, col);
-        }
-    } else if (use_threads(&d)) {
-#pragma omp parallel for schedule(dynamic)
-        for (int col = 0; col < d.ncol; col++) forward_column(&c, col);
-    } else {
-        for (int col = 0; col < d.ncol; col++) forward_column(&c, col);
-    }
+    return round16(d.yrows * d.lanes + 16);
 }
 
-void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                        const float *w, int n, const st_conv_geom *g, float *work) {
-    st_direct_backward_ex(din, 1, dw, db, dout, NULL, NULL, in, w, n, g, work);
+/* c for a pass over (g, n), with its plan in d and its tap offsets in toff (MAXK ints);
+ * nothing else set */
+static void begin(dctx *c, dplan *d, int *toff, const st_conv_geom *g, int n, int backward) {
+    plan(d, g, n, backward);
+    tap_offsets(toff, d);
+    memset(c, 0, sizeof *c);
+    c->d = d;
+    c->toff = toff;
 }
 
-void st_direct_backward_ex(float *din, int din_add, float *dw, float *db, const float *dout, const float *mask,
-                           const float *cols, const float *in, const float *w, int n, const st_conv_geom *g,
-                           float *work) {
+void st_direct_train_forward(const st_direct_train *t, const float *w, const float *b, int n, const st_conv_geom *g,
+                             float *work) {
     if (n <= 0) return;
-    if (st_depthwise_ok(g)) { /* (no mask here: st_conv_direct_fused says so) */
-        if (din && !din_add) memset(din, 0, sizeof(float) * n * g->cin * g->ih * g->iw);
-        st_depthwise_backward(din, dw, db, dout, in, w, n, g, work);
-        return;
-    }
-    dplan d;
-    plan(&d, g, n, 1);
+    dplan d, dn;
     int toff[MAXK];
-    tap_offsets(toff, &d);
-    dctx c = {0};
-    c.d = &d;
-    c.toff = toff;
-    c.yt = align64(work) + d.xrows * d.lanes; /* dL/dout: columns of (cout, oh, ow) rows */
-    c.xt = cols ? align64((float *)cols) : align64(work); /* columns of (cin, hp, wp) rows */
-    c.xt_ready = cols != NULL;
-    c.dxt = c.yt + d.yrows * d.lanes;     /* dL/din: columns of (cin, ih, iw) rows */
-    float *wk = c.dxt + d.dxrows * d.lanes;
-    if (din) pack_input_grad(wk, w, &d);
-    c.wk = wk;
-    c.in = in;
-    c.dout = dout;
-    c.din = din;
-    c.din_add = din_add;
-    c.mask = mask;
-    c.dw = dw;
-    c.db = db;
-    c.partial = wk + d.wks;
-    if (d.nparts == 1 && use_threads(&d)) {
-        /* one part (up to 5 columns) on several threads: the steps of backward_part, each
-         * split into pieces with outputs of their own (samples, channel blocks, weight
-         * tiles, bias channels), so the arithmetic is that of one thread */
-        int blocks = g->groups * d.nib, tiles = g->groups * tiles_per_group(&d);
-#pragma omp parallel
-        {
-#pragma omp for schedule(dynamic)
-            for (int col = 0; col < d.ncol; col++) backward_in(&c, col);
-            if (din) {
-#pragma omp for schedule(dynamic)
-                for (int u = 0; u < d.ncol * blocks; u++) backward_block(&c, u / blocks, u % blocks);
-#pragma omp for schedule(dynamic)
-                for (int col = 0; col < d.ncol; col++) backward_out(&c, col);
-            }
-#pragma omp for schedule(dynamic)
-            for (int t = 0; t < tiles; t++) backward_tile(&c, 0, t);
-            if (db) {
-#pragma omp for schedule(dynamic)
-                for (int co = 0; co < g->cout; co += MAXB) backward_bias(&c, 0, co, co + MAXB < g->cout ? co + MAXB : g->cout);
-            }
-        }
-        return;
+    dctx c;
+    begin(&c, &d, toff, g, n, 0);
+    c.xt = t->xcols ? align64(t->xcols) : work_xt(work);
+    c.xt_ready = !t->in;
+    c.yt = t->ycols ? align64(t->ycols) : work_yt(&d, work);
+    c.in = t->in;
+    c.out = t->out;
+    c.relu = t->relu;
+    if (t->next_cols) {
+        plan(&dn, t->next, n, 0);
+        c.next = &dn;
+        c.next_xt = align64(t->next_cols);
     }
-    if (d.nparts == 1) {
-        backward_part(&c, 0);
-        return;
-    }
-    /* parts in parallel, each on data it transposed itself; then their sums, added in
-     * part order */
-    if (use_threads(&d)) {
-#pragma omp parallel for schedule(dynamic)
-        for (int p = 0; p < d.nparts; p++) backward_part(&c, p);
-    } else {
-        for (int p = 0; p < d.nparts; p++) backward_part(&c, p);
-    }
-    size_t nsum = (size_t)g->cout * d.K + (db ? g->cout : 0);
-    for (int p = 1; p < d.nparts; p++)
-        for (size_t i = 0; i < nsum; i++) c.partial[i] += c.partial[p * d.parts + i];
-    for (size_t i = 0; i < (size_t)g->cout * d.K; i++) dw[i] += c.partial[i];
-    if (db)
-        for (int co = 0; co < g->cout; co++) db[co] += c.partial[(size_t)g->cout * d.K + co];
+    forward_run(&c, w, b, work_wk(&d, work));
+}
+
+void st_direct_train_backward(const st_direct_train *t, const float *w, int n, const st_conv_geom *g, float *work) {
+    if (n <= 0) return;
+    dplan d;
+    int toff[MAXK];
+    dctx c;
+    begin(&c, &d, toff, g, n, 1);
+    c.xt = t->xcols ? align64((float *)t->xcols) : work_xt(work);
+    c.xt_ready = t->xcols != NULL;
+    c.yt = t->gcols ? align64((float *)t->gcols) : work_yt(&d, work);
+    c.yt_ready = t->gcols != NULL;
+    c.dxt = t->prev_gcols ? align64(t->prev_gcols) : work_dxt(&d, work);
+    c.dx_masked = t->prev_gcols != NULL;
+    c.in = t->in;
+    c.dout = t->dout;
+    c.mask = t->mask;
+    c.din = t->prev_gcols ? NULL : t->din;
+    c.din_add = t->din_add;
+    c.dw = t->dw;
+    c.db = t->db;
+    backward_run(&c, w, work_wk(&d, work));
+}
+
+void st_direct_train_outputs(float *out, float *relu, const float *ycols, int n, const st_conv_geom *g) {
+    if (n <= 0) return;
+    dplan d;
+    plan(&d, g, n, 0);
+    for (int col = 0; col < d.ncol; col++) output_to_samples(&d, col, align64((float *)ycols), out, relu);
 }

@@ -143,33 +143,49 @@ static void vexp16(float v[16]) { /* (in memory: a 64-byte vector argument chang
     memcpy(v, &x, sizeof x);
 }
 
+/* Blocks of 16 samples, one lane each: the block's logits minus each sample's maximum,
+ * class-major (e[j] holds class j of the 16 samples), then one vexp16 per class and the
+ * sums over the classes in double, lane by lane in class order, as one sample at a time
+ * would add them. */
+typedef double v8d __attribute__((vector_size(64), aligned(8)));
 static double ce_rows(const float *logits, const int32_t *labels, int n, int c, float *dlogits, double scale,
                       int32_t ignore) {
     double total = 0;
-    float e[CE_ROW_MAX];
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * c;
-        float *d = dlogits ? dlogits + (size_t)i * c : NULL;
-        int32_t t = labels[i];
-        if (t == ignore) {
-            if (d) for (int j = 0; j < c; j++) d[j] = 0;
-            continue;
+    float e[CE_ROW_MAX][16], m[16];
+    double sum[16];
+    for (int i0 = 0; i0 < n; i0 += 16) {
+        int nr = n - i0 < 16 ? n - i0 : 16;
+        const float *zb = logits + (size_t)i0 * c;
+        for (int l = 0; l < 16; l++) {
+            m[l] = 0;
+            if (l >= nr) continue;
+            m[l] = zb[(size_t)l * c];
+            for (int j = 1; j < c; j++) if (zb[(size_t)l * c + j] > m[l]) m[l] = zb[(size_t)l * c + j];
         }
-        float m = z[0];
-        for (int j = 1; j < c; j++) if (z[j] > m) m = z[j];
-        for (int j0 = 0; j0 < c; j0 += 16) {
-            float v[16] = {0};
-            for (int l = 0; l < 16 && j0 + l < c; l++) v[l] = z[j0 + l] - m;
-            vexp16(v);
-            for (int l = 0; l < 16 && j0 + l < c; l++) e[j0 + l] = v[l];
+        for (int j = 0; j < c; j++)
+            for (int l = 0; l < 16; l++) e[j][l] = l < nr ? zb[(size_t)l * c + j] - m[l] : 0.0f;
+        v8d s0 = {0}, s1 = {0};
+        for (int j = 0; j < c; j++) {
+            vexp16(e[j]);
+            for (int l = 0; l < 8; l++) { s0[l] += e[j][l]; s1[l] += e[j][8 + l]; }
         }
-        double sum = 0;
-        for (int j = 0; j < c; j++) sum += e[j];
-        total += (double)m + log(sum) - z[t];
-        if (d) {
-            double k = scale / sum;
-            for (int j = 0; j < c; j++) d[j] = (float)(e[j] * k);
-            d[t] -= (float)scale;
+        memcpy(sum, &s0, sizeof s0);
+        memcpy(sum + 8, &s1, sizeof s1);
+        for (int l = 0; l < nr; l++) {
+            int i = i0 + l;
+            const float *z = logits + (size_t)i * c;
+            float *d = dlogits ? dlogits + (size_t)i * c : NULL;
+            int32_t t = labels[i];
+            if (t == ignore) {
+                if (d) for (int j = 0; j < c; j++) d[j] = 0;
+                continue;
+            }
+            total += (double)m[l] + log(sum[l]) - z[t];
+            if (d) {
+                double k = scale / sum[l];
+                for (int j = 0; j < c; j++) d[j] = (float)(e[j][l] * k);
+                d[t] -= (float)scale;
+            }
         }
     }
     return total;

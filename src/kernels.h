@@ -20,22 +20,43 @@ void st_direct_forward(float *out, const float *in, const float *w, const float 
                        const st_conv_geom *g, float *work);
 void st_direct_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int n, const st_conv_geom *g, float *work);
-/* The same with steps of training folded in: forward also writes relu = max(out, 0) (if
- * not NULL); backward takes dout only where mask (a ReLU's output, or NULL) is > 0, and
- * writes din (din_add 0) instead of adding to it. cols (or NULL): st_direct_cols_size
- * floats where forward leaves the input in the kernel's layout, for a backward of the
- * same input and batch to read instead of making it again. Only where
- * st_conv_direct_fused(g, n). */
+/* The training passes of st_net_step (layers.c), only where st_conv_direct_fused(g, n):
+ * a ReLU after the convolution folded in, and operands kept in the kernel's column layout
+ * between the passes and between neighbouring convolutions. Forward reads `in` (samples),
+ * or with in NULL xcols (which the previous convolution's forward wrote); leaves the input
+ * columns in xcols (st_direct_cols_size floats; NULL: the workspace) and the output
+ * columns in ycols (st_direct_out_cols_size floats; NULL: the workspace); writes out and
+ * relu = max(out, 0) in samples (each NULL: not written), or, with next_cols, max(out, 0)
+ * into next_cols as the input columns of the convolution `next` that reads this one's
+ * ReLU (same batch). Backward reads dL/dout from dout (samples; only where mask, a ReLU's
+ * output, is > 0, unless mask is NULL) or from gcols (columns, masked already: the next
+ * convolution's prev_gcols); the input from xcols (if not NULL: forward's) or `in`; adds
+ * the input gradient to din (din_add 1) or writes it (0), or with prev_gcols writes it,
+ * masked where the input is not > 0, as the previous convolution's gcols; adds dw and db
+ * (NULL: no bias). st_direct_train_outputs: out and relu (each NULL: not written) in
+ * samples from a forward's ycols, later. */
+typedef struct {
+    const float *in;
+    float *xcols, *ycols;
+    float *out, *relu;
+    float *next_cols;
+    const st_conv_geom *next;
+    const float *dout, *mask, *gcols;
+    float *din;
+    int din_add;
+    float *prev_gcols;
+    float *dw, *db;
+} st_direct_train;
 size_t st_direct_cols_size(const st_conv_geom *g, int n);
-void st_direct_forward_relu(float *out, float *relu, float *cols, const float *in, const float *w, const float *b,
-                            int n, const st_conv_geom *g, float *work);
-void st_direct_backward_ex(float *din, int din_add, float *dw, float *db, const float *dout, const float *mask,
-                           const float *cols, const float *in, const float *w, int n, const st_conv_geom *g,
-                           float *work);
+size_t st_direct_out_cols_size(const st_conv_geom *g, int n);
+void st_direct_train_forward(const st_direct_train *t, const float *w, const float *b, int n, const st_conv_geom *g,
+                             float *work);
+void st_direct_train_backward(const st_direct_train *t, const float *w, int n, const st_conv_geom *g, float *work);
+void st_direct_train_outputs(float *out, float *relu, const float *ycols, int n, const st_conv_geom *g);
 /* 1 if st_conv_forward/backward take the direct path for (g, n) (conv.c's rule) */
 int st_conv_path_is_direct(const st_conv_geom *g, int n);
-/* 1 if they take it and it is not the depthwise one: then st_direct_forward_relu and
- * st_direct_backward_ex can stand in for them, masks included. */
+/* 1 if they take it and it is not the depthwise one: then st_direct_train_forward and
+ * st_direct_train_backward can stand in for them, masks included. */
 int st_conv_direct_fused(const st_conv_geom *g, int n);
 
 /* Winograd F(4x4, 3x3) (conv_winograd.c): 3x3 kernels, stride 1, dilation 1, groups 1,

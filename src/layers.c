@@ -198,17 +198,104 @@ static int run_parts(size_t floats) {
 /* st_net_step's conv + ReLU fusion is on for this pass (st_train_fuse_plan) */
 static int step_fusion(const st_exec *e) { return e->train && !e->run && e->net->step_fused; }
 
-static void conv_forward(const st_exec *e, st_node *n);
+/* ---- st_net_step's direct convolutions (n->train_direct): operands in columns.
+ * Such a convolution keeps, per shard, in n->cols: its input in the direct kernel's
+ * columns (forward writes them, or the previous convolution does, and backward reads
+ * them), with a ReLU after it its output in columns (the output and the ReLU's are
+ * written in samples only when something reads them there: st_train_outputs), and when
+ * the ReLU's only reader is a direct convolution too (linked_next) dL/dout in columns,
+ * which that convolution's backward writes. */
 
-size_t st_node_step_cols(const st_node *n, int batch) {
-    const st_conv_geom *g = &n->u.conv.geom;
-    return n->op->forward == conv_forward && st_conv_direct_fused(g, batch) ? st_direct_cols_size(g, batch) : 0;
+/* the convolution that reads n's ReLU in columns in this pass, or NULL */
+static st_node *linked_next(const st_net *net, const st_node *n) {
+    st_node *b = n->train_next ? &net->nodes[n->train_next] : NULL;
+    return b && n->train_direct && b->train_direct ? b : NULL;
 }
 
-/* where a fused convolution keeps its input columns in this shard (NULL: nowhere) */
-static float *step_cols(const st_exec *e, const st_node *n) {
-    if (!n->cols || n->cols_stride < st_node_step_cols(n, e->batch)) return NULL;
-    return n->cols + (size_t)e->shard * n->cols_stride;
+/* the convolution that writes n's input columns in this pass, or NULL */
+static st_node *linked_prev(const st_net *net, const st_node *n) {
+    st_node *a = n->train_prev ? &net->nodes[n->train_prev] : NULL;
+    return a && linked_next(net, a) == n ? a : NULL;
+}
+
+/* n's columns in a shard of `batch` samples: input, output and dL/dout (NULL: none, with
+ * base NULL) at their offsets from base; returns the floats they take */
+static size_t step_parts(const st_net *net, const st_node *n, int batch, float *base, float **x, float **y,
+                         float **g) {
+    const st_conv_geom *geom = &n->u.conv.geom;
+    size_t nx = n->train_direct ? st_direct_cols_size(geom, batch) : 0;
+    size_t ny = nx && n->train_relu ? st_direct_out_cols_size(geom, batch) : 0;
+    size_t ng = ny && linked_next(net, n) ? ny : 0;
+    *x = base && nx ? base : NULL;
+    *y = base && ny ? base + nx : NULL;
+    *g = base && ng ? base + nx + ny : NULL;
+    return nx + ny + ng;
+}
+
+size_t st_node_step_cols(const st_net *net, const st_node *n, int batch) {
+    float *x, *y, *g;
+    return step_parts(net, n, batch, NULL, &x, &y, &g);
+}
+
+/* n's columns in shard e */
+static void step_cols(const st_exec *e, const st_node *n, float **x, float **y, float **g) {
+    step_parts(e->net, n, e->batch, n->cols + (size_t)e->shard * n->cols_stride, x, y, g);
+}
+
+static void conv_train_forward(const st_exec *e, st_node *n) {
+    const st_conv_conf *c = &n->u.conv;
+    st_node *next = linked_next(e->net, n);
+    float *xc, *yc, *gc;
+    step_cols(e, n, &xc, &yc, &gc);
+    st_direct_train t = {0};
+    t.in = linked_prev(e->net, n) ? NULL : X(e, IN(e, n, 0));
+    t.xcols = xc;
+    t.ycols = yc;
+    if (!n->train_relu) {
+        t.out = X(e, n);
+    } else if (next) {
+        float *next_y, *next_g;
+        t.next = &next->u.conv.geom;
+        step_cols(e, next, &t.next_cols, &next_y, &next_g);
+    } else {
+        t.relu = X(e, &e->net->nodes[n->train_relu]);
+    }
+    st_direct_train_forward(&t, W(e, n, 0), c->bias ? W(e, n, 1) : NULL, e->batch, &c->geom, e->work);
+}
+
+static void conv_train_backward(const st_exec *e, st_node *n) {
+    const st_conv_conf *c = &n->u.conv;
+    st_node *in = IN(e, n, 0), *prev = linked_prev(e->net, n);
+    float *yc, *gc;
+    st_direct_train t = {0};
+    step_cols(e, n, &t.xcols, &yc, &gc);
+    if (gc) {
+        t.gcols = gc;
+    } else if (n->train_relu) {
+        st_node *r = &e->net->nodes[n->train_relu];
+        t.dout = G(e, r);
+        t.mask = X(e, r);
+    } else {
+        t.dout = G(e, n);
+    }
+    if (prev) {
+        float *prev_x, *prev_y;
+        step_cols(e, prev, &prev_x, &prev_y, &t.prev_gcols);
+    } else {
+        t.din = in->needs_grad ? G(e, in) : NULL;
+    }
+    t.din_add = !n->bwd_fresh;
+    t.dw = GW(e, n, 0);
+    t.db = c->bias ? GW(e, n, 1) : NULL;
+    st_direct_train_backward(&t, W(e, n, 0), e->batch, &c->geom, e->work);
+}
+
+void st_train_outputs(const st_exec *e, st_node *n) {
+    if (!n->train_direct || !n->train_relu) return;
+    float *xc, *yc, *gc;
+    step_cols(e, n, &xc, &yc, &gc);
+    st_direct_train_outputs(X(e, n), linked_next(e->net, n) ? X(e, &e->net->nodes[n->train_relu]) : NULL, yc,
+                            e->batch, &n->u.conv.geom);
 }
 
 static void conv_forward(const st_exec *e, st_node *n) {
@@ -216,17 +303,13 @@ static void conv_forward(const st_exec *e, st_node *n) {
     st_node *in = IN(e, n, 0);
     int fused = e->run && n->fuse.active; /* the bias goes into the fused epilogue */
     const float *b = c->bias && !fused ? W(e, n, 1) : NULL;
-    if (n->train_relu && step_fusion(e)) { /* this output and the ReLU's after it */
-        float *y = X(e, &e->net->nodes[n->train_relu]);
-        if (st_conv_direct_fused(&c->geom, e->batch)) {
-            st_direct_forward_relu(X(e, n), y, step_cols(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work);
-        } else {
-            st_conv_forward_prep(X(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work, PREP(e, n));
-            st_act_forward(ST_ACT_RELU, 0, y, X(e, n), n->numel * e->batch);
-        }
+    if (n->train_direct && step_fusion(e)) {
+        conv_train_forward(e, n);
         return;
     }
     st_conv_forward_prep(X(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work, PREP(e, n));
+    if (n->train_relu && step_fusion(e)) /* this output and the ReLU's after it */
+        st_act_forward(ST_ACT_RELU, 0, X(e, &e->net->nodes[n->train_relu]), X(e, n), n->numel * e->batch);
     if (fused) fuse_epilogue(e, n, e->batch, c->out_channels, (size_t)c->geom.oh * c->geom.ow);
 }
 
@@ -235,24 +318,17 @@ static void conv_forward(const st_exec *e, st_node *n) {
 static void conv_backward(const st_exec *e, st_node *n) {
     const st_conv_conf *c = &n->u.conv;
     st_node *in = IN(e, n, 0);
-    float *din = in->needs_grad ? G(e, in) : NULL, *db = c->bias ? GW(e, n, 1) : NULL;
-    const float *dout = G(e, n), *mask = NULL, *cols = NULL;
-    if (n->train_relu && step_fusion(e)) {
-        st_node *r = &e->net->nodes[n->train_relu];
-        dout = G(e, r);
-        mask = X(e, r);
-        cols = step_cols(e, n); /* (the forward of this step wrote them) */
-    }
-    if (st_conv_direct_fused(&c->geom, e->batch)) {
-        st_direct_backward_ex(din, !n->bwd_fresh, GW(e, n, 0), db, dout, mask, cols, X(e, in), W(e, n, 0), e->batch,
-                              &c->geom, e->work);
+    if (n->train_direct && step_fusion(e)) {
+        conv_train_backward(e, n);
         return;
     }
+    float *din = in->needs_grad ? G(e, in) : NULL, *db = c->bias ? GW(e, n, 1) : NULL;
+    const float *dout = G(e, n);
     size_t outs = n->numel * e->batch;
-    if (mask) { /* the ReLU's backward, into this node's own gradient */
+    if (n->train_relu && step_fusion(e)) { /* the ReLU's backward, into this node's own gradient */
+        st_node *r = &e->net->nodes[n->train_relu];
         memset(G(e, n), 0, sizeof(float) * outs);
-        st_act_backward(ST_ACT_RELU, 0, G(e, n), dout, mask, mask, outs);
-        dout = G(e, n);
+        st_act_backward(ST_ACT_RELU, 0, G(e, n), G(e, r), X(e, r), X(e, r), outs);
     }
     if (din && n->bwd_fresh) memset(din, 0, sizeof(float) * in->numel * e->batch);
     st_conv_backward(din, GW(e, n, 0), db, dout, X(e, in), W(e, n, 0), e->batch, &c->geom, e->work);
@@ -1368,13 +1444,29 @@ static int sole_consumer(const st_net *net, int i, const int *pinned) {
 }
 
 void st_train_fuse_plan(st_net *net, const int *pinned) {
-    for (int i = 0; i < net->nnodes; i++) net->nodes[i].train_relu = net->nodes[i].train_fused = 0;
+    for (int i = 0; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        n->train_relu = n->train_fused = n->train_next = n->train_prev = 0;
+    }
     for (int i = 1; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
         int r = n->op->forward == conv_forward ? sole_consumer(net, i, pinned) : -1;
         if (r < 0 || !is_relu(&net->nodes[r]) || net->nodes[r].u.act.act != ST_ACT_RELU) continue;
         n->train_relu = r;
         net->nodes[r].train_fused = 1;
+        int b = sole_consumer(net, r, pinned);
+        if (b > 0 && net->nodes[b].op->forward == conv_forward && net->nodes[b].ninputs == 1) {
+            n->train_next = b;
+            net->nodes[b].train_prev = i;
+        }
+    }
+}
+
+void st_train_direct_plan(st_net *net, int lo, int hi) {
+    for (int i = 1; i < net->nnodes; i++) {
+        st_node *n = &net->nodes[i];
+        const st_conv_geom *g = &n->u.conv.geom;
+        n->train_direct = (n->train_relu || n->train_prev) && st_conv_direct_fused(g, lo) && st_conv_direct_fused(g, hi);
     }
 }
 

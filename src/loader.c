@@ -162,6 +162,12 @@ static void order(const st_loader *l, int64_t epoch, int *perm) {
 }
 
 /* Builds (epoch, batch) with the epoch's order `perm`. */
+/* Samples are copied in the epoch's shuffled order, from all over the data set; the
+ * copy of sample i first asks for the cache lines of sample i + PREFETCH_AHEAD (the
+ * first PREFETCH_MAX_BYTES of it), so that small samples do not wait for memory one
+ * after the other. */
+#define PREFETCH_AHEAD 8
+#define PREFETCH_MAX_BYTES 4096
 static void build(const st_loader *l, int64_t epoch, int64_t b, const int *perm, st_tensor *x, int32_t *labels,
                   st_tensor *targets) {
     const st_dataset *d = l->d;
@@ -172,9 +178,14 @@ static void build(const st_loader *l, int64_t epoch, int64_t b, const int *perm,
     if (targets) targets->shape[0] = bs;
     int spatial = d->ndim == 3 ? 2 : 1;
     int h = spatial == 2 ? d->shape[1] : 1, w = d->shape[d->ndim - 1];
+    size_t bytes = sizeof(float) * l->sample;
     for (int i = 0; i < bs; i++) {
         int64_t pos = start + i;
         int s = perm[pos];
+        if (i + PREFETCH_AHEAD < bs) { /* the samples are scattered: ask for a later one's lines now */
+            const char *ahead = (const char *)(d->x + (size_t)perm[pos + PREFETCH_AHEAD] * l->sample);
+            for (size_t at = 0; at < bytes && at < PREFETCH_MAX_BYTES; at += 64) __builtin_prefetch(ahead + at);
+        }
         const float *xs = d->x + (size_t)s * l->sample;
         float *xo = x->data + (size_t)i * l->sample;
         st_augment_params p = {0};
@@ -183,7 +194,8 @@ static void build(const st_loader *l, int64_t epoch, int64_t b, const int *perm,
             st_rng_seed(&r, derive(l->seed, TAG_AUGMENT, epoch, pos));
             st_augment_draw(&l->aug, spatial, &r, &p);
         }
-        st_augment_apply(&p, d->ndim, d->shape, xs, xo);
+        if (l->augment) st_augment_apply(&p, d->ndim, d->shape, xs, xo);
+        else memcpy(xo, xs, bytes);
         if (d->kind == ST_TARGET_CLASS) labels[i] = d->labels[s];
         else if (d->kind == ST_TARGET_MASK)
             st_augment_apply_labels(&p, h, w, d->labels + (size_t)s * l->lps, labels + (size_t)i * l->lps, 0);

@@ -832,7 +832,7 @@ static st_status prepare_forward(st_net *net, const st_tensor *x, int kind, int 
     st_status rc = ensure_arenas(net);
     if (rc) return rc;
     net->fwd_done = net->loss_done = 0;
-    net->step_fused = 0; /* (st_net_step turns it on after planning) */
+    net->step_fused = net->outputs_lazy = 0; /* (st_net_step turns them on after planning) */
     if (kind != PLAN_STEP) net->want_input_grad = 0; /* (its memory may be reused now) */
     if ((rc = plan_pass(net, x->shape[0], kind, train, want_input_grad))) return rc;
     in->out.data = x->data;
@@ -1035,12 +1035,13 @@ st_status st_net_backward(st_net *net, int want_input_grad) {
     return ST_OK;
 }
 
-/* The fused convolutions' kept input columns (st_node_step_cols), for every shard. */
+/* The fused convolutions' kept columns (st_node_step_cols), for every shard. */
 static st_status ensure_step_cols(st_net *net) {
     int shard_max = (net->batch + net->nshards - 1) / net->nshards;
+    st_train_direct_plan(net, net->batch / net->nshards, shard_max);
     for (int i = 1; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
-        n->cols_stride = n->train_relu ? (st_node_step_cols(n, shard_max) + 15) & ~(size_t)15 : 0;
+        n->cols_stride = (st_node_step_cols(net, n, shard_max) + 15) & ~(size_t)15;
         size_t need = n->cols_stride * net->nshards;
         if (need <= n->cols_cap) continue;
         st_aligned_free(n->cols);
@@ -1078,6 +1079,7 @@ st_status st_net_step(st_net *net, const st_tensor *x, st_loss loss, const int32
         for (int s = 0; s < net->nshards; s++) part[s] = step_shard(net, s, loss, labels, target);
     }
     reduce_shards(net);
+    net->outputs_lazy = net->step_fused;
     double total = 0;
     for (int s = 0; s < net->nshards; s++) total += part[s];
     double L = total / loss_divisor(net, loss);
@@ -1094,6 +1096,19 @@ void st_net_set_label_smoothing(st_net *net, float eps) { net->label_smoothing =
 void st_net_get_rng(const st_net *net, st_rng *r) { *r = net->rng; }
 void st_net_set_rng(st_net *net, const st_rng *r) { net->rng = *r; }
 
+/* Writes the node outputs that the last st_net_step left in columns (st_train_outputs).
+ * The readers below take a const net: this fills in values the pass computed, as a
+ * cache would, and changes nothing a later pass reads. */
+static void materialise_outputs(const st_net *cnet) {
+    st_net *net = (st_net *)cnet;
+    if (!net->outputs_lazy) return;
+    for (int s = 0; s < net->nshards; s++) {
+        st_exec e = shard_exec(net, s, 1, 0);
+        for (int i = 1; i < net->nnodes; i++) st_train_outputs(&e, &net->nodes[i]);
+    }
+    net->outputs_lazy = 0;
+}
+
 /* ---------------------------------------------------------------- finding a NaN or Inf
  * After a step that went non-finite: node outputs in graph order (the first one holding
  * a NaN or Inf is where it appeared, since every later node reads earlier ones), then
@@ -1109,6 +1124,7 @@ st_status st_net_find_nonfinite(const st_net *net, char *where, size_t len) {
     char buf[512];
     long at = -1;
     const float *bad = NULL;
+    materialise_outputs(net);
     if (net->fwd_done)
         for (int i = 0; i < net->nnodes && at < 0; i++) {
             const st_node *n = &net->nodes[i];
@@ -1256,6 +1272,7 @@ const char *st_net_node_op(const st_net *net, int i) { return i >= 0 && i < net-
 
 const st_tensor *st_net_node_output(const st_net *net, int i) {
     if (i < 0 || i >= net->nnodes || !net->fwd_done || !net->nodes[i].kept) return NULL;
+    materialise_outputs(net);
     return &net->nodes[i].out;
 }
 

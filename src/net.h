@@ -157,8 +157,11 @@ struct st_node {
     int needs_grad;                     /* the gradient of this node's output is used */
     int train_relu;                     /* st_net_step's fusion: the ReLU this convolution computes too (0: none) */
     int train_fused;                    /* st_net_step's fusion: a ReLU computed by its convolution */
+    int train_next;                     /* st_net_step's fusion: the convolution that reads train_relu's output (0: none) */
+    int train_prev;                     /* st_net_step's fusion: the convolution whose train_relu this one reads (0: none) */
+    int train_direct;                   /* st_net_step's fusion: the direct kernels run this convolution in every shard */
     int bwd_fresh;                      /* backward writes its input's gradient (not zeroed first) instead of adding */
-    float *cols;                        /* st_net_step's fusion: per shard, the input in the direct kernel's layout */
+    float *cols;                        /* st_net_step's fusion: per shard, operands in the direct kernel's layout */
     size_t cols_stride, cols_cap;       /* floats per shard (0: none), allocated */
 };
 
@@ -221,6 +224,7 @@ struct st_net {
     int want_input_grad;
     unsigned weights_version;           /* counts the calls that may change the weights (st_net_run's prepared copies) */
     int step_fused;                     /* the last forward was st_net_step's with its fusions (st_train_fuse) */
+    int outputs_lazy;                   /* some outputs of the last st_net_step are still in columns (st_train_outputs) */
     int fuse_known;                     /* train_relu / train_fused are set (st_train_fuse_plan) */
 };
 
@@ -307,9 +311,18 @@ extern void (*st_run_probe)(const st_net *net, int node, int after);
  * gradient need not be zeroed first. */
 void st_train_fuse_plan(st_net *net, const int *pinned);
 int st_node_bwd_can_write(const st_node *n);
-/* Floats per shard of `batch` samples a fused convolution keeps its input in, in the
- * direct kernel's layout, from its forward to its backward (0: none; n->cols). */
-size_t st_node_step_cols(const st_node *n, int batch);
+/* Where the direct convolution kernels run both (st_conv_direct_fused) at every shard size
+ * of the pass (lo, hi samples), a fused convolution (and one that reads such a ReLU:
+ * train_prev) keeps its operands in their column layout (n->train_direct, set here):
+ * its input from forward to backward, its output, and between two such convolutions
+ * linked by a ReLU (train_next) the ReLU's output and gradient, so that no transpose to
+ * samples and back is made between them. A fused convolution's output, and its ReLU's
+ * when the next convolution reads that in columns, are then written in samples only by
+ * st_train_outputs (net.c calls it when a node output is read). st_node_step_cols: the
+ * floats per shard of `batch` samples that n keeps (n->cols; 0: none). */
+void st_train_direct_plan(st_net *net, int lo, int hi);
+size_t st_node_step_cols(const st_net *net, const st_node *n, int batch);
+void st_train_outputs(const st_exec *e, st_node *n);
 
 /* ---------------------------------------------------------------- memory plans (plan.c)
  * A buffer of `size` floats that is live over the steps [first, last] (inclusive).

@@ -15,6 +15,9 @@
  *    Through the direct path also its training forms: forward with the ReLU's output
  *    written too, backward with a ReLU mask on dL/dout and din written instead of
  *    added; equal, value for value, to the plain calls with the ReLU done apart.
+ * 2c. Chains of two direct convolutions with the ReLU between them kept in columns
+ *    (random geometries, padding, groups, batches, 1-3 threads), equal value for value
+ *    to the same passes through samples.
  * 3. Thread-count independence: forward and backward with 1, 2 and 3 threads give
  *    bit-identical results, for both paths.
  * 4. GEMM: random small and medium shapes, all four transpose combinations, beta 0 and
@@ -27,6 +30,7 @@
  */
 #include "internal.h"
 #include "kernels.h"
+#include "conv_depthwise.h"
 #include "test.h"
 #define TEST_SEED 0x243f6a8885a308d3ULL
 #include "rand.h"
@@ -99,7 +103,7 @@ static int same_values(const float *a, const float *b, size_t n) {
     return 1;
 }
 
-/* The direct path's training forms (st_direct_forward_relu, st_direct_backward_ex) give
+/* The direct path's training forms (st_direct_train_forward / _backward on samples) give
  * what st_direct_forward, a ReLU pass, a masked dL/dout and st_direct_backward give. */
 static void check_direct_fused(const conv_case *c, const float *x, const float *w, const float *b, const float *gy) {
     const st_conv_geom *g = &c->g;
@@ -112,7 +116,11 @@ static void check_direct_fused(const conv_case *c, const float *x, const float *
     st_direct_forward(y, x, w, bias, n, g, work);
     st_act_forward(ST_ACT_RELU, 0, relu, y, ny);
     fill_nan(z, ny); fill_nan(r, ny);
-    st_direct_forward_relu(z, r, NULL, x, w, bias, n, g, work);
+    st_direct_train tf = {0};
+    tf.in = x;
+    tf.out = z;
+    tf.relu = r;
+    st_direct_train_forward(&tf, w, bias, n, g, work);
     CHECK(!memcmp(z, y, ny * sizeof(float)) && !memcmp(r, relu, ny * sizeof(float)),
           "%s: forward with the ReLU equals forward, then ReLU", c->desc);
     /* a mask of both signs (some NaN: not > 0) */
@@ -123,11 +131,104 @@ static void check_direct_fused(const conv_case *c, const float *x, const float *
     float *dx2 = alloc_f(nx), *dw2 = calloc(nw, sizeof(float)), *db2 = calloc(g->cout, sizeof(float));
     st_direct_backward(dx, dw, bias ? db : NULL, gm, x, w, n, g, work);
     fill_nan(dx2, nx);
-    st_direct_backward_ex(dx2, 0, dw2, bias ? db2 : NULL, gy, mask, NULL, x, w, n, g, work);
+    st_direct_train tb = {0};
+    tb.in = x;
+    tb.dout = gy;
+    tb.mask = mask;
+    tb.din = dx2;
+    tb.dw = dw2;
+    tb.db = bias ? db2 : NULL;
+    st_direct_train_backward(&tb, w, n, g, work);
     CHECK(same_values(dx, dx2, nx) && same_values(dw, dw2, nw) && same_values(db, db2, g->cout),
           "%s: masked backward writing din equals the plain one", c->desc);
     free(work); free(y); free(z); free(r); free(relu); free(mask); free(gm);
     free(dx); free(dw); free(db); free(dx2); free(dw2); free(db2);
+}
+
+/* Two direct convolutions A -> ReLU -> B in training with the ReLU's output and gradient
+ * kept in columns between them (st_direct_train's next_cols, gcols, prev_gcols, and the
+ * outputs written later from ycols) give, value for value, what the same calls give
+ * through samples. */
+static int check_direct_chain(int n, const st_conv_geom *ga, const st_conv_geom *gb, int bias) {
+    size_t nx = (size_t)n * ga->cin * ga->ih * ga->iw, ny = (size_t)n * ga->cout * ga->oh * ga->ow;
+    size_t nz = (size_t)n * gb->cout * gb->oh * gb->ow;
+    size_t nwa = (size_t)ga->cout * (ga->cin / ga->groups) * ga->kh * ga->kw;
+    size_t nwb = (size_t)gb->cout * (gb->cin / gb->groups) * gb->kh * gb->kw;
+    size_t wsz = st_direct_work_size(ga, n) > st_direct_work_size(gb, n) ? st_direct_work_size(ga, n) : st_direct_work_size(gb, n);
+    float *x = rand_f(nx), *wa = rand_f(nwa), *ba = rand_f(ga->cout), *wb = rand_f(nwb), *bb = rand_f(gb->cout);
+    float *gz = rand_f(nz), *work = alloc_f(wsz);
+    float *ya = alloc_f(ny), *ra = alloc_f(ny), *z = alloc_f(nz), *dra = alloc_f(ny), *dx = alloc_f(nx);
+    float *dwa = calloc(nwa, 4), *dba = calloc(ga->cout, 4), *dwb = calloc(nwb, 4), *dbb = calloc(gb->cout, 4);
+    float *ya2 = alloc_f(ny), *ra2 = alloc_f(ny), *z2 = alloc_f(nz), *dx2 = alloc_f(nx);
+    float *dwa2 = calloc(nwa, 4), *dba2 = calloc(ga->cout, 4), *dwb2 = calloc(nwb, 4), *dbb2 = calloc(gb->cout, 4);
+    float *xa = alloc_f(st_direct_cols_size(ga, n)), *ycols = alloc_f(st_direct_out_cols_size(ga, n));
+    float *gcols = alloc_f(st_direct_out_cols_size(ga, n)), *xb = alloc_f(st_direct_cols_size(gb, n));
+    const float *bia = bias ? ba : NULL, *bib = bias ? bb : NULL;
+    /* through samples */
+    st_direct_train t = {.in = x, .out = ya, .relu = ra};
+    st_direct_train_forward(&t, wa, bia, n, ga, work);
+    t = (st_direct_train){.in = ra, .out = z};
+    st_direct_train_forward(&t, wb, bib, n, gb, work);
+    t = (st_direct_train){.in = ra, .dout = gz, .din = dra, .dw = dwb, .db = bias ? dbb : NULL};
+    st_direct_train_backward(&t, wb, n, gb, work);
+    t = (st_direct_train){.in = x, .dout = dra, .mask = ra, .din = dx, .dw = dwa, .db = bias ? dba : NULL};
+    st_direct_train_backward(&t, wa, n, ga, work);
+    /* through columns (buffers and workspace start as NaN) */
+    fill_nan(xa, st_direct_cols_size(ga, n)); fill_nan(xb, st_direct_cols_size(gb, n));
+    fill_nan(ycols, st_direct_out_cols_size(ga, n)); fill_nan(gcols, st_direct_out_cols_size(ga, n));
+    fill_nan(work, wsz); fill_nan(z2, nz); fill_nan(dx2, nx); fill_nan(ya2, ny); fill_nan(ra2, ny);
+    t = (st_direct_train){.in = x, .xcols = xa, .ycols = ycols, .next = gb, .next_cols = xb};
+    st_direct_train_forward(&t, wa, bia, n, ga, work);
+    t = (st_direct_train){.xcols = xb, .out = z2};
+    st_direct_train_forward(&t, wb, bib, n, gb, work);
+    fill_nan(work, wsz);
+    t = (st_direct_train){.xcols = xb, .dout = gz, .prev_gcols = gcols, .dw = dwb2, .db = bias ? dbb2 : NULL};
+    st_direct_train_backward(&t, wb, n, gb, work);
+    t = (st_direct_train){.xcols = xa, .gcols = gcols, .din = dx2, .dw = dwa2, .db = bias ? dba2 : NULL};
+    st_direct_train_backward(&t, wa, n, ga, work);
+    st_direct_train_outputs(ya2, ra2, ycols, n, ga);
+    int ok = same_values(z, z2, nz) && same_values(dx, dx2, nx) && same_values(dwa, dwa2, nwa) &&
+             same_values(dwb, dwb2, nwb) && same_values(dba, dba2, ga->cout) && same_values(dbb, dbb2, gb->cout) &&
+             !memcmp(ya, ya2, ny * 4) && !memcmp(ra, ra2, ny * 4);
+    float *bufs[] = {x, wa, ba, wb, bb, gz, work, ya, ra, z, dra, dx, dwa, dba, dwb, dbb, ya2, ra2, z2, dx2,
+                     dwa2, dba2, dwb2, dbb2, xa, ycols, gcols, xb};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    return ok;
+}
+
+/* Random chains: A with groups 1 to 3, B reading A's output with its own kernel,
+ * stride, dilation, padding and groups; batches 1 to 130; 1, 2 and 3 threads. */
+static void direct_chains(int count) {
+    int done = 0;
+    while (done < count) {
+        int dim = rint_in(1, 2), n = rint_in(1, 130), k[2], s[2], d[2], pad[2];
+        int ga_groups = rint_in(1, 3), cin = ga_groups * rint_in(1, 4), cout = ga_groups * rint_in(1, 6);
+        int ih = dim == 1 ? 1 : rint_in(3, 12), iw = dim == 1 ? rint_in(3, 48) : rint_in(3, 12);
+        st_conv_geom ga, gb;
+        for (int a = 0; a < 2; a++) {
+            k[a] = rint_in(1, 3); s[a] = rint_in(1, 2); d[a] = 1; pad[a] = rint_in(0, 1);
+        }
+        if (dim == 1) { k[0] = s[0] = 1; pad[0] = 0; }
+        if (st_conv_geom_init(&ga, cin, cout, ga_groups, k, s, d, ST_PAD_EXPLICIT, pad, ih, iw) != ST_OK) continue;
+        int gb_groups = cout % 3 == 0 && rint_in(0, 1) ? 3 : cout % 2 == 0 && rint_in(0, 1) ? 2 : 1;
+        for (int a = 0; a < 2; a++) {
+            k[a] = rint_in(1, 3); s[a] = rint_in(1, 2); d[a] = rint_in(1, 2); pad[a] = rint_in(0, 2);
+        }
+        if (dim == 1) { k[0] = s[0] = d[0] = 1; pad[0] = 0; }
+        if (st_conv_geom_init(&gb, cout, gb_groups * rint_in(1, 5), gb_groups, k, s, d, ST_PAD_EXPLICIT, pad, ga.oh,
+                              ga.ow) != ST_OK)
+            continue;
+        if (!st_direct_possible(&ga, n) || !st_direct_possible(&gb, n) || st_depthwise_ok(&ga) || st_depthwise_ok(&gb))
+            continue;
+        int threads = done % 4 == 3 ? 2 + done % 2 : 1;
+        st_set_threads(threads);
+        CHECK(check_direct_chain(n, &ga, &gb, done % 2), "direct chain %d (n=%d, %d threads): %dx%d %d->%d g%d, then "
+              "%d->%d g%d k %dx%d pad %d,%d: columns differ from samples", done, n, threads, ga.ih, ga.iw, ga.cin,
+              ga.cout, ga.groups, gb.cin, gb.cout, gb.groups, gb.kh, gb.kw, gb.pt, gb.pl);
+        st_set_threads(1);
+        done++;
+    }
+    printf("direct chains: %d\n", done);
 }
 
 /* Forward and backward with 1, 2 and 3 threads must agree bit for bit. */
@@ -418,6 +519,7 @@ int main(void) {
     random_convs(300);
     depthwise_convs();
     few_column_convs();
+    direct_chains(60);
     gemms();
     linears();
     cross_entropies();

@@ -386,19 +386,29 @@ static void check_determinism(void) {
     st_set_threads(0);
 }
 
-/* st_net_step (fused) gives the gradients of forward + loss + backward */
-static void check_fused_step(void) {
-    st_net *a, *b;
-    st_net_from_zoo("mnist1d-cnn", &a);
-    st_net_from_zoo("mnist1d-cnn", &b);
+/* st_net_step (fused) gives the gradients of forward + loss + backward, and the node
+ * outputs of forward (those its convolutions keep in columns are written when read):
+ * mnist1d-cnn, and chains of convolutions with padding, groups and a last one without a
+ * ReLU, at batches that split into equal and unequal shards or make one shard, on 1 and
+ * 2 threads. */
+static void check_fused_step_on(const char *model, int batch, int c, int h, int w) {
+    st_net *a = NULL, *b = NULL;
+    if (strchr(model, '=')) {
+        a = parse(model);
+        b = parse(model);
+    } else {
+        st_net_from_zoo(model, &a);
+        st_net_from_zoo(model, &b);
+    }
+    if (!a || !b) { CHECK(0, "fused step: cannot make %s", model); return; }
     st_net_init(a, ST_INIT_HE, 8);
     st_net_init(b, ST_INIT_HE, 8);
-    st_tensor *x = st_tensor_new(3, (int[]){100, 1, 40});
+    st_tensor *x = h ? st_tensor_new(4, (int[]){batch, c, h, w}) : st_tensor_new(3, (int[]){batch, c, w});
     st_rng r;
     st_rng_seed(&r, 2);
     fill(x, &r, -2, 2);
-    int32_t y[100];
-    for (int i = 0; i < 100; i++) y[i] = (int32_t)st_rng_below(&r, 10);
+    int32_t *y = malloc(sizeof(int32_t) * batch);
+    for (int i = 0; i < batch; i++) y[i] = (int32_t)st_rng_below(&r, 10);
     float La, Lb;
     st_net_zero_grad(a);
     st_net_forward(a, x, 1, NULL);
@@ -411,11 +421,39 @@ static void check_fused_step(void) {
     for (int i = 0; i < st_net_num_params(a); i++)
         same &= !memcmp(st_net_param_grad(a, i)->data, st_net_param_grad(b, i)->data,
                         sizeof(float) * st_tensor_numel(st_net_param_grad(a, i)));
-    CHECK(same, "fused step: parameter gradients identical to the three calls");
-    CHECK(!memcmp(st_net_input_grad(a)->data, st_net_input_grad(b)->data, sizeof(float) * 4000), "fused step: same input gradient");
+    CHECK(same, "fused step (%.12s, batch %d): parameter gradients identical to the three calls", model, batch);
+    CHECK(!memcmp(st_net_input_grad(a)->data, st_net_input_grad(b)->data, sizeof(float) * st_tensor_numel(x)),
+          "fused step (%.12s, batch %d): same input gradient", model, batch);
+    for (int i = 1; i < st_net_num_nodes(a); i++) {
+        const st_tensor *oa = st_net_node_output(a, i), *ob = st_net_node_output(b, i);
+        CHECK(oa && ob && !memcmp(oa->data, ob->data, sizeof(float) * st_tensor_numel(oa)),
+              "fused step (%.12s, batch %d): node %s's output as forward's", model, batch, st_net_node_name(a, i));
+    }
     st_tensor_free(x);
+    free(y);
     st_net_free(a);
     st_net_free(b);
+}
+
+static void check_fused_step(void) {
+    const char *conv1d = "x = input(shape=(2, 30))\n"
+                         "c1 = conv1d(x, out_channels=8, kernel_size=3, padding=1)\nr1 = relu()\n"
+                         "c2 = conv1d(out_channels=8, kernel_size=5, padding=2, groups=2)\nr2 = relu()\n"
+                         "c3 = conv1d(out_channels=6, kernel_size=3, stride=2)\n"
+                         "f = flatten()\nfc = linear(out_features=10)\n";
+    const char *conv2d = "x = input(shape=(3, 9, 9))\n"
+                         "c1 = conv2d(x, out_channels=6, kernel_size=3, padding=1)\nr1 = relu()\n"
+                         "c2 = conv2d(out_channels=6, kernel_size=3, stride=2, padding=1, groups=3)\nr2 = relu()\n"
+                         "c3 = conv2d(out_channels=5, kernel_size=2)\nr3 = relu()\n"
+                         "f = flatten()\nfc = linear(out_features=10)\n";
+    int batches[] = {100, 101, 67, 40}; /* (40: one shard, the convolutions' own threads) */
+    for (int i = 0; i < 4; i++) {
+        st_set_threads(i % 2 + 1);
+        check_fused_step_on("mnist1d-cnn", batches[i], 1, 0, 40);
+        check_fused_step_on(conv1d, batches[i], 2, 0, 30);
+        check_fused_step_on(conv2d, batches[i], 3, 9, 9);
+    }
+    st_set_threads(0);
 }
 
 /* dropout nodes: identity in eval mode; in training, a seeded mask that scales the kept

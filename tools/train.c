@@ -53,6 +53,18 @@ void free_curve(train_curve *c) {
 }
 
 /* ---------------------------------------------------------------- helpers */
+/* 1 if every parameter gradient is finite (x - x is 0 for finite x, else NaN) */
+static int grads_finite(st_net *net) {
+    for (int i = 0; i < st_net_num_params(net); i++) {
+        const st_tensor *g = st_net_param_grad(net, i);
+        size_t n = st_tensor_numel(g);
+        int bad = 0;
+        for (size_t k = 0; k < n; k++) bad |= !(g->data[k] - g->data[k] == 0);
+        if (bad) return 0;
+    }
+    return 1;
+}
+
 static void fmt_time(double s, char *buf, size_t len) {
     if (!(s >= 0) || s > 1e7) snprintf(buf, len, "?");
     else if (s < 60) snprintf(buf, len, "%.0fs", s);
@@ -340,7 +352,9 @@ int train_run(st_net *net, cli_data *d, const train_opts *o, train_curve *curve)
         st_net_zero_grad(net);
         float L = NAN;
         st_status s = st_net_step(net, x, loss_kind, labels, target, &L, 0);
-        double norm = s ? NAN : st_net_clip_grad_norm(net, o->clip > 0 ? o->clip : INFINITY);
+        /* without clipping only whether the gradient is finite matters (its norm is a
+         * serial sum: a few percent of a small network's step) */
+        double norm = s ? NAN : o->clip > 0 || !grads_finite(net) ? st_net_clip_grad_norm(net, o->clip > 0 ? o->clip : INFINITY) : 0;
         if (s == ST_ERR_NUMERIC || (!s && !isfinite(norm))) {
             char where[512];
             st_net_find_nonfinite(net, where, sizeof where);
