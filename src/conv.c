@@ -19,7 +19,9 @@
  *  - im2col + packed GEMM (this file): im2col lays out, for a chunk of samples, every
  *    input value each output position reads as a matrix col[(ci, i, j)][(n, y, x)], so
  *    that the layer becomes W (cout x K) * col (a 1x1 convolution of stride 1 without
- *    padding skips it: its input planes already are col);
+ *    padding skips it: its input planes already are col); in large products the GEMM
+ *    gathers col's rows from the input itself as it packs them ("implicit im2col",
+ *    col_rows below), so col is never written to memory and read back;
  *  - the direct convolution with the batch as the vector dimension (conv_direct.c),
  *    for batches of 8 and more;
  *  - Winograd's F(4x4, 3x3) (conv_winograd.c) for 3x3 kernels of stride 1.
