@@ -6,7 +6,10 @@
  * SPEC is OP:key=value,... with OP conv1d, conv2d or convt2d (transposed 2D convolution) and
  * the keys n (batch), cin, cout, h, w (input size; conv1d: h=1), k (square kernel; conv1d
  * 1 x k), s (stride), p (zero padding), g (groups), bias (0/1, default 1) and first=1 for
- * a network's first layer, whose input needs no gradient. For example
+ * a network's first layer, whose input needs no gradient; for A/B runs of the 2D/1D
+ * convolution's paths, path (-1 the library's choice, 0 im2col + GEMM, 1 direct, 2
+ * Winograd, where possible) and implicit (im2col + GEMM: -1 by size, 0 col written, 1
+ * col gathered by the GEMM). For example
  *   build/bench/layers conv2d:n=8,cin=64,h=56,w=56,cout=64,k=3,p=1 fwd
  * One call of fwd is the forward pass into a preallocated output. One call of fwdbwd is the
  * forward pass, then zeroing the gradient buffers and the backward pass for a fixed random
@@ -16,6 +19,7 @@
  */
 #include "conv_transpose.h"
 #include "internal.h"
+#include "kernels.h"
 #include "stride.h"
 #include "timing.h"
 
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
     /* parse the spec */
     char op[16] = "";
     int n = 1, cin = 1, cout = 1, h = 1, w = 1, k = 1, s = 1, pad = 0, groups = 1, bias = 1, first = 0;
+    int path = -1, implicit = -1;
     const char *colon = strchr(argv[1], ':');
     if (!colon || colon - argv[1] >= (long)sizeof op) {
         fprintf(stderr, "layers: SPEC must start with conv1d:, conv2d: or convt2d:\n");
@@ -81,9 +86,10 @@ int main(int argc, char **argv) {
         int *dst = !strcmp(key, "n") ? &n : !strcmp(key, "cin") ? &cin : !strcmp(key, "cout") ? &cout
                  : !strcmp(key, "h") ? &h : !strcmp(key, "w") ? &w : !strcmp(key, "k") ? &k
                  : !strcmp(key, "s") ? &s : !strcmp(key, "p") ? &pad : !strcmp(key, "g") ? &groups
-                 : !strcmp(key, "bias") ? &bias : !strcmp(key, "first") ? &first : NULL;
+                 : !strcmp(key, "bias") ? &bias : !strcmp(key, "first") ? &first
+                 : !strcmp(key, "path") ? &path : !strcmp(key, "implicit") ? &implicit : NULL;
         if (!dst) {
-            fprintf(stderr, "layers: unknown key '%s' (known: n cin cout h w k s p g bias first)\n", key);
+            fprintf(stderr, "layers: unknown key '%s' (known: n cin cout h w k s p g bias first path implicit)\n", key);
             return 2;
         }
         *dst = val;
@@ -110,6 +116,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     st_set_threads(threads);
+    st_conv_force_path(path);
+    st_conv_force_implicit(implicit);
 
     /* buffers: weights (cout, cin/g, kh, kw), transposed (cin, cout/g, kh, kw) */
     size_t nwork;

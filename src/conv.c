@@ -19,7 +19,9 @@
  *  - im2col + packed GEMM (this file): im2col lays out, for a chunk of samples, every
  *    input value each output position reads as a matrix col[(ci, i, j)][(n, y, x)], so
  *    that the layer becomes W (cout x K) * col (a 1x1 convolution of stride 1 without
- *    padding skips it: its input planes already are col);
+ *    padding skips it: its input planes already are col); in large products the GEMM
+ *    gathers col's rows from the input itself as it packs them ("implicit im2col",
+ *    col_rows below), so col is never written to memory and read back;
  *  - the direct convolution with the batch as the vector dimension (conv_direct.c),
  *    for batches of 8 and more;
  *  - Winograd's F(4x4, 3x3) (conv_winograd.c) for 3x3 kernels of stride 1.
@@ -28,6 +30,9 @@
 
 #include <string.h>
 #include <stdlib.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -255,31 +260,98 @@ static void inside(int x0, int s, int iw, int ow, int *xa, int *xb) {
     *xb = b;
 }
 
-/* Rows [r0, r1) of col[r][s*P + y*ow + x], r = (ci, i, j), for the samples [0, nb) of
- * `in` (already offset to the chunk) and the channels of group `grp`. Each output row is
- * zeros, then a copy of (every sw-th value of) an input row, then zeros. */
-static void im2col_rows(float *col, const float *in, int nb, int grp, const st_conv_geom *g, int P, int r0, int r1) {
-    int cpg = g->cin / g->groups, taps = g->kh * g->kw;
-    int ld = nb * P;
-    for (int r = r0; r < r1; r++) {
-        int ci = r / taps, i = r % taps / g->kw, j = r % g->kw;
-        float *row = col + (size_t)r * ld;
-        int x0 = j * g->dw - g->pl, xa, xb;
-        inside(x0, g->sw, g->iw, g->ow, &xa, &xb);
-        for (int s = 0; s < nb; s++) {
-            const float *plane = in + ((size_t)s * g->cin + grp * cpg + ci) * g->ih * g->iw;
-            float *dst = row + (size_t)s * P;
-            for (int y = 0; y < g->oh; y++, dst += g->ow) {
-                int iy = y * g->sh - g->pt + i * g->dh;
-                if (iy < 0 || iy >= g->ih) { memset(dst, 0, sizeof(float) * g->ow); continue; }
-                const float *src = plane + (size_t)iy * g->iw;
-                memset(dst, 0, sizeof(float) * xa);
-                if (g->sw == 1) memcpy(dst + xa, src + x0 + xa, sizeof(float) * (xb - xa));
-                else
-                    for (int x = xa; x < xb; x++) dst[x] = src[x0 + x * g->sw];
-                memset(dst + xb, 0, sizeof(float) * (g->ow - xb));
-            }
+/* Row r = (ci, i, j) of col, one sample: where it reads (the input plane of channel ci,
+ * the first input column x0 = j*dw - pl, and the outputs [xa, xb) of a row that read
+ * inside the input row). */
+typedef struct {
+    const float *plane;
+    int i, x0, xa, xb;
+} col_row;
+
+static col_row col_row_at(const float *in, int s, int grp, const st_conv_geom *g, int r) {
+    int cpg = g->cin / g->groups, taps = g->kh * g->kw, ci = r / taps;
+    col_row c = {in + ((size_t)s * g->cin + grp * cpg + ci) * g->ih * g->iw, r % taps / g->kw, r % g->kw * g->dw - g->pl, 0, 0};
+    inside(c.x0, g->sw, g->iw, g->ow, &c.xa, &c.xb);
+    return c;
+}
+
+/* dst[k] = src[k*s], k < n. Stride 2 (the strided convolutions of CNNs) with AVX-512:
+ * two vectors of 16 loaded, the even values of both picked by one permute; the last
+ * (up to 16) with masked loads and stores, which read nothing past src[2n - 2]. */
+static inline void gather(float *restrict dst, const float *restrict src, int n, int s) {
+    int k = 0;
+    if (s == 1) {
+        memcpy(dst, src, sizeof(float) * n);
+        return;
+    }
+#if defined(__AVX512F__)
+    if (s == 2) {
+        const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        for (; k + 16 < n; k += 16)
+            _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * k), even,
+                                                             _mm512_loadu_ps(src + 2 * k + 16)));
+        if (k == n) return;
+        int r = 2 * (n - k) - 1; /* source values left: 1 .. 31 */
+        __mmask16 lo = (__mmask16)((1u << (r < 16 ? r : 16)) - 1), hi = (__mmask16)((1u << (r > 16 ? r - 16 : 0)) - 1);
+        __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, src + 2 * k), even,
+                                          _mm512_maskz_loadu_ps(hi, src + 2 * k + 16));
+        _mm512_mask_storeu_ps(dst + k, (__mmask16)((1u << (n - k)) - 1), v);
+        return;
+    }
+#endif
+    for (; k < n; k++) dst[k] = src[(size_t)k * s];
+}
+
+/* dst[0 .. q1-q0) = the positions [q0, q1) of a sample's col row: for each output row y
+ * it meets, zeros, then a copy of (every sw-th value of) input row y*sh - pt + i*dh, then
+ * zeros. */
+static void col_span(float *dst, const col_row *c, const st_conv_geom *g, int q0, int q1) {
+    int y = q0 / g->ow, x = q0 % g->ow;
+    for (int q = q0; q < q1; y++, x = 0) {
+        int e = g->ow - x < q1 - q ? g->ow : x + (q1 - q); /* this row's outputs [x, e) */
+        int iy = y * g->sh - g->pt + c->i * g->dh;
+        if (iy < 0 || iy >= g->ih) memset(dst, 0, sizeof(float) * (e - x));
+        else {
+            const float *src = c->plane + (size_t)iy * g->iw + c->x0;
+            int a = c->xa > x ? (c->xa < e ? c->xa : e) : x, b = c->xb < e ? c->xb : e;
+            if (b < a) b = a;
+            for (int k = x; k < a; k++) dst[k - x] = 0.0f; /* (a few: the padding) */
+            gather(dst + (a - x), src + (size_t)a * g->sw, b - a, g->sw);
+            for (int k = b; k < e; k++) dst[k - x] = 0.0f;
         }
+        dst += e - x;
+        q += e - x;
+    }
+}
+
+/* Rows [r0, r1) of col[r][s*P + y*ow + x], r = (ci, i, j), for the samples [0, nb) of
+ * `in` (already offset to the chunk) and the channels of group `grp`. */
+static void im2col_rows(float *col, const float *in, int nb, int grp, const st_conv_geom *g, int P, int r0, int r1) {
+    for (int r = r0; r < r1; r++)
+        for (int s = 0; s < nb; s++) {
+            col_row c = col_row_at(in, s, grp, g, r);
+            col_span(col + (size_t)r * nb * P + (size_t)s * P, &c, g, 0, P);
+        }
+}
+
+/* Implicit im2col: the GEMM asks for col's rows piece by piece as it packs them
+ * (st_sgemm_implicit), so col is never written to memory and read back. */
+typedef struct {
+    const st_conv_geom *g;
+    const float *in; /* the chunk's first sample */
+    int grp, P;
+} col_source;
+
+/* dst[0 .. n) = col[r][x0 .. x0+n), across samples where the span crosses them. */
+static void col_rows(const void *ctx, int r, int x0, int n, float *dst) {
+    const col_source *cs = ctx;
+    int s = x0 / cs->P, q = x0 % cs->P;
+    for (; n > 0; s++, q = 0) {
+        int len = cs->P - q < n ? cs->P - q : n;
+        col_row c = col_row_at(cs->in, s, cs->grp, cs->g, r);
+        col_span(dst, &c, cs->g, q, q + len);
+        dst += len;
+        n -= len;
     }
 }
 
@@ -378,6 +450,35 @@ typedef struct {
     int transposed;       /* forward: out^T = col^T W^T (the weights packed as B) */
 } gemm_ctx;
 
+/* Implicit im2col (col_rows) for a product of opg x cols x depth multiply-adds with
+ * col as B. It always takes st_sgemm's packed path, which needs two register tiles of
+ * columns and enough work to beat the small-product path (that one reads col in place);
+ * and col's rows are made output row by output row, so those must not be short: 7 x 7
+ * planes (512 channels, batch 1) ran 5-15 % slower than im2col, 14 x 14 2-5 % faster.
+ * Gains, 1 thread, CPU time: stem 7x7/2 3 -> 64 at batch 8 forward 58 -> 78-85 GFLOP/s,
+ * forward + weight gradient 53 -> 66-70; conv1d 64 -> 64 k3 at batch 32 forward 66 -> 80-85,
+ * with the input gradient 67 -> 74-78. Those two layers still take the direct path (batch
+ * 8 and more): 81-85 and 71-81 there for the stem, 61-89 (noisy) for the conv1d.
+ * st_conv_force_implicit: 0 never, 1 always, -1 by size. */
+#define IMPLICIT_MIN_MACS 4.0e6
+#define IMPLICIT_MIN_COLS 64
+#define IMPLICIT_MIN_ROW 12
+static int force_implicit = -1;
+void st_conv_force_implicit(int mode) { force_implicit = mode; }
+
+static int implicit_col(const st_conv_geom *g, int opg, int cols, int depth) {
+    if (force_implicit >= 0) return force_implicit;
+    return (double)opg * cols * depth > IMPLICIT_MIN_MACS && cols >= IMPLICIT_MIN_COLS && g->ow >= IMPLICIT_MIN_ROW;
+}
+
+/* tmp (opg x nb*P), group grp's outputs of nb samples, into the samples' (cout, P) planes. */
+static void scatter_out(const float *tmp, float *y, int nb, int grp, int opg, int cout, int P) {
+    size_t N = (size_t)nb * P;
+    for (int s = 0; s < nb; s++)
+        for (int co = 0; co < opg; co++)
+            memcpy(y + ((size_t)s * cout + grp * opg + co) * P, tmp + (size_t)co * N + (size_t)s * P, sizeof(float) * P);
+}
+
 /* Forward of the chunks of one part: col (K x nb*P) = im2col, tmp (opg x nb*P) = W_g col,
  * then tmp scattered to the samples' (cout, P) planes. With weights packed beforehand
  * (prepared, below) in the transposed order, tmp (nb*P x opg) = col^T W_g^T instead,
@@ -396,8 +497,14 @@ static void forward_part(const gemm_ctx *c, int part) {
             const float *wg = c->w + (size_t)grp * opg * p->K;
             const float *wp = c->packed ? c->packed + grp * c->packed_stride : NULL;
             const float *cg = col;
+            col_source src = {g, x, grp, p->P};
             if (nb == 1 && pointwise(g)) cg = x + (size_t)grp * p->K * p->P;
-            else im2col(col, x, nb, grp, g, p->P);
+            else if (!c->transposed && implicit_col(g, opg, N, p->K)) {
+                float *dst = nb == 1 ? y + (size_t)grp * opg * p->P : tmp;
+                st_sgemm_implicit(0, 0, opg, N, p->K, wg, p->K, wp, col_rows, &src, 0.0f, dst, N);
+                if (nb > 1) scatter_out(tmp, y, nb, grp, opg, g->cout, p->P);
+                continue;
+            } else im2col(col, x, nb, grp, g, p->P);
             if (c->transposed) {
                 st_sgemm_packed(1, 1, N, opg, p->K, cg, N, NULL, wg, p->K, wp, 0.0f, tmp, opg);
                 for (int s = 0; s < nb; s++)
@@ -407,10 +514,7 @@ static void forward_part(const gemm_ctx *c, int part) {
                                 y + (size_t)grp * opg * p->P, p->P);
             } else {
                 st_sgemm_packed(0, 0, opg, N, p->K, wg, p->K, wp, col, N, NULL, 0.0f, tmp, N);
-                for (int s = 0; s < nb; s++)
-                    for (int co = 0; co < opg; co++)
-                        memcpy(y + ((size_t)s * g->cout + grp * opg + co) * p->P,
-                               tmp + (size_t)co * N + (size_t)s * p->P, sizeof(float) * p->P);
+                scatter_out(tmp, y, nb, grp, opg, g->cout, p->P);
             }
         }
         if (c->b)
@@ -449,12 +553,16 @@ static void backward_part(const gemm_ctx *c, int part) {
                                gy + ((size_t)s * g->cout + grp * opg + co) * p->P, sizeof(float) * p->P);
                 gyg = tmp;
             }
-            const float *cg = col;
-            if (nb == 1 && pointwise(g)) cg = x + (size_t)grp * p->K * p->P;
-            else im2col(col, x, nb, grp, g, p->P);
             /* dW_g (opg x K) += dout_g (opg x nbP) * col^T */
-            st_sgemm(0, 1, opg, p->K, nb * p->P, gyg, nb * p->P, cg, nb * p->P, 1.0f,
-                     dwp + (size_t)grp * opg * p->K, p->K);
+            const float *cg = col;
+            col_source src = {g, x, grp, p->P};
+            if (nb == 1 && pointwise(g)) cg = x + (size_t)grp * p->K * p->P;
+            else if (implicit_col(g, opg, p->K, nb * p->P)) cg = NULL;
+            else im2col(col, x, nb, grp, g, p->P);
+            if (cg) st_sgemm(0, 1, opg, p->K, nb * p->P, gyg, nb * p->P, cg, nb * p->P, 1.0f,
+                             dwp + (size_t)grp * opg * p->K, p->K);
+            else st_sgemm_implicit(0, 1, opg, p->K, nb * p->P, gyg, nb * p->P, NULL, col_rows, &src, 1.0f,
+                                   dwp + (size_t)grp * opg * p->K, p->K);
             if (c->din && nb == 1 && pointwise(g)) {
                 /* din_g (K x P) += W_g^T (K x opg) * dout_g */
                 st_sgemm(1, 0, p->K, p->P, opg, c->w + (size_t)grp * opg * p->K, p->K, gyg, p->P, 1.0f,

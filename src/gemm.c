@@ -483,22 +483,33 @@ void st_gemm_blocking(int *mr, int *nr, int *kc) {
  * transposed), from row p0 and column x0. */
 
 /* k-major: row by row of the source (sequential reads), each row into every panel; W is
- * a constant at each call, so the copies are a few vector moves. */
-INLINE void pack_rows(const int W, const float *src, size_t ld, int p0, int kc, int x0, int n, float *restrict dst) {
+ * a constant at each call, so the copies are a few vector moves. pack_row places one
+ * row (n values at s) at row k of every panel (d = the first panel's row k). */
+INLINE void pack_row(const int W, const float *s, int kc, int n, float *restrict d) {
     int full = n / W * W;
-    for (int k = 0; k < kc; k++) {
-        const float *s = src + (size_t)(p0 + k) * ld + x0;
-        float *d = dst + (size_t)k * W;
-        for (int x = 0; x < full; x += W) {
-            if (W % VLEN == 0)
-                for (int j = 0; j < W; j += VLEN) vstore(d + (size_t)x * kc + j, vload(s + x + j));
-            else
-                for (int j = 0; j < W; j++) d[(size_t)x * kc + j] = s[x + j];
-        }
-        if (full < n) {
-            d += (size_t)full * kc;
-            for (int j = 0; j < W; j++) d[j] = full + j < n ? s[full + j] : 0.0f;
-        }
+    for (int x = 0; x < full; x += W) {
+        if (W % VLEN == 0)
+            for (int j = 0; j < W; j += VLEN) vstore(d + (size_t)x * kc + j, vload(s + x + j));
+        else
+            for (int j = 0; j < W; j++) d[(size_t)x * kc + j] = s[x + j];
+    }
+    if (full < n) {
+        d += (size_t)full * kc;
+        for (int j = 0; j < W; j++) d[j] = full + j < n ? s[full + j] : 0.0f;
+    }
+}
+
+INLINE void pack_rows(const int W, const float *src, size_t ld, int p0, int kc, int x0, int n, float *restrict dst) {
+    for (int k = 0; k < kc; k++) pack_row(W, src + (size_t)(p0 + k) * ld + x0, kc, n, dst + (size_t)k * W);
+}
+
+/* pack_row for the panel widths in use, each compiled with its constant. */
+static void pack_row_w(int w, const float *s, int kc, int n, float *restrict d) {
+    switch (w) {
+    case 8: pack_row(8, s, kc, n, d); return;
+    case 16: pack_row(16, s, kc, n, d); return;
+    case 32: pack_row(32, s, kc, n, d); return;
+    default: pack_row(w, s, kc, n, d); return;
     }
 }
 
@@ -519,6 +530,27 @@ static void pack(int w, int simd, int kmajor, const float *src, size_t ld, int p
         transpose(src + (size_t)(x0 + x) * ld + p0, ld, m, kc, d, w, simd);
         if (m < w)
             for (int k = 0; k < kc; k++) memset(d + (size_t)k * w + m, 0, sizeof(float) * (w - m));
+    }
+}
+
+/* An operand B that is never stored (implicit im2col, conv.c): rows(ctx, r, x0, n, dst)
+ * writes what B[r][x0 .. x0+n) would hold, one row of B as the product would read it
+ * (k-major: row k of op(B); transposed: column r of op(B)). Each row goes through `tmp`
+ * (in L1) into the panels, the rows of a k-major block one by one, the rows of an x-major
+ * panel W at a time, transposed like a stored operand's. */
+static void pack_implicit(st_gemm_rows_fn rows, const void *ctx, int w, int simd, int kmajor, int p0, int kc,
+                          int x0, int n, float *restrict dst, float *restrict tmp) {
+    if (kmajor) {
+        for (int k = 0; k < kc; k++) {
+            rows(ctx, p0 + k, x0, n, tmp);
+            pack_row_w(w, tmp, kc, n, dst + (size_t)k * w);
+        }
+        return;
+    }
+    for (int x = 0; x < n; x += w) {
+        int m = n - x < w ? n - x : w;
+        for (int j = 0; j < m; j++) rows(ctx, x0 + x + j, p0, kc, tmp + (size_t)j * kc);
+        pack(w, simd, 0, tmp, (size_t)kc, 0, kc, 0, m, dst + (size_t)x * kc);
     }
 }
 
@@ -543,7 +575,8 @@ static void run_tile(const gemm_isa *isa, int kc, const float *Ap, const float *
  * the thread ends (a thread-specific key's destructor), as OpenMP's workers may when the
  * thread count changes. */
 static _Thread_local float *tl_ap, *tl_bp, *tl_as; /* tl_as: all of A, packed by a team (below) */
-static _Thread_local size_t tl_ap_size, tl_bp_size, tl_as_size;
+static _Thread_local float *tl_rt;                  /* rows of an implicit B on their way */
+static _Thread_local size_t tl_ap_size, tl_bp_size, tl_as_size, tl_rt_size;
 static pthread_key_t buffers_key;
 static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
 
@@ -552,14 +585,15 @@ static void free_buffers(void *unused) {
     st_aligned_free(tl_ap);
     st_aligned_free(tl_bp);
     st_aligned_free(tl_as);
-    tl_ap = tl_bp = tl_as = NULL;
-    tl_ap_size = tl_bp_size = tl_as_size = 0;
+    st_aligned_free(tl_rt);
+    tl_ap = tl_bp = tl_as = tl_rt = NULL;
+    tl_ap_size = tl_bp_size = tl_as_size = tl_rt_size = 0;
 }
 static void make_buffers_key(void) { pthread_key_create(&buffers_key, free_buffers); }
 
 static float *grow(float **buf, size_t *have, size_t need) {
     if (*have >= need) return *buf;
-    if (!tl_ap && !tl_bp && !tl_as) { /* this thread's first buffer: have it freed at exit */
+    if (!tl_ap && !tl_bp && !tl_as && !tl_rt) { /* this thread's first buffer: have it freed at exit */
         pthread_once(&buffers_once, make_buffers_key);
         pthread_setspecific(buffers_key, &tl_ap_size); /* any non-NULL value */
     }
@@ -579,7 +613,35 @@ typedef struct {
     int tm, tn;  /* the threads' grid: tm groups of rows x tn groups of columns */
     const float *Ap, *Bp; /* operands packed beforehand (st_sgemm_pack), or NULL */
     int share_a;  /* the team packs all of A together first, into Ap (tm = 1) */
+    st_gemm_rows_fn rows; /* B never stored: its rows made on demand (B is NULL) */
+    const void *rows_ctx;
 } gemm_job;
+
+/* Without memory for the packing buffers: plain loops over B's rows made STEP values at
+ * a time (slowly, rounded differently from the packed path). */
+static void implicit_plain(const gemm_job *job, int i_lo, int i_hi, int j_lo, int j_hi) {
+    enum { STEP = 256 };
+    float buf[STEP];
+    const float *A = job->A;
+    size_t ars = job->transA ? 1 : job->lda, aks = job->transA ? job->lda : 1;
+    scale_c(i_hi - i_lo, j_hi - j_lo, job->beta, job->C + (size_t)i_lo * job->ldc + j_lo, (int)job->ldc);
+    for (int j0 = j_lo; j0 < j_hi; j0 += (job->transB ? 1 : STEP))
+        for (int k0 = 0; k0 < job->K; k0 += (job->transB ? STEP : 1)) {
+            int len = job->transB ? (job->K - k0 < STEP ? job->K - k0 : STEP) : (j_hi - j0 < STEP ? j_hi - j0 : STEP);
+            job->rows(job->rows_ctx, job->transB ? j0 : k0, job->transB ? k0 : j0, len, buf);
+            for (int i = i_lo; i < i_hi; i++) {
+                float *c = job->C + (size_t)i * job->ldc + j0;
+                if (job->transB) { /* column j0 of op(B), k0 .. k0+len */
+                    float acc = 0.0f;
+                    for (int k = 0; k < len; k++) acc += A[i * ars + (size_t)(k0 + k) * aks] * buf[k];
+                    c[0] += acc;
+                } else { /* row k0 of op(B), columns j0 .. j0+len */
+                    float a = A[i * ars + (size_t)k0 * aks];
+                    for (int j = 0; j < len; j++) c[j] += a * buf[j];
+                }
+            }
+        }
+}
 
 /* The blocked product for rows [i_lo, i_hi) and columns [j_lo, j_hi) of C, with this
  * thread's own packing buffers: no other thread reads or writes them. */
@@ -588,6 +650,11 @@ static void gemm_block(gemm_job *job, int i_lo, int i_hi, int j_lo, int j_hi) {
     int mr = isa->mr, nr = isa->nr, KC = isa->kc, MC = isa->mc, NC = isa->nc, K = job->K;
     int simd = isa->kernel != kernel_portable;
     float *ap = grow(&tl_ap, &tl_ap_size, (size_t)MC * KC), *bp = grow(&tl_bp, &tl_bp_size, (size_t)KC * NC);
+    float *rt = job->rows ? grow(&tl_rt, &tl_rt_size, (size_t)(NC > nr * KC ? NC : nr * KC)) : NULL;
+    if (job->rows && (!ap || !bp || !rt)) { /* no memory: B's rows one by one into plain loops */
+        implicit_plain(job, i_lo, i_hi, j_lo, j_hi);
+        return;
+    }
     if (!ap || !bp) { /* no memory for packing: plain loops, slowly, rounded differently */
         float *c = job->C + (size_t)i_lo * job->ldc + j_lo;
         scale_c(i_hi - i_lo, j_hi - j_lo, job->beta, c, (int)job->ldc);
@@ -604,6 +671,7 @@ static void gemm_block(gemm_job *job, int i_lo, int i_hi, int j_lo, int j_hi) {
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC;
             if (job->Bp) bp = (float *)job->Bp + pc * npad + (size_t)jc * kc;
+            else if (job->rows) pack_implicit(job->rows, job->rows_ctx, nr, simd, !job->transB, pc, kc, jc, nc, bp, rt);
             else pack(nr, simd, !job->transB, job->B, job->ldb, pc, kc, jc, nc, bp);
             int mode = pc == 0 ? first_mode : STORE_ADD;
             for (int ic = i_lo; ic < i_hi; ic += MC) {
@@ -679,6 +747,8 @@ static void pack_a_share(const gemm_job *job, float *packed, int t, int nt) {
 #endif
 
 /* ---------------------------------------------------------------- entry point */
+static void run_blocked(gemm_job *job);
+
 /* Thread t of nt's share of a small product: disjoint column slices (whole vectors), or
  * row slices when N is narrow; each C element is still one thread's k loop, in order. */
 static void small_slice(const gemm_isa *isa, int t, int nt, int transA, int transB, int M, int N, int K,
@@ -795,29 +865,49 @@ void st_sgemm_packed(int transA, int transB, int M, int N, int K, const float *A
         return;
     }
     gemm_job job = {isa, transA, transB, M, N, K, A, B, (size_t)lda, (size_t)ldb, (size_t)ldc, beta, C,
-                    1, 1, Ap, Bp, 0};
-    int threads = threads_for(macs);
-    choose_grid(&job, threads);
-    threads = job.tm * job.tn;
+                    1, 1, Ap, Bp, 0, NULL, NULL};
+    run_blocked(&job);
+}
+
+void st_sgemm_implicit(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *Ap,
+                       st_gemm_rows_fn rows, const void *ctx, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const gemm_isa *isa = current_isa();
+    gemm_job job = {isa, transA, transB, M, N, K, A, NULL, (size_t)lda, 0, (size_t)ldc, beta, C,
+                    1, 1, packed_panels(Ap, isa, 0, M, K), NULL, 0, rows, ctx};
+    run_blocked(&job);
+}
+
+/* The blocked path: the threads' grid, then each cell (and the team's share of A). */
+static void run_blocked(gemm_job *job) {
+    const gemm_isa *isa = job->isa;
+    int M = job->M, K = job->K;
+    int threads = threads_for((double)M * job->N * K);
+    choose_grid(job, threads);
+    threads = job->tm * job->tn;
     float *shared = NULL;
-    if (job.share_a) { /* the calling thread's buffer; without memory, every thread packs its own */
+    if (job->share_a) { /* the calling thread's buffer; without memory, every thread packs its own */
         shared = grow(&tl_as, &tl_as_size, (size_t)(M + isa->mr - 1) / isa->mr * isa->mr * K);
-        job.Ap = shared;
+        job->Ap = shared;
     }
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
         {
 #ifdef _OPENMP
             if (shared) {
-                pack_a_share(&job, shared, omp_get_thread_num(), omp_get_num_threads());
+                pack_a_share(job, shared, omp_get_thread_num(), omp_get_num_threads());
 #pragma omp barrier
             }
             /* (a team smaller than asked for still covers every cell) */
             for (int cell = omp_get_thread_num(); cell < threads; cell += omp_get_num_threads())
-                gemm_thread(&job, cell);
+                gemm_thread(job, cell);
 #endif
         }
     } else {
-        gemm_thread(&job, 0);
+        gemm_thread(job, 0);
     }
 }

@@ -54,6 +54,12 @@ size_t st_sgemm_pack_size(int which, int rows, int K);
 void st_sgemm_pack(int which, int trans, int rows, int K, const float *X, int ld, float *packed);
 void st_sgemm_packed(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *Ap,
                      const float *B, int ldb, const float *Bp, float beta, float *C, int ldc);
+/* st_sgemm_packed with a B that is never stored (implicit im2col): rows(ctx, r, x0, n,
+ * dst) writes B[r][x0 .. x0+n) of the B that st_sgemm would read (N x K when transB);
+ * it may run on several threads at once. Always the packed path (no small-product one). */
+typedef void (*st_gemm_rows_fn)(const void *ctx, int r, int x0, int n, float *dst);
+void st_sgemm_implicit(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *Ap,
+                       st_gemm_rows_fn rows, const void *ctx, float beta, float *C, int ldc);
 /* dst[c*ds + r] = src[r*ss + c] for a rows x cols block (8 x 8 blocks in registers). */
 void st_transpose(const float *src, size_t ss, int rows, int cols, float *dst, size_t ds);
 /* The micro-kernels st_sgemm uses, chosen once from what the CPU supports (or the
@@ -108,6 +114,8 @@ void st_conv_prepare(float *prep, const float *w, const st_conv_geom *g, int n);
 void st_conv_forward_prep(float *out, const float *in, const float *w, const float *b, int n,
                           const st_conv_geom *g, float *work, const float *prep);
 void st_conv_force_gemm_order(int order);
+/* Tests: implicit im2col in the GEMM path, 0 = never, 1 = always, -1 = by size (conv.c). */
+void st_conv_force_implicit(int mode);
 /* The plain seven-loop definitions, kept for tests. */
 void st_conv_forward_ref(float *out, const float *in, const float *w, const float *b, int n,
                          const st_conv_geom *g);

@@ -12,6 +12,8 @@
  * 4. In every check, st_sgemm_packed with op(A), op(B) or both packed beforehand
  *    (st_sgemm_pack) gives st_sgemm's result bit for bit, with any thread count; a
  *    packed copy made for another shape or another ISA is ignored.
+ * 5. On the blocked path, st_sgemm_implicit (B's rows from a callback, as implicit im2col
+ *    gives them) gives st_sgemm's result bit for bit, with any thread count.
  * C starts as NaN where beta is 0 (beta 0 must overwrite, never multiply). The tolerance
  * is the rounding bound of any summation order: (K + 2) * FLT_EPSILON times
  * sum_k |a_ik b_kj| + |beta c_ij| (a wrong element is off by far more).
@@ -78,6 +80,32 @@ static void check_packed(int tA, int tB, int M, int N, int K, const float *A, in
     free(C3);
 }
 
+/* 5: st_sgemm_implicit, B's rows handed over by a callback, against the blocked path's C
+ * (bit for bit), with A packed beforehand or not, on 1 to 3 threads */
+typedef struct { const float *B; int ldb; } stored_b;
+static void rows_of_b(const void *ctx, int r, int x0, int n, float *dst) {
+    const stored_b *sb = ctx;
+    memcpy(dst, sb->B + (size_t)r * sb->ldb + x0, sizeof(float) * n);
+}
+
+static void check_implicit(int tA, int tB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                           float beta, const float *C0, const float *C, int ldc, int threads_too) {
+    size_t nc = (size_t)M * ldc;
+    float *C3 = alloc_f(nc), *Ap = packed_copy(0, tA, M, K, A, lda);
+    stored_b sb = {B, ldb};
+    for (int packed = 0; packed <= 1; packed++)
+        for (int threads = 1; threads <= (threads_too ? 3 : 1); threads++) {
+            memcpy(C3, C0, nc * sizeof(float));
+            st_set_threads(threads);
+            st_sgemm_implicit(tA, tB, M, N, K, A, lda, packed ? Ap : NULL, rows_of_b, &sb, beta, C3, ldc);
+            st_set_threads(1);
+            CHECK(!memcmp(C, C3, nc * sizeof(float)), "%s tA=%d tB=%d M=%d N=%d K=%d beta=%g: implicit B (A packed: %d) with %d threads differs",
+                  isa_names[cur_isa], tA, tB, M, N, K, beta, packed, threads);
+        }
+    st_aligned_free(Ap);
+    free(C3);
+}
+
 static void check(int tA, int tB, int M, int N, int K, int extra, float beta, int threads_too) {
     int lda = (tA ? M : K) + extra, ldb = (tB ? K : N) + extra, ldc = N + extra;
     size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb, nc = (size_t)M * ldc;
@@ -110,6 +138,7 @@ static void check(int tA, int tB, int M, int N, int K, int extra, float beta, in
     CHECK(untouched, "%s%s tA=%d tB=%d M=%d N=%d K=%d ld+%d: wrote past N", isa_names[cur_isa], path_name(), tA, tB, M,
           N, K, extra);
     check_packed(tA, tB, M, N, K, A, lda, B, ldb, beta, C0, C, ldc, threads_too);
+    if (cur_small == 0) check_implicit(tA, tB, M, N, K, A, lda, B, ldb, beta, C0, C, ldc, threads_too);
     for (int threads = 2; threads_too && threads <= 3; threads++) {
         float *C2 = alloc_f(nc);
         memcpy(C2, C0, nc * sizeof(float));

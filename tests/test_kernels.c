@@ -58,7 +58,16 @@ typedef struct {
     char desc[200];
 } conv_case;
 
-static const char *path_name(int path) { return path == 1 ? "direct" : path == 0 ? "im2col" : "default"; }
+/* Paths the tests force: -1 the default, 0 im2col + GEMM (col written), 1 direct,
+ * IMPLICIT im2col + GEMM with the GEMM gathering col itself (conv.c's col_rows). */
+#define IMPLICIT 2
+static const char *path_name(int path) {
+    return path == IMPLICIT ? "implicit im2col" : path == 1 ? "direct" : path == 0 ? "im2col" : "default";
+}
+static void force_path(int path) {
+    st_conv_force_path(path == IMPLICIT ? 0 : path);
+    st_conv_force_implicit(path == IMPLICIT ? 1 : path == 0 ? 0 : -1);
+}
 
 /* Runs forward and backward on one path and compares with the reference results. */
 static void check_conv_path(const conv_case *c, int path, const float *x, const float *w, const float *b,
@@ -68,7 +77,7 @@ static void check_conv_path(const conv_case *c, int path, const float *x, const 
     int n = c->n;
     size_t nx = (size_t)n * g->cin * g->ih * g->iw, ny = (size_t)n * g->cout * g->oh * g->ow;
     size_t nw = (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
-    st_conv_force_path(path);
+    force_path(path);
     size_t wsz = st_conv_work_size(g, n);
     float *work_block = alloc_f(wsz + 1), *work = work_block + 1; /* not 64-byte aligned */
     float *y = alloc_f(ny), *dx = copy_f(dx0, nx), *dw = copy_f(dw0, nw), *db = copy_f(db0, g->cout);
@@ -92,7 +101,7 @@ static void check_conv_path(const conv_case *c, int path, const float *x, const 
     st_conv_backward(NULL, dw, NULL, gy, x, w, n, g, work);
     CHECK(close_enough(dw, dw_ref, nw, &err, &tol), "%s [%s]: dw with din = db = NULL: error %.3g > %.3g", c->desc, path_name(path), err, tol);
 
-    st_conv_force_path(-1);
+    force_path(-1);
     free(work_block); free(y); free(dx); free(dw); free(db);
 }
 
@@ -238,7 +247,7 @@ static void check_conv_threads(const conv_case *c, int path, const float *x, con
     int n = c->n;
     size_t nx = (size_t)n * g->cin * g->ih * g->iw, ny = (size_t)n * g->cout * g->oh * g->ow;
     size_t nw = (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
-    st_conv_force_path(path);
+    force_path(path);
     size_t wsz = st_conv_work_size(g, n);
     float *work = alloc_f(wsz);
     float *y[3], *dx[3], *dw[3], *db[3];
@@ -257,7 +266,7 @@ static void check_conv_threads(const conv_case *c, int path, const float *x, con
     }
     for (int t = 0; t < 3; t++) { free(y[t]); free(dx[t]); free(dw[t]); free(db[t]); }
     free(work);
-    st_conv_force_path(-1);
+    force_path(-1);
 }
 
 static void run_conv_case(conv_case *c, int threads_too) {
@@ -270,7 +279,7 @@ static void run_conv_case(conv_case *c, int threads_too) {
     float *y_ref = alloc_f(ny), *dx_ref = copy_f(dx0, nx), *dw_ref = copy_f(dw0, nw), *db_ref = copy_f(db0, g->cout);
     st_conv_forward_ref(y_ref, x, w, c->bias ? b : NULL, n, g);
     st_conv_backward_ref(dx_ref, dw_ref, c->bias ? db_ref : NULL, gy, x, w, n, g);
-    for (int path = -1; path <= 1; path++) {
+    for (int path = -1; path <= IMPLICIT; path++) {
         if (path == 1 && !st_direct_possible(g, n)) continue;
         check_conv_path(c, path, x, w, b, gy, y_ref, dx_ref, dw_ref, db_ref, dx0, dw0, db0);
         if (threads_too && path >= 0) check_conv_threads(c, path, x, w, b, gy);
@@ -396,11 +405,12 @@ static void depthwise_convs(void) {
 
 /* Few batch columns on several threads (the direct path then splits channel blocks and
  * weight tiles instead of columns): a 7x7 stride-2 stem at batch 8, a conv1d at batch 32,
- * a 3x3 at batch 20; each checked against the reference and for 1, 2 and 3 threads. */
+ * a 3x3 at batch 20, a stem on rows of 51 outputs (the stride-2 gather's whole vectors and
+ * masked tail); each checked against the reference and for 1, 2 and 3 threads. */
 static void few_column_convs(void) {
     struct { int dim, n, cin, cout, h, w, k, s, p; } cs[] = {
         {2, 8, 3, 40, 40, 40, 7, 2, 3}, {1, 32, 16, 24, 1, 200, 3, 1, 1}, {2, 20, 8, 36, 14, 14, 3, 1, 1},
-        {2, 3, 5, 17, 9, 11, 3, 1, 0}};
+        {2, 3, 5, 17, 9, 11, 3, 1, 0}, {2, 2, 3, 16, 30, 101, 7, 2, 3}};
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         int k[2] = {cs[i].dim == 1 ? 1 : cs[i].k, cs[i].k}, s[2] = {cs[i].dim == 1 ? 1 : cs[i].s, cs[i].s};
         int d[2] = {1, 1}, pad[2] = {cs[i].dim == 1 ? 0 : cs[i].p, cs[i].p};
