@@ -21,27 +21,14 @@
  */
 #include "internal.h"
 #include "test.h"
+#define TEST_SEED 0x9e3779b97f4a7c15ULL
+#include "rand.h"
 
 #include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd64(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static int rint_in(int lo, int hi) { return lo + (int)(rnd64() % (uint64_t)(hi - lo + 1)); }
-static float runif(void) { return (float)((double)(rnd64() >> 11) * 0x1p-53 * 2 - 1); }
-
-static float *alloc_f(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
 
 static const char *isa_names[] = {"portable", "avx2", "avx512"};
 static int cur_isa, cur_small; /* for the messages */
@@ -111,9 +98,9 @@ static void check(int tA, int tB, int M, int N, int K, int extra, float beta, in
     size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb, nc = (size_t)M * ldc;
     float *A = alloc_f(na), *B = alloc_f(nb), *C0 = alloc_f(nc), *C = alloc_f(nc), *R = alloc_f(nc);
     float *Aabs = alloc_f(na), *Babs = alloc_f(nb), *S = alloc_f(nc);
-    for (size_t i = 0; i < na; i++) Aabs[i] = fabsf(A[i] = runif());
-    for (size_t i = 0; i < nb; i++) Babs[i] = fabsf(B[i] = runif());
-    for (size_t i = 0; i < nc; i++) C0[i] = beta == 0.0f ? NAN : runif();
+    for (size_t i = 0; i < na; i++) Aabs[i] = fabsf(A[i] = runif_pm1());
+    for (size_t i = 0; i < nb; i++) Babs[i] = fabsf(B[i] = runif_pm1());
+    for (size_t i = 0; i < nc; i++) C0[i] = beta == 0.0f ? NAN : runif_pm1();
     memcpy(C, C0, nc * sizeof(float));
     memcpy(R, C0, nc * sizeof(float));
     st_sgemm(tA, tB, M, N, K, A, lda, B, ldb, beta, C, ldc);
@@ -221,8 +208,8 @@ int main(void) {
     if (st_gemm_force_isa(ST_GEMM_AVX2) == 0) {
         int M = 50, N = 70, K = 300;
         float *A = alloc_f((size_t)M * K), *B = alloc_f((size_t)K * N), *C = alloc_f((size_t)M * N), *R = alloc_f((size_t)M * N);
-        for (int i = 0; i < M * K; i++) A[i] = runif();
-        for (int i = 0; i < K * N; i++) B[i] = runif();
+        for (int i = 0; i < M * K; i++) A[i] = runif_pm1();
+        for (int i = 0; i < K * N; i++) B[i] = runif_pm1();
         float *Ap = packed_copy(0, 0, M, K, A, K), *Bp = packed_copy(1, 0, N, K, B, N);
         for (int isa = ST_GEMM_PORTABLE; isa <= ST_GEMM_AVX512; isa++) {
             if (st_gemm_force_isa(isa) != 0) continue;

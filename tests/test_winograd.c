@@ -36,6 +36,8 @@
 #include "internal.h"
 #include "kernels.h"
 #include "test.h"
+#define TEST_SEED 0x3c6ef372fe94f82bULL
+#include "rand.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,34 +46,9 @@
 #define TOL 5e-5
 
 /* ---------------------------------------------------------------- helpers */
-static uint64_t rng_state = 0x3c6ef372fe94f82bULL;
-static uint64_t rnd64(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static int rint_in(int lo, int hi) { return lo + (int)(rnd64() % (uint64_t)(hi - lo + 1)); }
-static float runif(void) { return (float)((double)(rnd64() >> 11) * 0x1p-53 * 2 - 1); }
-
-static float *alloc_f(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
 static double *alloc_d(size_t n) {
     double *p = calloc(n ? n : 1, sizeof(double));
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-static float *rand_f(size_t n) {
-    float *p = alloc_f(n);
-    for (size_t i = 0; i < n; i++) p[i] = runif();
-    return p;
-}
-static float *copy_f(const float *a, size_t n) {
-    float *p = alloc_f(n);
-    memcpy(p, a, n * sizeof(float));
     return p;
 }
 static double *to_d(const float *a, size_t n) {
