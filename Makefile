@@ -106,7 +106,7 @@ test-zoo: all build/tests/compare
 	@sh tests/zoo.sh
 
 # the C programs of the benchmark suite (bench/*.c; bench/timing.h is their timed loop)
-build/bench/%: bench/%.c bench/timing.h build/libstride.a | build/bench
+build/bench/%: bench/%.c bench/timing.h bench/model.h build/libstride.a | build/bench
 	$(CC) $(CFLAGS) $< -o $@ build/libstride.a $(LDFLAGS) $(LDLIBS)
 
 # the suite: stride, PyTorch and ONNX Runtime side by side (docs/bench.md); BENCH="--only resnet"

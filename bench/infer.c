@@ -8,6 +8,7 @@
  *    mean, "min_seconds_per_batch": fastest, "images_per_s": B / mean, "max_rss_mb": peak}
  * max_rss_mb is the process's peak resident memory (getrusage), weights included. */
 #include "stride.h"
+#include "model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,18 +35,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     st_set_threads(threads);
-    st_net *net;
-    if (st_net_open(argv[1], &net) || st_net_init(net, ST_INIT_PYTORCH, 1)) {
-        fprintf(stderr, "%s\n", st_errmsg());
-        return 1;
-    }
-    int nd, shape[ST_MAX_DIMS];
-    st_net_node_shape(net, 0, &nd, shape);
-    shape[0] = batch;
-    st_tensor *x = st_tensor_new(nd, shape);
-    st_rng r;
-    st_rng_seed(&r, 1);
-    for (size_t i = 0; i < st_tensor_numel(x); i++) x->data[i] = (float)st_rng_normal(&r);
+    st_net *net = bench_open_model(argv[1]);
+    if (!net) return 1;
+    st_tensor *x = bench_input(net, batch);
     double total = 0, best = 1e30;
     for (int it = 0; it <= iters; it++) {
         const st_tensor *y;

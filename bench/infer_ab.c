@@ -9,6 +9,7 @@
  * process's peak memory. A developer's tool for the A/B measurements in conv.c.
  */
 #include "internal.h"
+#include "model.h"
 #include "timing.h"
 
 #include <stdio.h>
@@ -30,18 +31,9 @@ int main(int argc, char **argv) {
     int batch = atoi(argv[2]), rounds = argc > 3 ? atoi(argv[3]) : 10, threads = argc > 4 ? atoi(argv[4]) : 1;
     if (batch < 1 || rounds < 1) return 2;
     st_set_threads(threads);
-    st_net *net;
-    if (st_net_open(argv[1], &net) || st_net_init(net, ST_INIT_PYTORCH, 1)) {
-        fprintf(stderr, "%s\n", st_errmsg());
-        return 1;
-    }
-    int nd, shape[ST_MAX_DIMS];
-    st_net_node_shape(net, 0, &nd, shape);
-    shape[0] = batch;
-    st_tensor *x = st_tensor_new(nd, shape);
-    st_rng r;
-    st_rng_seed(&r, 1);
-    for (size_t i = 0; i < st_tensor_numel(x); i++) x->data[i] = (float)st_rng_normal(&r);
+    st_net *net = bench_open_model(argv[1]);
+    if (!net) return 1;
+    st_tensor *x = bench_input(net, batch);
     double *t[2] = {malloc(sizeof(double) * rounds), malloc(sizeof(double) * rounds)};
     const st_tensor *y;
     for (int k = 0; k < rounds; k++)
