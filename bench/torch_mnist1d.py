@@ -30,6 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_bench import blas_in_use  # noqa: E402  (the same check for both PyTorch sides)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = [os.path.join(REPO, "tests", "data", "mnist1d"),
                 os.path.join(REPO, "..", "shared", "data", "mnist1d")]
@@ -63,18 +66,6 @@ def load_data(data_dir):
     print("torch_mnist1d: MNIST-1D not found, timing on random data", file=sys.stderr)
     g = torch.Generator().manual_seed(0)
     return torch.randn(4000, 40, generator=g), torch.randint(0, 10, (4000,), generator=g), "random"
-
-
-def blas_in_use():
-    """The BLAS library this process has loaded (Debian's torch uses the system libblas.so.3,
-    which may be the slow reference BLAS), e.g. "libopenblas.so.0"; "" if unknown."""
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {os.path.basename(os.path.realpath(line.split()[-1])) for line in f
-                    if "blas" in line.split()[-1] or "libmkl" in line.split()[-1]}
-    except OSError:
-        return ""
-    return ",".join(sorted(libs))
 
 
 def main():
