@@ -197,12 +197,17 @@ static size_t gemm_work_size(const st_conv_geom *g, int n) {
  * with the batch (the whole batch's input, output and input gradient transposed), so
  * it is taken only while that stays within 64 MB of what im2col + GEMM needs.
  * 1x1 convolutions of stride 1 without padding skip im2col (see pointwise() below);
- * with planes of 256 positions or more the GEMM then beats the direct path at every
+ * with planes of 196 positions or more the GEMM then beats the direct path at every
  * batch size (batch 8, 64 -> 64 on 56x56: 70 GFLOP/s against 49; 16 -> 16 on 32x32 at
- * batch 32: 41 against 34; even on 16x16), while on smaller planes the direct path
- * stays ahead (128 -> 128 on 8x8 at batch 32: 80 against 61). */
+ * batch 32: 41 against 34; resnet50's 1024 -> 256 on 14x14 at batch 8: 9.0 against 10.3
+ * ms forward, 27.5 against 30.2 forward + backward), while on 8x8 planes the direct path
+ * stays ahead (batch 32: 128 -> 128 0.70 against 0.78 ms forward, 256 -> 256 2.6
+ * against 2.8) and on 7x7 they are even. Strided 1x1 convolutions (ResNet's
+ * downsampling shortcuts) take the GEMM at any plane size: the direct kernel reads a
+ * strided input slowly (batch 8, 256 -> 512 from 56x56: 18 against 47 ms forward, 56
+ * against 129 forward + backward; batch 32, 256 -> 512 from 8x8: 4.6 against 5.3). */
 #define DIRECT_MIN_BATCH 8
-#define POINTWISE_GEMM_MIN_PLANE 256
+#define POINTWISE_GEMM_MIN_PLANE 128
 #define DIRECT_EXTRA_WORK ((size_t)16 << 20) /* floats */
 #define WINO_MIN_CHANNELS 8
 #define WINO_MIN_PAIRS 256
@@ -215,7 +220,9 @@ void st_conv_force_path(int path) { force_path = path; }
 static int take_direct(const st_conv_geom *g, int n) {
     if (!st_direct_possible(g, n)) return 0;
     if (st_direct_preferred(g, n)) return 1; /* depthwise stride 1: conv_depthwise.c at any batch */
-    if (pointwise(g) && g->oh * g->ow >= POINTWISE_GEMM_MIN_PLANE) return 0;
+    if (g->kh == 1 && g->kw == 1 && g->pt + g->pb + g->pl + g->pr == 0 &&
+        (g->sh > 1 || g->sw > 1 || g->oh * g->ow >= POINTWISE_GEMM_MIN_PLANE))
+        return 0;
     return n >= DIRECT_MIN_BATCH && st_direct_work_size(g, n) <= gemm_work_size(g, n) + DIRECT_EXTRA_WORK;
 }
 
