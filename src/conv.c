@@ -158,6 +158,7 @@ static conv_plan plan_conv(const st_conv_geom *g, int n) {
     if (p.nb > n) p.nb = n;
     if (p.nb < 1) p.nb = 1;
     p.nchunks = (n + p.nb - 1) / p.nb;
+    p.nb = (n + p.nchunks - 1) / p.nchunks; /* chunks as even as they go (8 on 7x7: 4 + 4, not 6 + 2) */
     p.nparts = p.nchunks < MAX_PARTS ? p.nchunks : MAX_PARTS;
     p.col = (size_t)p.K * p.nb * p.P;
     p.tmp = (size_t)(g->cout / g->groups) * p.nb * p.P;
@@ -202,12 +203,15 @@ static size_t gemm_work_size(const st_conv_geom *g, int n) {
  * batch 32: 41 against 34; resnet50's 1024 -> 256 on 14x14 at batch 8: 9.0 against 10.3
  * ms forward, 27.5 against 30.2 forward + backward), while on 8x8 planes the direct path
  * stays ahead (batch 32: 128 -> 128 0.70 against 0.78 ms forward, 256 -> 256 2.6
- * against 2.8) and on 7x7 they are even. Strided 1x1 convolutions (ResNet's
+ * against 2.8; 512 -> 512 on 4x4 2.6 against 2.9) unless the channel pairs are many
+ * (resnet50's last 1x1 layers on 7x7 at batch 8: 512 -> 2048 8.9 against 9.8 ms on one
+ * thread, 4.4 against 5.3 on two; 2048 -> 512 even). Strided 1x1 convolutions (ResNet's
  * downsampling shortcuts) take the GEMM at any plane size: the direct kernel reads a
  * strided input slowly (batch 8, 256 -> 512 from 56x56: 18 against 47 ms forward, 56
  * against 129 forward + backward; batch 32, 256 -> 512 from 8x8: 4.6 against 5.3). */
 #define DIRECT_MIN_BATCH 8
 #define POINTWISE_GEMM_MIN_PLANE 128
+#define POINTWISE_GEMM_MIN_PAIRS (1024 * 1024) /* or at least this many channel pairs */
 #define DIRECT_EXTRA_WORK ((size_t)16 << 20) /* floats */
 #define WINO_MIN_CHANNELS 8
 #define WINO_MIN_PAIRS 256
@@ -221,7 +225,8 @@ static int take_direct(const st_conv_geom *g, int n) {
     if (!st_direct_possible(g, n)) return 0;
     if (st_direct_preferred(g, n)) return 1; /* depthwise stride 1: conv_depthwise.c at any batch */
     if (g->kh == 1 && g->kw == 1 && g->pt + g->pb + g->pl + g->pr == 0 &&
-        (g->sh > 1 || g->sw > 1 || g->oh * g->ow >= POINTWISE_GEMM_MIN_PLANE))
+        (g->sh > 1 || g->sw > 1 || g->oh * g->ow >= POINTWISE_GEMM_MIN_PLANE ||
+         (long)g->cin * g->cout >= POINTWISE_GEMM_MIN_PAIRS))
         return 0;
     return n >= DIRECT_MIN_BATCH && st_direct_work_size(g, n) <= gemm_work_size(g, n) + DIRECT_EXTRA_WORK;
 }

@@ -395,20 +395,21 @@ static void segment_to_column(float *dst, int w, const float *src, size_t ls, in
     }
 }
 
-/* The column block dst (C, hp, wp, w lanes) of samples s0..s0+w-1 of src (n, C, H, W),
- * the plane placed at (pt, pl) in the zero-padded one; samples >= n become zeros.
- * mask: NULL, or (n, C, H, W) like src: where it is not > 0 the value becomes 0. */
+/* The channels [c0, c1) of the column block dst (C, hp, wp, w lanes) of samples
+ * s0..s0+w-1 of src (n, C, H, W), the plane placed at (pt, pl) in the zero-padded one;
+ * samples >= n become zeros. mask: NULL, or (n, C, H, W) like src: where it is not > 0
+ * the value becomes 0. */
 static void to_columns(float *dst, int w, const float *src, int n, int s0, int C, int H, int W,
-                       int hp, int wp, int pt, int pl, const float *mask) {
+                       int hp, int wp, int pt, int pl, const float *mask, int c0, int c1) {
     int ns = n - s0 < w ? n - s0 : w;
-    size_t F = (size_t)C * H * W;
+    size_t F = (size_t)C * H * W, at0 = (size_t)c0 * H * W;
     src += (size_t)s0 * F;
     if (mask) mask += (size_t)s0 * F;
-    if (hp == H && wp == W) { /* no padding: one segment of F rows */
-        segment_to_column(dst, w, src, F, ns, (int)F, mask);
+    if (hp == H && wp == W) { /* no padding: one segment of rows */
+        segment_to_column(dst + at0 * w, w, src + at0, F, ns, (int)((size_t)(c1 - c0) * H * W), mask ? mask + at0 : NULL);
         return;
     }
-    for (int c = 0; c < C; c++)
+    for (int c = c0; c < c1; c++)
         for (int y = 0; y < hp; y++) {
             float *row = dst + ((size_t)c * hp + y) * wp * w;
             if (y < pt || y >= pt + H) { /* a border row */
@@ -422,9 +423,10 @@ static void to_columns(float *dst, int w, const float *src, int n, int s0, int C
         }
 }
 
-/* A column block src (F rows of w lanes) back to samples s0.. of dst (n, F): dst (op)=
- * it; relu (NULL, or like dst, only with PUT) = max(it, 0). */
-static void from_columns(float *dst, const float *src, int w, int n, int s0, int F, int op, float *relu) {
+/* The rows [r0, r1) of a column block src (F rows of w lanes) back to samples s0.. of
+ * dst (n, F): dst (op)= it; relu (NULL, or like dst, only with PUT) = max(it, 0). */
+static void from_columns(float *dst, const float *src, int w, int n, int s0, int F, int op, float *relu, int r0,
+                         int r1) {
     int ns = n - s0 < w ? n - s0 : w;
     int tsz = tile_size(w);
     dst += (size_t)s0 * F;
@@ -433,20 +435,20 @@ static void from_columns(float *dst, const float *src, int w, int n, int s0, int
         int nh = ns - h < tsz ? ns - h : tsz; /* samples in this part */
         const float *sp = src + h;
         float *dp = dst + (size_t)h * F, *rp = relu ? relu + (size_t)h * F : NULL;
-        int f0 = 0;
+        int f0 = r0;
 #if defined(__AVX__)
         if (tsz == 8) {
             if (rp)
-                for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, PUT, NULL, rp + f0);
+                for (; f0 + 8 <= r1; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, PUT, NULL, rp + f0);
             else
-                for (; f0 + 8 <= F; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, op, NULL, NULL);
+                for (; f0 + 8 <= r1; f0 += 8) tile8(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 8, nh, op, NULL, NULL);
         }
 #endif
         if (tsz == 4)
-            for (; f0 + 4 <= F; f0 += 4)
+            for (; f0 + 4 <= r1; f0 += 4)
                 tile4(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, 4, nh, op, NULL, rp ? rp + f0 : NULL);
-        if (f0 < F)
-            tile_edge(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, F - f0, nh, F - f0, op, NULL, rp ? rp + f0 : NULL);
+        if (f0 < r1)
+            tile_edge(dp + f0, (size_t)F, sp + (size_t)f0 * w, w, r1 - f0, nh, r1 - f0, op, NULL, rp ? rp + f0 : NULL);
     }
 }
 
@@ -775,13 +777,22 @@ typedef struct {
 
 /* Forward of column col, in three steps: its input into a column block, the kernel for
  * each block of output channels (u = grp * nob + blk), its output back to samples. */
-static void forward_in(const dctx *c, int col) {
+/* Piece q of np of a range of count items: [piece_begin(q), piece_begin(q + 1)), in
+ * multiples of `unit` (so that row pieces keep whole tiles). Pieces let the layout
+ * changes of a batch with fewer columns than threads share the threads. */
+static int piece_begin(int count, int q, int np, int unit) {
+    if (q >= np) return count;
+    int b = (int)((long)(count / unit) * q / np) * unit;
+    return b < count ? b : count;
+}
+
+static void forward_in(const dctx *c, int col, int q, int np) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
     int s0 = col_start(col);
     if (!c->xt_ready)
         to_columns(c->xt + d->xrows * s0, col_width(d, col), c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp,
-               g->pt, g->pl, NULL);
+                   g->pt, g->pl, NULL, piece_begin(g->cin, q, np, 1), piece_begin(g->cin, q + 1, np, 1));
 }
 
 static void forward_block(const dctx *c, int col, int u) {
@@ -794,38 +805,44 @@ static void forward_block(const dctx *c, int col, int u) {
                                 c->wk + (size_t)u * (d->K + 1) * d->cob, nc);
 }
 
-/* column col of the output yt to samples: out = it, relu = max(it, 0) (NULL: not written) */
-static void output_to_samples(const dplan *d, int col, const float *yt, float *out, float *relu) {
+/* rows [r0, r1) of column col of the output yt to samples: out = it, relu = max(it, 0)
+ * (NULL: not written) */
+static void output_to_samples(const dplan *d, int col, const float *yt, float *out, float *relu, int r0, int r1) {
     int s0 = col_start(col), w = col_width(d, col);
-    if (out) from_columns(out, yt + d->yrows * s0, w, d->n, s0, (int)d->yrows, PUT, relu);
-    else if (relu) from_columns(relu, yt + d->yrows * s0, w, d->n, s0, (int)d->yrows, RELU, NULL);
+    if (out) from_columns(out, yt + d->yrows * s0, w, d->n, s0, (int)d->yrows, PUT, relu, r0, r1);
+    else if (relu) from_columns(relu, yt + d->yrows * s0, w, d->n, s0, (int)d->yrows, RELU, NULL, r0, r1);
 }
 
-static void forward_out(const dctx *c, int col) {
+static void forward_out(const dctx *c, int col, int q, int np) {
     const dplan *d = c->d;
-    int s0 = col_start(col), w = col_width(d, col);
-    if (c->next)
-        relu_to_next(c->next_xt + c->next->xrows * s0, c->next, c->yt + d->yrows * s0, w, d->n - s0 < w ? d->n - s0 : w);
-    else
-        output_to_samples(d, col, c->yt, c->out, c->relu);
+    int s0 = col_start(col), w = col_width(d, col), F = (int)d->yrows;
+    if (c->next) { /* (st_net_step's linked convolutions: not split) */
+        if (q == 0)
+            relu_to_next(c->next_xt + c->next->xrows * s0, c->next, c->yt + d->yrows * s0, w,
+                         d->n - s0 < w ? d->n - s0 : w);
+    } else {
+        output_to_samples(d, col, c->yt, c->out, c->relu, piece_begin(F, q, np, 8), piece_begin(F, q + 1, np, 8));
+    }
 }
 
 static void forward_column(const dctx *c, int col) {
-    forward_in(c, col);
+    forward_in(c, col, 0, 1);
     for (int u = 0; u < c->d->g->groups * c->d->nob; u++) forward_block(c, col, u);
-    forward_out(c, col);
+    forward_out(c, col, 0, 1);
 }
 
 /* Backward, first half, for one column: both operands into column blocks, then the
  * input gradient, transposed back and added to din. */
-static void backward_in(const dctx *c, int col) {
+static void backward_in(const dctx *c, int col, int q, int np) {
     const dplan *d = c->d;
     const st_conv_geom *g = d->g;
     int s0 = col_start(col), w = col_width(d, col);
     if (!c->xt_ready)
-        to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl, NULL);
+        to_columns(c->xt + d->xrows * s0, w, c->in, d->n, s0, g->cin, g->ih, g->iw, d->hp, d->wp, g->pt, g->pl, NULL,
+                   piece_begin(g->cin, q, np, 1), piece_begin(g->cin, q + 1, np, 1));
     if (!c->yt_ready)
-        to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0, c->mask);
+        to_columns(c->yt + d->yrows * s0, w, c->dout, d->n, s0, g->cout, g->oh, g->ow, g->oh, g->ow, 0, 0, c->mask,
+                   piece_begin(g->cout, q, np, 1), piece_begin(g->cout, q + 1, np, 1));
 }
 
 /* input-gradient kernel of column col, input-channel block u = grp * nib + blk */
@@ -840,23 +857,25 @@ static void backward_block(const dctx *c, int col, int u) {
                                c->wk + (size_t)u * d->T * d->opg * d->cib, nc);
 }
 
-static void backward_out(const dctx *c, int col) {
+static void backward_out(const dctx *c, int col, int q, int np) {
     const dplan *d = c->d;
-    int s0 = col_start(col), w = col_width(d, col);
-    if (c->dx_masked)
-        mask_by_input(c->dxt + d->dxrows * s0, d, c->xt + d->xrows * s0, w);
-    else
-        from_columns(c->din, c->dxt + d->dxrows * s0, w, d->n, s0, (int)d->dxrows, c->din_add ? ADD : PUT, NULL);
+    int s0 = col_start(col), w = col_width(d, col), F = (int)d->dxrows;
+    if (c->dx_masked) { /* (st_net_step's linked convolutions: not split) */
+        if (q == 0) mask_by_input(c->dxt + d->dxrows * s0, d, c->xt + d->xrows * s0, w);
+    } else {
+        from_columns(c->din, c->dxt + d->dxrows * s0, w, d->n, s0, F, c->din_add ? ADD : PUT, NULL,
+                     piece_begin(F, q, np, 8), piece_begin(F, q + 1, np, 8));
+    }
 }
 
 /* the input gradient is wanted (in samples or in the previous convolution's columns) */
 static int wants_dx(const dctx *c) { return c->din || c->dx_masked; }
 
 static void backward_column(const dctx *c, int col) {
-    backward_in(c, col);
+    backward_in(c, col, 0, 1);
     if (!wants_dx(c)) return;
     for (int u = 0; u < c->d->g->groups * c->d->nib; u++) backward_block(c, col, u);
-    backward_out(c, col);
+    backward_out(c, col, 0, 1);
 }
 
 /* tiles of the weight gradient per group: channel blocks x tap blocks */
@@ -914,6 +933,7 @@ static void backward_part(const dctx *c, int p) {
 
 /* The forward pass of c (set up but for the packed weights): threads as the file's
  * header says. */
+#define PIECES_PER_THREAD 2
 static void forward_run(dctx *c, const float *w, const float *b, float *wk) {
     const dplan *d = c->d;
     pack_forward(wk, w, b, d);
@@ -921,16 +941,19 @@ static void forward_run(dctx *c, const float *w, const float *b, float *wk) {
     int blocks = d->g->groups * d->nob;
     int nt = st_get_threads();
     if (use_threads(d) && d->ncol < 2 * nt && d->ncol % nt && blocks > 1) {
-        /* too few columns to share evenly: the transposes by column, the kernels by
-         * (column, block); each output is still computed by one kernel call */
+        /* too few columns to share evenly: the transposes by (column, piece of its rows),
+         * the kernels by (column, block); each output is still computed by one kernel call.
+         * (The stem of resnet50 at batch 8, one column: its transposes, a third of its
+         * time, ran on one thread.) */
+        int np = PIECES_PER_THREAD * nt;
 #pragma omp parallel
         {
 #pragma omp for schedule(dynamic)
-            for (int col = 0; col < d->ncol; col++) forward_in(c, col);
+            for (int u = 0; u < d->ncol * np; u++) forward_in(c, u / np, u % np, np);
 #pragma omp for schedule(dynamic)
             for (int u = 0; u < d->ncol * blocks; u++) forward_block(c, u / blocks, u % blocks);
 #pragma omp for schedule(dynamic)
-            for (int col = 0; col < d->ncol; col++) forward_out(c, col);
+            for (int u = 0; u < d->ncol * np; u++) forward_out(c, u / np, u % np, np);
         }
     } else if (use_threads(d)) {
 #pragma omp parallel for schedule(dynamic)
@@ -952,15 +975,16 @@ static void backward_run(dctx *c, const float *w, float *wk) {
          * split into pieces with outputs of their own (samples, channel blocks, weight
          * tiles, bias channels), so the arithmetic is that of one thread */
         int blocks = g->groups * d->nib, tiles = g->groups * tiles_per_group(d);
+        int np = PIECES_PER_THREAD * st_get_threads();
 #pragma omp parallel
         {
 #pragma omp for schedule(dynamic)
-            for (int col = 0; col < d->ncol; col++) backward_in(c, col);
+            for (int u = 0; u < d->ncol * np; u++) backward_in(c, u / np, u % np, np);
             if (wants_dx(c)) {
 #pragma omp for schedule(dynamic)
                 for (int u = 0; u < d->ncol * blocks; u++) backward_block(c, u / blocks, u % blocks);
 #pragma omp for schedule(dynamic)
-                for (int col = 0; col < d->ncol; col++) backward_out(c, col);
+                for (int u = 0; u < d->ncol * np; u++) backward_out(c, u / np, u % np, np);
             }
 #pragma omp for schedule(dynamic)
             for (int t = 0; t < tiles; t++) backward_tile(c, 0, t);
@@ -1099,5 +1123,5 @@ void st_direct_train_outputs(float *out, float *relu, const float *ycols, int n,
     if (n <= 0) return;
     dplan d;
     plan(&d, g, n, 0);
-    for (int col = 0; col < d.ncol; col++) output_to_samples(&d, col, align64((float *)ycols), out, relu);
+    for (int col = 0; col < d.ncol; col++) output_to_samples(&d, col, align64((float *)ycols), out, relu, 0, (int)d.yrows);
 }
