@@ -933,7 +933,12 @@ static void backward_part(const dctx *c, int p) {
 
 /* The forward pass of c (set up but for the packed weights): threads as the file's
  * header says. */
-#define PIECES_PER_THREAD 2
+/* Pieces per column for the layout changes: several only with fewer columns than
+ * threads (with a column per thread, whole columns kept each thread's data its own:
+ * conv1d 64 -> 64 at batch 32, two columns, forward + backward 13.7 against 16.6 ms in
+ * pieces). */
+static int pieces(const dplan *d, int threads) { return d->ncol < threads ? 2 * threads : 1; }
+
 static void forward_run(dctx *c, const float *w, const float *b, float *wk) {
     const dplan *d = c->d;
     pack_forward(wk, w, b, d);
@@ -945,7 +950,7 @@ static void forward_run(dctx *c, const float *w, const float *b, float *wk) {
          * the kernels by (column, block); each output is still computed by one kernel call.
          * (The stem of resnet50 at batch 8, one column: its transposes, a third of its
          * time, ran on one thread.) */
-        int np = PIECES_PER_THREAD * nt;
+        int np = pieces(d, nt);
 #pragma omp parallel
         {
 #pragma omp for schedule(dynamic)
@@ -975,7 +980,7 @@ static void backward_run(dctx *c, const float *w, float *wk) {
          * split into pieces with outputs of their own (samples, channel blocks, weight
          * tiles, bias channels), so the arithmetic is that of one thread */
         int blocks = g->groups * d->nib, tiles = g->groups * tiles_per_group(d);
-        int np = PIECES_PER_THREAD * st_get_threads();
+        int np = pieces(d, st_get_threads());
 #pragma omp parallel
         {
 #pragma omp for schedule(dynamic)
