@@ -1472,6 +1472,9 @@ void st_train_direct_plan(st_net *net, int lo, int hi) {
 
 int st_node_bwd_can_write(const st_node *n) { return n->op->backward == conv_backward && n->ninputs == 1; }
 
+static int fuse_adds = 1;
+void st_fuse_force_adds(int on) { fuse_adds = on; }
+
 st_status st_fuse_plan(st_net *net, const int *pinned) {
     for (int i = 0; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
@@ -1484,19 +1487,32 @@ st_status st_fuse_plan(st_net *net, const int *pinned) {
     for (int i = 1; i < net->nnodes; i++) {
         st_node *n = &net->nodes[i];
         int conv = is_conv_like(n), add = n->op->forward == add_forward;
-        if (!conv && !add) continue;
+        if ((!conv && !add) || n->skip) continue;
         int at = i, c = sole_consumer(net, at, pinned), C = conv ? n->shape[0] : 0;
         if (conv && c >= 0 && is_foldable_bn(&net->nodes[c]) && net->nodes[c].u.bn.num_features == C) {
             n->fuse.bn = c;
-            net->nodes[c].skip = 1;
+            net->nodes[c].skip = i;
             at = c;
             c = sole_consumer(net, at, pinned);
+        }
+        /* a residual add whose other input is computed before this node (in a ResNet
+         * block, the shortcut, for the last convolution of the main branch; in a block
+         * with a downsampling shortcut, the main branch, for the shortcut's convolution) */
+        if (conv && fuse_adds && c >= 0 && net->nodes[c].op->forward == add_forward && net->nodes[c].ninputs == 2) {
+            const st_node *a = &net->nodes[c];
+            int other = a->inputs[0] == at ? a->inputs[1] : a->inputs[0];
+            if (other != at && other < i && a->numel == n->numel) {
+                n->fuse.add = other;
+                net->nodes[c].skip = i;
+                at = c;
+                c = sole_consumer(net, at, pinned);
+            }
         }
         if (c >= 0 && is_relu(&net->nodes[c])) {
             const st_node *r = &net->nodes[c];
             n->fuse.act = r->u.act.act == ST_ACT_RELU ? 1 : 2;
             n->fuse.slope = r->u.act.slope;
-            net->nodes[c].skip = 1;
+            net->nodes[c].skip = i;
             at = c;
         }
         if (at == i) continue;
@@ -1541,13 +1557,25 @@ void st_fuse_update(st_net *net) {
     }
 }
 
-/* y (outer, C, S) = act(y * scale[c] + shift[c]): one pass over the output, by rows. */
-static void epilogue_rows(const st_node *n, float *y, size_t r0, size_t r1, int C, size_t S) {
+/* y (outer, C, S) = act(y * scale[c] + shift[c] (+ o)): one pass over the output, by
+ * rows. o: NULL, or the folded add's other input (the same shape); the sum is the
+ * unfused add's, to the bit (a float sum of two values is the same in either order). */
+static void epilogue_rows(const st_node *n, float *y, const float *o, size_t r0, size_t r1, int C, size_t S) {
     const float *sc = n->fuse.scale, *sh = n->fuse.shift;
     int act = n->fuse.act;
     float slope = n->fuse.slope;
     for (size_t r = r0; r < r1; r++) {
         float *row = y + r * S, a = sc[r % C], b = sh[r % C];
+        if (o) {
+            const float *orow = o + r * S;
+            if (act == 1)
+                for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; v = v + orow[k]; row[k] = v < 0 ? 0 : v; }
+            else if (act == 2)
+                for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; v = v + orow[k]; row[k] = v > 0 ? v : slope * v; }
+            else
+                for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; row[k] = v + orow[k]; }
+            continue;
+        }
         if (act == 1)
             for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; row[k] = v < 0 ? 0 : v; }
         else if (act == 2)
@@ -1560,12 +1588,13 @@ static void epilogue_rows(const st_node *n, float *y, size_t r0, size_t r1, int 
 static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S) {
     size_t rows = (size_t)outer * C;
     int parts = run_parts(rows * S);
+    const float *o = n->fuse.add ? X(e, &e->net->nodes[n->fuse.add]) : NULL;
     if (parts == 1) { /* (not even an inactive region: it costs a futex call) */
-        epilogue_rows(n, X(e, n), 0, rows, C, S);
+        epilogue_rows(n, X(e, n), o, 0, rows, C, S);
         return;
     }
 #pragma omp parallel for schedule(static)
-    for (int q = 0; q < parts; q++) epilogue_rows(n, X(e, n), rows * q / parts, rows * (q + 1) / parts, C, S);
+    for (int q = 0; q < parts; q++) epilogue_rows(n, X(e, n), o, rows * q / parts, rows * (q + 1) / parts, C, S);
 }
 
 /* ---------------------------------------------------------------- the table */

@@ -515,7 +515,7 @@ static st_status make_plan(st_net *net, int kind, int reuse) {
             }
         }
         if (kind == PLAN_RUN && n->skip) {
-            r = root[p]; /* computed by the chain's first node, in its buffer */
+            r = root[n->skip]; /* computed by the chain's first node, in its buffer */
         } else if (reuse && p > 0 && net->nodes[p].numel == n->numel) {
             int how = st_node_inplace(n, kind == PLAN_STEP);
             if (how == ST_INPLACE_COPY) r = root[p], copy = 1;

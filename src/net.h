@@ -90,11 +90,13 @@ typedef struct { float p; int planes; } st_dropout_conf; /* planes: dropout2d */
 /* Inference fusion (st_net_run): a convolution, transposed convolution or linear node
  * (or an add) that also does the work of the nodes after it, in one pass over its output
  * viewed as (outer, C, S): y = y * scale[c] + shift[c] (a folded eval batch norm, or the
- * bias), then max(y, 0) or the leaky ReLU. The folded nodes are skipped and share the
- * node's buffer. */
+ * bias), plus the other input of a two-input add (a residual connection whose other
+ * branch is computed already), then max(y, 0) or the leaky ReLU. The folded nodes are
+ * skipped and share the node's buffer. */
 typedef struct {
     int active;                     /* this node runs an epilogue in st_net_run */
     int bn;                         /* a batch norm node is folded in (scale and shift) */
+    int add;                        /* an add is folded in: the node of its other input (0: none) */
     int act;                        /* 0: none; 1: ReLU; 2: leaky ReLU with `slope` */
     float slope;
     int last;                       /* the last node of the chain (whose output this is) */
@@ -134,7 +136,7 @@ struct st_node {
     st_tensor out, grad;                /* with the batch dimension in front; data points into
                                          * the net's activation arenas (see net.c, plan.c) */
     int kept;                           /* out holds this node's values after the pass */
-    int skip;                           /* st_net_run: computed by an earlier node's fusion */
+    int skip;                           /* st_net_run: computed by the fusion of node `skip` (0: not) */
     int idx_read;                       /* st_net_run: an unpooling node reads its indices */
     int zero_at;                        /* backward: zero the gradient before this node's backward */
     size_t out_off, grad_off, bgrad_off; /* offsets in net->act (output, gradient) and net->gact */
@@ -291,11 +293,15 @@ int st_node_can_recompute(const st_net *net, const st_node *n);
 void st_node_recompute(const st_exec *e, st_node *n);
 
 /* st_net_run's fusion (layers.c). st_fuse_plan marks the chains conv/linear -> batch norm
- * (eval, tracked) -> ReLU and add -> ReLU: the first node gets `fuse`, the others `skip`.
+ * (eval, tracked) -> add (of two inputs, the other computed before the conv) -> ReLU and
+ * add -> ReLU: the first node gets `fuse`, the others `skip` (the first node's index).
  * pinned[i]: node i's output must be kept (the output, a head), so no chain runs through
  * it. Returns ST_ERR_NOMEM on failure. st_fuse_update computes the folded scale and shift
  * from the current parameters and running statistics (each run: C values per chain). */
 st_status st_fuse_plan(st_net *net, const int *pinned);
+/* For tests: st_fuse_force_adds(0) leaves adds out of the convolutions' chains in the
+ * plans made from then on (1: back to the default). Not thread-safe. */
+void st_fuse_force_adds(int on);
 void st_fuse_update(st_net *net);
 /* A developer's probe (bench/scale_profile.c), NULL by default: when set, st_net_run calls
  * it before (after = 0) and after (after = 1) every node it runs. */

@@ -253,6 +253,43 @@ done:
     st_net_free(net);
 }
 
+/* A residual add folded into a convolution's epilogue (st_fuse_plan) changes no bit of the
+ * output and takes the add's pass away: every add of the ResNets is skipped, and the
+ * output equals that of a plan without the folded adds. */
+static void check_add_fusion(const char *model, int batch) {
+    st_net *a = open_net(model, 11), *b = open_net(model, 11);
+    if (!a || !b) { CHECK(0, "%s: opens", model); st_net_free(a); st_net_free(b); return; }
+    st_rng r;
+    st_rng_seed(&r, 12);
+    perturb_batch_norms(a, &r);
+    st_rng_seed(&r, 12);
+    perturb_batch_norms(b, &r);
+    st_tensor *x = input_for(a, batch, &r);
+    const st_tensor *ya, *yb;
+    st_fuse_force_adds(0);
+    st_status rc = st_net_run(b, x, &yb);
+    st_fuse_force_adds(1);
+    if (!rc) rc = st_net_run(a, x, &ya);
+    CHECK(rc == ST_OK, "%s: run: %s", model, st_errmsg());
+    if (!rc) {
+        int adds = 0, folded = 0, kept = 0;
+        for (int i = 1; i < a->nnodes; i++) {
+            if (strcmp(a->nodes[i].op->name, "add")) continue;
+            adds++;
+            folded += a->nodes[i].skip != 0 && a->nodes[a->nodes[i].skip].fuse.add != 0;
+            kept += b->nodes[i].skip == 0;
+        }
+        CHECK(adds > 0 && folded == adds && kept == adds, "%s: %d of %d adds folded (%d left alone without)", model,
+              folded, adds, kept);
+        size_t n = st_tensor_numel(ya);
+        CHECK(n == st_tensor_numel(yb) && !memcmp(ya->data, yb->data, sizeof(float) * n),
+              "%s: the folded adds change the output", model);
+    }
+    st_tensor_free(x);
+    st_net_free(a);
+    st_net_free(b);
+}
+
 /* How much an eval pass holds: st_net_run against st_net_forward. */
 static void check_run_memory(const char *model, int batch, double at_most) {
     st_net *net = open_net(model, 1);
@@ -328,6 +365,9 @@ int main(void) {
     check_training_memory();
 
     check_run("resnet18:classes=10,size=32", NULL, 2);
+    check_run("resnet50:classes=10,size=32", NULL, 2);
+    check_add_fusion("resnet18:classes=10,size=32", 2);
+    check_add_fusion("resnet50:classes=10,size=32", 2);
     check_run("resnet18:classes=10,size=32,cifar=1", NULL, 3);
     check_run("vgg11_bn:classes=10,size=32", NULL, 2);
     check_run("deconvnet:size=32,width=8,fc=1", NULL, 2);
