@@ -331,13 +331,21 @@ static void maxpool_plane_k2(float *op, int32_t *xp, const float *ip, const st_p
  * reference's order (row by row, left to right), with the same rule (greater, or NaN), so
  * it is exactly the reference's value. (ResNet's 3x3 stride-2 stem pool: 16% of a batch-1
  * inference with the general loop.) */
+static void maxpool_row_s2(float *orow, const float *ip, const st_pool_geom *g, int y0, int y1);
+
 static void maxpool_plane_values(float *op, const float *ip, const st_pool_geom *g) {
     const int iw = g->iw, ow = g->ow;
     for (int oy = 0; oy < g->oh; oy++) {
         float *orow = op + (size_t)oy * ow;
-        for (int ox = 0; ox < ow; ox++) orow[ox] = -INFINITY;
         int y0, y1;
         max_range(oy, g->sh, g->ph, g->kh, 1, g->ih, &y0, &y1);
+#if defined(__AVX512F__)
+        if (g->sw == 2) {
+            maxpool_row_s2(orow, ip, g, y0, y1);
+            continue;
+        }
+#endif
+        for (int ox = 0; ox < ow; ox++) orow[ox] = -INFINITY;
         for (int y = y0; y < y1; y++) {
             const float *row = ip + (size_t)y * iw;
             for (int j = 0; j < g->kw; j++) {
@@ -354,6 +362,54 @@ static void maxpool_plane_values(float *op, const float *ip, const st_pool_geom 
             }
         }
     }
+}
+
+/* The same for a stride of 2 with AVX-512 (ResNet's stem pool, 3x3 stride 2: the
+ * compiler's loop above reads every other value one at a time). The outputs whose every
+ * window column lies inside the input row, 16 at a time: for each window row and column
+ * j, 32 consecutive values (masked at the end) and their even ones picked by a permute;
+ * the outputs at the edges one by one. Each output meets its window's values in the same
+ * order with the same rule as above, so the values are the same. */
+static void maxpool_row_s2(float *orow, const float *ip, const st_pool_geom *g, int y0, int y1) {
+#if defined(__AVX512F__)
+    const int iw = g->iw, ow = g->ow, kw = g->kw, pw = g->pw;
+    /* interior outputs [a, b): 0 <= 2 ox - pw and 2 ox - pw + kw - 1 < iw */
+    int a = (pw + 1) / 2, b = iw - kw + pw >= 0 ? (iw - kw + pw) / 2 + 1 : 0;
+    if (b > ow) b = ow;
+    if (a > b) a = b;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int ox = 0; ox < ow; ox++) {
+        if (ox == a) ox = b; /* the interior below */
+        if (ox >= ow) break;
+        float best = -INFINITY;
+        for (int y = y0; y < y1; y++)
+            for (int j = 0; j < kw; j++) {
+                int ix = 2 * ox - pw + j;
+                if (ix < 0 || ix >= iw) continue;
+                float v = ip[(size_t)y * iw + ix];
+                best = (v > best || v != v) ? v : best;
+            }
+        orow[ox] = best;
+    }
+    for (int ox = a; ox < b; ox += 16) {
+        int m = b - ox < 16 ? b - ox : 16, need = 2 * m - 1; /* values read per window column */
+        __mmask16 lo = (__mmask16)(need >= 16 ? 0xffffu : (1u << need) - 1);
+        __mmask16 hi = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1 : 0);
+        __m512 best = _mm512_set1_ps(-INFINITY);
+        for (int y = y0; y < y1; y++) {
+            const float *row = ip + (size_t)y * iw + 2 * ox - pw;
+            for (int j = 0; j < kw; j++) {
+                __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, row + j), even,
+                                                  _mm512_maskz_loadu_ps(hi, row + j + 16));
+                __mmask16 k = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                best = _mm512_mask_blend_ps(k, best, v);
+            }
+        }
+        _mm512_mask_storeu_ps(orow + ox, (__mmask16)((1u << m) - 1), best);
+    }
+#else
+    (void)orow, (void)ip, (void)g, (void)y0, (void)y1;
+#endif
 }
 
 void st_maxpool_forward(float *out, int32_t *indices, const float *in, int planes, const st_pool_geom *g) {
