@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
             double t0 = cpu_now();
             st_conv_forward(out, in, w, NULL, batch, g, work);
             double t1 = cpu_now();
-            st_conv_forward_prep(out, in, w, NULL, batch, g, work, prep);
+            st_conv_forward_prep(out, in, w, NULL, batch, g, work, prep, NULL);
             double t2 = cpu_now();
             if (t1 - t0 < ls[k].best) ls[k].best = t1 - t0;
             if (t2 - t1 < ls[k].best_prep) ls[k].best_prep = t2 - t1;

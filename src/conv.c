@@ -460,7 +460,17 @@ typedef struct {
     const float *packed;  /* forward: the groups' weights packed beforehand, or NULL */
     size_t packed_stride; /* floats from one group's packed weights to the next */
     int transposed;       /* forward: out^T = col^T W^T (the weights packed as B) */
+    const st_epilogue *epi; /* forward: applied to the output (NULL: none; b is NULL then) */
 } gemm_ctx;
+
+/* The epilogue on samples [s0, s0 + nb) of the output (split over the threads when
+ * outside a parallel region). */
+static void epilogue_samples(const gemm_ctx *c, int s0, int nb) {
+    size_t at = (size_t)s0 * c->g->cout * c->p.P;
+    st_epilogue e = *c->epi;
+    if (e.add) e.add += at;
+    st_epilogue_apply(&e, c->out + at, nb, c->g->cout, (size_t)c->p.P);
+}
 
 /* Implicit im2col (col_rows) for a product of opg x cols x depth multiply-adds with
  * col as B. It always takes st_sgemm's packed path, which needs two register tiles of
@@ -505,27 +515,32 @@ static void forward_part(const gemm_ctx *c, int part) {
         int s0 = ch * p->nb, nb = c->n - s0 < p->nb ? c->n - s0 : p->nb, N = nb * p->P;
         const float *x = c->in + (size_t)s0 * g->cin * g->ih * g->iw;
         float *y = c->out + (size_t)s0 * g->cout * p->P;
+        /* a product written straight into one sample's planes applies the epilogue to
+         * each tile as it completes; the others, to the chunk once it is written */
+        int tile_epi = c->epi && nb == 1 && !c->transposed;
         for (int grp = 0; grp < g->groups; grp++) {
             const float *wg = c->w + (size_t)grp * opg * p->K;
             const float *wp = c->packed ? c->packed + grp * c->packed_stride : NULL;
             const float *cg = col;
             col_source src = {g, x, grp, p->P};
+            size_t yg = (size_t)grp * opg * p->P; /* the group's first plane in the sample */
+            st_gemm_epi ge = {c->epi, grp * opg, c->epi && c->epi->add ? c->epi->add + (size_t)s0 * g->cout * p->P + yg : NULL};
+            const st_gemm_epi *epi = tile_epi ? &ge : NULL;
             if (nb == 1 && pointwise(g)) cg = x + (size_t)grp * p->K * p->P;
             else if (!c->transposed && implicit_col(g, opg, N, p->K)) {
-                float *dst = nb == 1 ? y + (size_t)grp * opg * p->P : tmp;
-                st_sgemm_implicit(0, 0, opg, N, p->K, wg, p->K, wp, col_rows, &src, 0.0f, dst, N);
+                float *dst = nb == 1 ? y + yg : tmp;
+                st_sgemm_implicit(0, 0, opg, N, p->K, wg, p->K, wp, col_rows, &src, 0.0f, dst, N, epi);
                 if (nb > 1) scatter_out(tmp, y, nb, grp, opg, g->cout, p->P);
                 continue;
             } else im2col(col, x, nb, grp, g, p->P);
             if (c->transposed) {
-                st_sgemm_packed(1, 1, N, opg, p->K, cg, N, NULL, wg, p->K, wp, 0.0f, tmp, opg);
+                st_sgemm_packed(1, 1, N, opg, p->K, cg, N, NULL, wg, p->K, wp, 0.0f, tmp, opg, NULL);
                 for (int s = 0; s < nb; s++)
                     transpose_out(tmp + (size_t)s * p->P * opg, opg, p->P, opg, y + ((size_t)s * g->cout + grp * opg) * p->P);
             } else if (nb == 1) {
-                st_sgemm_packed(0, 0, opg, p->P, p->K, wg, p->K, wp, cg, p->P, NULL, 0.0f,
-                                y + (size_t)grp * opg * p->P, p->P);
+                st_sgemm_packed(0, 0, opg, p->P, p->K, wg, p->K, wp, cg, p->P, NULL, 0.0f, y + yg, p->P, epi);
             } else {
-                st_sgemm_packed(0, 0, opg, N, p->K, wg, p->K, wp, col, N, NULL, 0.0f, tmp, N);
+                st_sgemm_packed(0, 0, opg, N, p->K, wg, p->K, wp, col, N, NULL, 0.0f, tmp, N, NULL);
                 scatter_out(tmp, y, nb, grp, opg, g->cout, p->P);
             }
         }
@@ -535,6 +550,7 @@ static void forward_part(const gemm_ctx *c, int part) {
                     float *row = y + ((size_t)s * g->cout + co) * p->P, bv = c->b[co];
                     for (int q = 0; q < p->P; q++) row[q] += bv;
                 }
+        if (c->epi && !tile_epi) epilogue_samples(c, s0, nb);
     }
 }
 
@@ -574,7 +590,7 @@ static void backward_part(const gemm_ctx *c, int part) {
             if (cg) st_sgemm(0, 1, opg, p->K, nb * p->P, gyg, nb * p->P, cg, nb * p->P, 1.0f,
                              dwp + (size_t)grp * opg * p->K, p->K);
             else st_sgemm_implicit(0, 1, opg, p->K, nb * p->P, gyg, nb * p->P, NULL, col_rows, &src, 1.0f,
-                                   dwp + (size_t)grp * opg * p->K, p->K);
+                                   dwp + (size_t)grp * opg * p->K, p->K, NULL);
             if (c->din && nb == 1 && pointwise(g)) {
                 /* din_g (K x P) += W_g^T (K x opg) * dout_g */
                 st_sgemm(1, 0, p->K, p->P, opg, c->w + (size_t)grp * opg * p->K, p->K, gyg, p->P, 1.0f,
@@ -659,22 +675,25 @@ void st_conv_prepare(float *prep, const float *w, const st_conv_geom *g, int n) 
 
 void st_conv_forward(float *out, const float *in, const float *w, const float *b, int n,
                      const st_conv_geom *g, float *work) {
-    st_conv_forward_prep(out, in, w, b, n, g, work, NULL);
+    st_conv_forward_prep(out, in, w, b, n, g, work, NULL, NULL);
 }
 
 void st_conv_forward_prep(float *out, const float *in, const float *w, const float *b, int n,
-                          const st_conv_geom *g, float *work, const float *prep) {
+                          const st_conv_geom *g, float *work, const float *prep, const st_epilogue *epi) {
     if (n <= 0) return;
     conv_path path = choose_path(g, n);
     int kind = PREP_NONE;
     if (prep) memcpy(&kind, prep, sizeof kind);
     if (kind != prep_kind(g, n)) kind = PREP_NONE; /* made for another path */
-    if (path == PATH_DIRECT) { st_direct_forward(out, in, w, b, n, g, work); return; }
-    if (path == PATH_WINOGRAD) {
-        st_winograd_forward_prep(out, in, w, b, n, g, work, kind == PREP_WINOGRAD ? prep + PREP_HEADER : NULL);
+    if (path != PATH_GEMM || (epi && b)) { /* the epilogue after the bias, in a pass of its own */
+        if (path == PATH_DIRECT) st_direct_forward(out, in, w, b, n, g, work);
+        else if (path == PATH_WINOGRAD)
+            st_winograd_forward_prep(out, in, w, b, n, g, work, kind == PREP_WINOGRAD ? prep + PREP_HEADER : NULL);
+        else st_conv_forward_prep(out, in, w, b, n, g, work, prep, NULL);
+        if (epi) st_epilogue_apply(epi, out, n, g->cout, (size_t)g->oh * g->ow);
         return;
     }
-    gemm_ctx c = {g, plan_conv(g, n), n, in, w, b, NULL, out, NULL, work, NULL, NULL, 0, 0};
+    gemm_ctx c = {g, plan_conv(g, n), n, in, w, b, NULL, out, NULL, work, NULL, NULL, 0, 0, epi};
     if (kind == PREP_GEMM || kind == PREP_GEMM_T) {
         c.packed = prep + PREP_HEADER;
         c.packed_stride = group_floats(g, kind);
@@ -695,7 +714,7 @@ void st_conv_backward(float *din, float *dw, float *db, const float *dout, const
     if (path == PATH_DIRECT) { st_direct_backward(din, dw, db, dout, in, w, n, g, work); return; }
     if (path == PATH_WINOGRAD) { st_winograd_backward(din, dw, db, dout, in, w, n, g, work); return; }
     conv_plan p = plan_conv(g, n);
-    gemm_ctx c = {g, p, n, in, w, NULL, dout, NULL, din, work, work + (size_t)p.nparts * (2 * p.col + p.tmp), NULL, 0, 0};
+    gemm_ctx c = {g, p, n, in, w, NULL, dout, NULL, din, work, work + (size_t)p.nparts * (2 * p.col + p.tmp), NULL, 0, 0, NULL};
     if (parts_in_parallel(&c.p)) {
 #pragma omp parallel for schedule(static)
         for (int part = 0; part < p.nparts; part++) backward_part(&c, part);

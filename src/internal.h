@@ -33,6 +33,22 @@ st_status st_io_open_read(const char *path, int *fd, int64_t *size);
 st_status st_io_read_at(const char *path, int fd, void *buf, size_t n, int64_t off);
 st_status st_io_write_atomic(const char *path, int nparts, const void *const *parts, const size_t *lens);
 
+/* ---------------------------------------------------------------- epilogues (epilogue.c)
+ * What st_net_run does to a layer's output as it is made: y = act(y * scale[c] +
+ * shift[c] + add), c the output channel; add (NULL: none) is laid out like y; act 0:
+ * none, 1: ReLU, 2: leaky ReLU with `slope`. st_epilogue_span: n values of channel c
+ * (add: NULL or n values); st_epilogue_rows: rows [r0, r1) of y seen as (rows, S), row r
+ * of channel r % C, with e->add; st_epilogue_apply: all (outer * C) rows, split over the
+ * threads when large. */
+typedef struct {
+    const float *scale, *shift, *add;
+    int act;
+    float slope;
+} st_epilogue;
+void st_epilogue_span(const st_epilogue *e, float *y, const float *add, size_t n, int c);
+void st_epilogue_rows(const st_epilogue *e, float *y, size_t r0, size_t r1, int C, size_t S);
+void st_epilogue_apply(const st_epilogue *e, float *y, int outer, int C, size_t S);
+
 /* ---------------------------------------------------------------- GEMM
  * C (M x N) = alpha-free accumulate form:  C = beta*C + op(A) * op(B), row-major,
  * lda/ldb/ldc are row strides. transA: A is stored K x M; transB: B is stored N x K.
@@ -49,17 +65,25 @@ void st_sgemm_ref(int transA, int transB, int M, int N, int K,
  * into `packed` (st_sgemm_pack_size floats, 64-byte aligned) for the current ISA;
  * st_sgemm_packed is st_sgemm reading Ap / Bp instead of packing A / B where they fit
  * the product (NULL, or packed for another shape or ISA: A / B are packed as usual), so
- * A and B must still be given. Results are those of st_sgemm. */
+ * A and B must still be given, then the epilogue epi (NULL: none). Results are those of
+ * st_sgemm followed by the epilogue. */
+/* An epilogue for a product's C (NULL: none), applied to each element once its sum is
+ * complete: row i of C is channel c0 + i, and add (NULL: none) is laid out like C (ldc). */
+typedef struct {
+    const st_epilogue *e;
+    int c0;
+    const float *add;
+} st_gemm_epi;
 size_t st_sgemm_pack_size(int which, int rows, int K);
 void st_sgemm_pack(int which, int trans, int rows, int K, const float *X, int ld, float *packed);
 void st_sgemm_packed(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *Ap,
-                     const float *B, int ldb, const float *Bp, float beta, float *C, int ldc);
+                     const float *B, int ldb, const float *Bp, float beta, float *C, int ldc, const st_gemm_epi *epi);
 /* st_sgemm_packed with a B that is never stored (implicit im2col): rows(ctx, r, x0, n,
  * dst) writes B[r][x0 .. x0+n) of the B that st_sgemm would read (N x K when transB);
  * it may run on several threads at once. Always the packed path (no small-product one). */
 typedef void (*st_gemm_rows_fn)(const void *ctx, int r, int x0, int n, float *dst);
 void st_sgemm_implicit(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *Ap,
-                       st_gemm_rows_fn rows, const void *ctx, float beta, float *C, int ldc);
+                       st_gemm_rows_fn rows, const void *ctx, float beta, float *C, int ldc, const st_gemm_epi *epi);
 /* dst[c*ds + r] = src[r*ss + c] for a rows x cols block (8 x 8 blocks in registers). */
 void st_transpose(const float *src, size_t ss, int rows, int cols, float *dst, size_t ds);
 /* The micro-kernels st_sgemm uses, chosen once from what the CPU supports (or the
@@ -107,12 +131,15 @@ void st_conv_backward(float *din, float *dw, float *db, const float *dout, const
  * once by st_conv_prepare into st_conv_prep_size floats (0: nothing to prepare; 64-byte
  * aligned) and passed to st_conv_forward_prep until the weights change. The results are
  * those of st_conv_forward's path for (g, n) in that order (see conv.c); a prepared copy
- * made for another path is ignored. st_conv_force_gemm_order (tests): 0 = the GEMM path
- * with prepared weights always in the usual order, 1 = always transposed, -1 = by size. */
+ * made for another path is ignored. epi (NULL: none) is applied to the output (after
+ * the bias b, which st_net_run folds into it instead): on the GEMM path to each register
+ * tile or chunk of samples as it is made, else in a pass at the end; the same values
+ * either way. st_conv_force_gemm_order (tests): 0 = the GEMM path with prepared weights
+ * always in the usual order, 1 = always transposed, -1 = by size. */
 size_t st_conv_prep_size(const st_conv_geom *g, int n);
 void st_conv_prepare(float *prep, const float *w, const st_conv_geom *g, int n);
 void st_conv_forward_prep(float *out, const float *in, const float *w, const float *b, int n,
-                          const st_conv_geom *g, float *work, const float *prep);
+                          const st_conv_geom *g, float *work, const float *prep, const st_epilogue *epi);
 void st_conv_force_gemm_order(int order);
 /* Tests: implicit im2col in the GEMM path, 0 = never, 1 = always, -1 = by size (conv.c). */
 void st_conv_force_implicit(int mode);

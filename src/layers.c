@@ -179,6 +179,7 @@ static void conv_print(const st_node *n, char *buf, size_t len) {
 }
 
 static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S);
+static st_epilogue epilogue_of(const st_exec *e, const st_node *n);
 
 /* st_net_run's element-wise passes (fused epilogues, add) over `floats` values: how many
  * equal shares to split them into, one per thread from RUN_PAR_MIN values up outside any
@@ -307,10 +308,11 @@ static void conv_forward(const st_exec *e, st_node *n) {
         conv_train_forward(e, n);
         return;
     }
-    st_conv_forward_prep(X(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work, PREP(e, n));
+    st_epilogue epi = fused ? epilogue_of(e, n) : (st_epilogue){0};
+    st_conv_forward_prep(X(e, n), X(e, in), W(e, n, 0), b, e->batch, &c->geom, e->work, PREP(e, n),
+                         fused ? &epi : NULL);
     if (n->train_relu && step_fusion(e)) /* this output and the ReLU's after it */
         st_act_forward(ST_ACT_RELU, 0, X(e, &e->net->nodes[n->train_relu]), X(e, n), n->numel * e->batch);
-    if (fused) fuse_epilogue(e, n, e->batch, c->out_channels, (size_t)c->geom.oh * c->geom.ow);
 }
 
 /* With n->bwd_fresh the input's gradient is written, not added to (net.c did not zero it);
@@ -1557,44 +1559,20 @@ void st_fuse_update(st_net *net) {
     }
 }
 
-/* y (outer, C, S) = act(y * scale[c] + shift[c] (+ o)): one pass over the output, by
- * rows. o: NULL, or the folded add's other input (the same shape); the sum is the
- * unfused add's, to the bit (a float sum of two values is the same in either order). */
-static void epilogue_rows(const st_node *n, float *y, const float *o, size_t r0, size_t r1, int C, size_t S) {
-    const float *sc = n->fuse.scale, *sh = n->fuse.shift;
-    int act = n->fuse.act;
-    float slope = n->fuse.slope;
-    for (size_t r = r0; r < r1; r++) {
-        float *row = y + r * S, a = sc[r % C], b = sh[r % C];
-        if (o) {
-            const float *orow = o + r * S;
-            if (act == 1)
-                for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; v = v + orow[k]; row[k] = v < 0 ? 0 : v; }
-            else if (act == 2)
-                for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; v = v + orow[k]; row[k] = v > 0 ? v : slope * v; }
-            else
-                for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; row[k] = v + orow[k]; }
-            continue;
-        }
-        if (act == 1)
-            for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; row[k] = v < 0 ? 0 : v; }
-        else if (act == 2)
-            for (size_t k = 0; k < S; k++) { float v = row[k] * a + b; row[k] = v > 0 ? v : slope * v; }
-        else
-            for (size_t k = 0; k < S; k++) row[k] = row[k] * a + b;
-    }
+/* The epilogue of a fused chain (epilogue.c): the folded scale and shift, the folded
+ * add's other input (the same shape; its sum is the unfused add's, to the bit: a float
+ * sum of two values is the same in either order) and the activation. */
+static st_epilogue epilogue_of(const st_exec *e, const st_node *n) {
+    st_epilogue epi = {n->fuse.scale, n->fuse.shift, n->fuse.add ? X(e, &e->net->nodes[n->fuse.add]) : NULL,
+                       n->fuse.act, n->fuse.slope};
+    return epi;
 }
 
+/* y (outer, C, S) = the epilogue of y, in one pass (the layers other than convolutions,
+ * which apply it as they make their output) */
 static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S) {
-    size_t rows = (size_t)outer * C;
-    int parts = run_parts(rows * S);
-    const float *o = n->fuse.add ? X(e, &e->net->nodes[n->fuse.add]) : NULL;
-    if (parts == 1) { /* (not even an inactive region: it costs a futex call) */
-        epilogue_rows(n, X(e, n), o, 0, rows, C, S);
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (int q = 0; q < parts; q++) epilogue_rows(n, X(e, n), o, rows * q / parts, rows * (q + 1) / parts, C, S);
+    st_epilogue epi = epilogue_of(e, n);
+    st_epilogue_apply(&epi, X(e, n), outer, C, S);
 }
 
 /* ---------------------------------------------------------------- the table */

@@ -14,6 +14,9 @@
  *    packed copy made for another shape or another ISA is ignored.
  * 5. On the blocked path, st_sgemm_implicit (B's rows from a callback, as implicit im2col
  *    gives them) gives st_sgemm's result bit for bit, with any thread count.
+ * 6. With an epilogue (st_gemm_epi: scale, shift, an added matrix, ReLU or leaky ReLU),
+ *    st_sgemm_packed and st_sgemm_implicit give st_sgemm's result followed by
+ *    st_epilogue_span on each row, bit for bit, with any thread count.
  * C starts as NaN where beta is 0 (beta 0 must overwrite, never multiply). The tolerance
  * is the rounding bound of any summation order: (K + 2) * FLT_EPSILON times
  * sum_k |a_ik b_kj| + |beta c_ij| (a wrong element is off by far more).
@@ -56,7 +59,7 @@ static void check_packed(int tA, int tB, int M, int N, int K, const float *A, in
         for (int threads = 1; threads <= (threads_too ? 3 : 1); threads++) {
             memcpy(C3, C0, nc * sizeof(float));
             st_set_threads(threads);
-            st_sgemm_packed(tA, tB, M, N, K, A, lda, Ap, B, ldb, Bp, beta, C3, ldc);
+            st_sgemm_packed(tA, tB, M, N, K, A, lda, Ap, B, ldb, Bp, beta, C3, ldc, NULL);
             st_set_threads(1);
             CHECK(!memcmp(C, C3, nc * sizeof(float)), "%s%s tA=%d tB=%d M=%d N=%d K=%d beta=%g: packed (%d) with %d threads differs",
                   isa_names[cur_isa], path_name(), tA, tB, M, N, K, beta, which, threads);
@@ -84,13 +87,45 @@ static void check_implicit(int tA, int tB, int M, int N, int K, const float *A, 
         for (int threads = 1; threads <= (threads_too ? 3 : 1); threads++) {
             memcpy(C3, C0, nc * sizeof(float));
             st_set_threads(threads);
-            st_sgemm_implicit(tA, tB, M, N, K, A, lda, packed ? Ap : NULL, rows_of_b, &sb, beta, C3, ldc);
+            st_sgemm_implicit(tA, tB, M, N, K, A, lda, packed ? Ap : NULL, rows_of_b, &sb, beta, C3, ldc, NULL);
             st_set_threads(1);
             CHECK(!memcmp(C, C3, nc * sizeof(float)), "%s tA=%d tB=%d M=%d N=%d K=%d beta=%g: implicit B (A packed: %d) with %d threads differs",
                   isa_names[cur_isa], tA, tB, M, N, K, beta, packed, threads);
         }
     st_aligned_free(Ap);
     free(C3);
+}
+
+/* 6: the epilogue applied by the product against st_sgemm's C then the epilogue, row by
+ * row (bit for bit); the rows are channels c0 + i, the activation and the added matrix
+ * vary with the shape */
+static void check_epilogue(int tA, int tB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                           float beta, const float *C0, const float *C, int ldc, int threads_too) {
+    enum { C0_ROW = 3 };
+    size_t nc = (size_t)M * ldc;
+    float *E = alloc_f(nc), *C3 = alloc_f(nc), *add = alloc_f(nc), *scale = alloc_f((size_t)M + C0_ROW);
+    float *shift = alloc_f((size_t)M + C0_ROW);
+    for (int i = 0; i < M + C0_ROW; i++) { scale[i] = runif_pm1(); shift[i] = runif_pm1(); }
+    for (size_t i = 0; i < nc; i++) add[i] = runif_pm1();
+    int act = (M + N + K) % 3, with_add = (M + K) % 2;
+    st_epilogue e = {scale, shift, NULL, act, 0.125f};
+    st_gemm_epi q = {&e, C0_ROW, with_add ? add : NULL};
+    memcpy(E, C, nc * sizeof(float));
+    for (int i = 0; i < M; i++)
+        st_epilogue_span(&e, E + (size_t)i * ldc, with_add ? add + (size_t)i * ldc : NULL, (size_t)N, C0_ROW + i);
+    stored_b sb = {B, ldb};
+    for (int implicit = 0; implicit <= (cur_small == 0); implicit++)
+        for (int threads = 1; threads <= (threads_too ? 3 : 1); threads++) {
+            memcpy(C3, C0, nc * sizeof(float));
+            st_set_threads(threads);
+            if (implicit) st_sgemm_implicit(tA, tB, M, N, K, A, lda, NULL, rows_of_b, &sb, beta, C3, ldc, &q);
+            else st_sgemm_packed(tA, tB, M, N, K, A, lda, NULL, B, ldb, NULL, beta, C3, ldc, &q);
+            st_set_threads(1);
+            CHECK(!memcmp(E, C3, nc * sizeof(float)), "%s%s tA=%d tB=%d M=%d N=%d K=%d beta=%g act %d add %d: epilogue "
+                  "(implicit %d) with %d threads differs", isa_names[cur_isa], path_name(), tA, tB, M, N, K, beta, act,
+                  with_add, implicit, threads);
+        }
+    free(E); free(C3); free(add); free(scale); free(shift);
 }
 
 static void check(int tA, int tB, int M, int N, int K, int extra, float beta, int threads_too) {
@@ -126,6 +161,7 @@ static void check(int tA, int tB, int M, int N, int K, int extra, float beta, in
           N, K, extra);
     check_packed(tA, tB, M, N, K, A, lda, B, ldb, beta, C0, C, ldc, threads_too);
     if (cur_small == 0) check_implicit(tA, tB, M, N, K, A, lda, B, ldb, beta, C0, C, ldc, threads_too);
+    check_epilogue(tA, tB, M, N, K, A, lda, B, ldb, beta, C0, C, ldc, threads_too);
     for (int threads = 2; threads_too && threads <= 3; threads++) {
         float *C2 = alloc_f(nc);
         memcpy(C2, C0, nc * sizeof(float));
@@ -214,7 +250,7 @@ int main(void) {
         for (int isa = ST_GEMM_PORTABLE; isa <= ST_GEMM_AVX512; isa++) {
             if (st_gemm_force_isa(isa) != 0) continue;
             st_sgemm(0, 0, M, N, K, A, K, B, N, 0.0f, R, N);
-            st_sgemm_packed(0, 0, M, N, K, A, K, Ap, B, N, Bp, 0.0f, C, N);
+            st_sgemm_packed(0, 0, M, N, K, A, K, Ap, B, N, Bp, 0.0f, C, N, NULL);
             CHECK(!memcmp(C, R, sizeof(float) * M * N), "packed under avx2, run under %s: differs", isa_names[isa]);
         }
         st_aligned_free(Ap), st_aligned_free(Bp), free(A), free(B), free(C), free(R);

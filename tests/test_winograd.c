@@ -125,7 +125,7 @@ static void run_case(const wcase *c) {
         float *prep = st_aligned_alloc(sizeof(float) * st_conv_prep_size(g, n)), *y2 = alloc_f(ny);
         st_conv_prepare(prep, w, g, n);
         for (size_t i = 0; i < wsz; i++) work[i] = NAN;
-        st_conv_forward_prep(y2, x, w, c->bias ? b : NULL, n, g, work, prep);
+        st_conv_forward_prep(y2, x, w, c->bias ? b : NULL, n, g, work, prep, NULL);
         CHECK(!memcmp(y, y2, ny * sizeof(float)), "%s: forward with prepared kernels differs", c->desc);
         st_aligned_free(prep);
         free(y2);
@@ -306,7 +306,7 @@ static void prepared_cases(int count) {
             for (int threads = 1; threads <= 2; threads++) {
                 st_set_threads(threads);
                 for (size_t i = 0; i < ny; i++) y2[i] = NAN;
-                st_conv_forward_prep(y2, x, w, bias ? b : NULL, n, &g, work, prep);
+                st_conv_forward_prep(y2, x, w, bias ? b : NULL, n, &g, work, prep, NULL);
                 if (threads == 1) memcpy(y, y2, ny * sizeof(float));
                 else CHECK(!memcmp(y, y2, ny * sizeof(float)), "prepared GEMM order %d, %d threads differ from 1", order, threads);
             }
@@ -318,7 +318,7 @@ static void prepared_cases(int count) {
             if (prep && order == 1) {
                 st_conv_force_path(1);
                 float *wk = alloc_f(st_conv_work_size(&g, n) + 1);
-                st_conv_forward_prep(y2, x, w, bias ? b : NULL, n, &g, wk, prep);
+                st_conv_forward_prep(y2, x, w, bias ? b : NULL, n, &g, wk, prep, NULL);
                 e = rel_err(y2, yr, ny);
                 CHECK(e <= 1e-5, "a prepared copy for another path: relative error %.3g", e);
                 free(wk);
