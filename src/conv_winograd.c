@@ -347,6 +347,24 @@ static void input_transform(const wplan *p, float *V, int ld, const float *in, c
     }
 }
 
+/* ---------------------------------------------------------------- the 36 products
+ * M[xi][r][t] for the rows r < npan * MR and the tile vectors t < ntv:
+ * M[xi] = U[xi] (panels pan0 .. pan0 + npan - 1 of npan_u) * V[xi] (C x ld), by
+ * winograd.h's product_tile. */
+static void products(float *M, const float *U, int npan_u, int pan0, int npan, const float *V, int C, int ld,
+                     int ntv) {
+    for (int xi = 0; xi < NPT; xi++) {
+        const float *Vx = V + (size_t)xi * C * ld;
+        for (int kp = 0; kp < npan; kp++) {
+            const float *Up = U + ((size_t)xi * npan_u + pan0 + kp) * C * MR;
+            float *Mx = M + ((size_t)xi * npan + kp) * MR * ld;
+            int t = 0;
+            for (; t + NV <= ntv; t += NV) product_tile(NV, C, Up, MR, Vx + t * VL, ld, Mx + t * VL, ld, 0);
+            for (; t < ntv; t++) product_tile(1, C, Up, MR, Vx + t * VL, ld, Mx + t * VL, ld, 0);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- output transform
  * plane (+)= the 4x4 outputs r[i*4 + j][lane] of the patches of L, those inside. */
 static void scatter(float *plane, const vf r[16], const lanes *L, int w, int accumulate) {
@@ -432,7 +450,7 @@ static void block_unit(const wplan *p, int blk, int k0, int k1, float *out, cons
     tile_patches(p, t0, nt, pin, 6, p->ih, p->iw, p->pt, p->pl, (size_t)p->C * p->ih * p->iw);
     tile_patches(p, t0, nt, pout, 4, p->oh, p->ow, 0, 0, (size_t)p->K * p->oh * p->ow);
     input_transform(p, V, p->tb, in, pin, nt, 0, ntv, 0, p->C);
-    wino_products(NPT, M, U, p->kp / MR, k0 / MR, rows / MR, V, p->C, p->tb, ntv);
+    products(M, U, p->kp / MR, k0 / MR, rows / MR, V, p->C, p->tb, ntv);
     output_transform(p, out, M, rows, p->tb, pout, nt, k0, k1, bias, accumulate);
 }
 
@@ -491,10 +509,10 @@ static void run_fused(const wplan *p, float *out, const float *in, const float *
         for (int u = 0; u < units; u++) {
             int k0 = u * KR_F, k1 = imin(k0 + KR_F, p->K), npan = round_up(k1 - k0, MR) / MR;
             if (Upre) {
-                wino_products(NPT, M, Upre, p->kp / MR, k0 / MR, npan, V, p->C, p->tpad, ntv);
+                products(M, Upre, p->kp / MR, k0 / MR, npan, V, p->C, p->tpad, ntv);
             } else {
                 transform_kernels(U, npan, k0 / MR, w, p->K, p->C, flip, k0 / MR, k0 / MR + npan);
-                wino_products(NPT, M, U, npan, 0, npan, V, p->C, p->tpad, ntv);
+                products(M, U, npan, 0, npan, V, p->C, p->tpad, ntv);
             }
             output_transform(p, out, M, npan * MR, p->tpad, pout, p->tiles, k0, k1, bias, accumulate);
         }

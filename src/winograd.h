@@ -4,8 +4,9 @@
  *  - the vectors: VL floats (GCC vector extensions, as wide as the target), MR output
  *    channels per panel of the transformed kernels, NV vectors of tiles per register block;
  *  - the 1D transforms of F(4, 3) (the 2D ones apply them to the rows, then the columns);
- *  - the product kernel: M[xi] = U[xi] (K x C) * V[xi] (C x tiles) for every transform
- *    point xi, with U in panels of MR output channels and V with the tiles in the lanes;
+ *  - the product kernel, one register block of M[xi] = U[xi] (K x C) * V[xi] (C x tiles)
+ *    for a transform point xi, with U in panels of MR output channels and V with the
+ *    tiles in the lanes;
  *  - the threads (at most WINO_MAX_SLOTS, each with its own scratch slot).
  */
 #ifndef ST_WINOGRAD_H
@@ -132,23 +133,6 @@ static inline __attribute__((always_inline)) void product_tile(int nv, int C, co
             float *m = M + (size_t)i * ldm + v * VL;
             vstore(m, accumulate ? vload(m) + acc[i][v] : acc[i][v]);
         }
-}
-
-/* M[xi][r][t] for the npt transform points, the rows r < npan * MR and the tile vectors
- * t < ntv: M[xi] = U[xi] (panels pan0 .. pan0 + npan - 1 of npan_u, U[xi][pan][c][MR])
- * * V[xi] (C x ld). */
-static inline void wino_products(int npt, float *M, const float *U, int npan_u, int pan0, int npan, const float *V,
-                                 int C, int ld, int ntv) {
-    for (int xi = 0; xi < npt; xi++) {
-        const float *Vx = V + (size_t)xi * C * ld;
-        for (int kp = 0; kp < npan; kp++) {
-            const float *Up = U + ((size_t)xi * npan_u + pan0 + kp) * C * MR;
-            float *Mx = M + ((size_t)xi * npan + kp) * MR * ld;
-            int t = 0;
-            for (; t + NV <= ntv; t += NV) product_tile(NV, C, Up, MR, Vx + t * VL, ld, Mx + t * VL, ld, 0);
-            for (; t < ntv; t++) product_tile(1, C, Up, MR, Vx + t * VL, ld, Mx + t * VL, ld, 0);
-        }
-    }
 }
 
 /* ---------------------------------------------------------------- threads
