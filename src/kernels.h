@@ -71,6 +71,15 @@ void st_winograd_backward(float *din, float *dw, float *db, const float *dout, c
  * shape; 0 = by the rule (the default). Process-wide, not thread-safe. */
 void st_winograd_force_blocked(int on);
 
+/* Winograd F(4, 3) for 1D convolutions (conv_winograd1d.c): 3 taps, stride 1, dilation 1,
+ * groups 1, any padding (kh == 1 and ih == 1, as st_conv_geom gives a conv1d). */
+int st_winograd1d_possible(const st_conv_geom *g);
+size_t st_winograd1d_work_size(const st_conv_geom *g, int n);
+void st_winograd1d_forward(float *out, const float *in, const float *w, const float *b, int n,
+                           const st_conv_geom *g, float *work);
+void st_winograd1d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, int n, const st_conv_geom *g, float *work);
+
 /* Winograd's part of st_conv_prepare (internal.h): U for the forward pass
  * (st_winograd_prep_size floats). */
 size_t st_winograd_prep_size(const st_conv_geom *g);
@@ -79,8 +88,9 @@ void st_winograd_forward_prep(float *out, const float *in, const float *w, const
                               const st_conv_geom *g, float *work, const float *U);
 
 /* Path choice for tests: 0 = im2col + GEMM, 1 = direct whenever possible (else im2col +
- * GEMM), 2 = Winograd whenever possible (else im2col + GEMM), -1 = by the rule (the
- * default). Process-wide, not thread-safe: tests and benchmarks only. */
+ * GEMM), 2 = Winograd whenever possible (else im2col + GEMM), 3 = 1D Winograd whenever
+ * possible (else im2col + GEMM), -1 = by the rule (the default). Process-wide, not
+ * thread-safe: tests and benchmarks only. */
 void st_conv_force_path(int path);
 
 #endif
