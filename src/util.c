@@ -1,9 +1,11 @@
 /* util.c - errors, strings, aligned memory, tensors and the random number generator. */
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE (Linux), beside POSIX */
 #include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <math.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -56,10 +58,27 @@ char *st_strdup(const char *s) {
     return p;
 }
 
+/* Large blocks (the activation arena, weights, prepared copies, packing buffers) are
+ * aligned to 2 MB and asked for transparent huge pages, where the kernel offers them on
+ * request (Linux's default THP mode is "madvise"): with 4 KB pages, which physical pages
+ * back a buffer changes from run to run, and so do cache-set conflicts and TLB misses;
+ * resnet50 at batch 1 on 2 threads took 38-39 ms in most processes and 50-54 ms in some. */
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
+
 void *st_aligned_alloc(size_t bytes) {
     void *p = NULL;
     if (bytes == 0) bytes = 64;
     bytes = (bytes + 63) & ~(size_t)63;
+#if defined(MADV_HUGEPAGE)
+    if (bytes >= HUGE_MIN) {
+        size_t whole = (bytes + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
+        if (posix_memalign(&p, HUGE_ALIGN, whole) != 0) return NULL;
+        madvise(p, whole, MADV_HUGEPAGE); /* a hint: without it, plain pages */
+        memset(p, 0, bytes);
+        return p;
+    }
+#endif
     if (posix_memalign(&p, 64, bytes) != 0) return NULL;
     memset(p, 0, bytes);
     return p;
