@@ -54,7 +54,8 @@ static void check_packed(int tA, int tB, int M, int N, int K, const float *A, in
     for (int which = 1; which <= 4; which++) {
         /* 1: A packed, 2: B packed, 3: both, 4: both packed for another shape (ignored) */
         int other = which == 4;
-        float *Ap = which & 1 || other ? packed_copy(0, tA, other ? M + 1 : M, K, A, lda) : NULL;
+        /* (another shape: one k fewer, so that packing reads only inside the operand) */
+        float *Ap = which & 1 || other ? packed_copy(0, tA, M, other ? K - 1 : K, A, lda) : NULL;
         float *Bp = which & 2 || other ? packed_copy(1, tB, N, other ? K - 1 : K, B, ldb) : NULL;
         for (int threads = 1; threads <= (threads_too ? 3 : 1); threads++) {
             memcpy(C3, C0, nc * sizeof(float));
