@@ -11,10 +11,10 @@ ONNX Runtime: bench/ort_bench.py with build/venv's python), reads the JSON line 
 and takes its peak memory (maximum resident set size) from the kernel's accounting of that
 process (os.wait4). The implementations of one workload run one after another, so they
 meet the same machine load as nearly as possible, and that ROUNDS times (--rounds, default
-2), alternating; each keeps its best round. On this VM the two vCPUs now and then share one
-physical core for a while (measured: 1 thread unaffected, 2 threads then only 1.25x of 1
-instead of 1.9x, for tens of seconds): one round can catch one implementation in such a
-phase and the next not; the best of alternating rounds treats every implementation alike. bench/peak.c measures the FP32 peak at
+2), alternating; each keeps its best round. On this VM stride's 2-thread runs now and then
+slow down by about 1.5x for tens of seconds (docs/bench.md says what was measured): one
+round can catch an implementation in such a phase and the next not; the best of
+alternating rounds treats every implementation alike. bench/peak.c measures the FP32 peak at
 the start and at the end (the better of the two counts). stride also runs the resnet18
 workloads on 1 thread, for the scaling table.
 
