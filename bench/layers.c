@@ -8,7 +8,8 @@
  * 1 x k), s (stride), p (zero padding), g (groups), bias (0/1, default 1) and first=1 for
  * a network's first layer, whose input needs no gradient; for A/B runs of the 2D/1D
  * convolution's paths, path (-1 the library's choice, 0 im2col + GEMM, 1 direct, 2
- * Winograd, 3 1D Winograd, where possible) and implicit (im2col + GEMM: -1 by size, 0 col written, 1
+ * Winograd, 3 1D Winograd, 4 the stem kernel for the forward pass with im2col + GEMM for
+ * the backward, where possible) and implicit (im2col + GEMM: -1 by size, 0 col written, 1
  * col gathered by the GEMM). For example
  *   build/bench/layers conv2d:n=8,cin=64,h=56,w=56,cout=64,k=3,p=1 fwd
  * One call of fwd is the forward pass into a preallocated output. One call of fwdbwd is the

@@ -25,7 +25,10 @@
  *  - the direct convolution with the batch as the vector dimension (conv_direct.c),
  *    for batches of 8 and more;
  *  - Winograd's F(4x4, 3x3) (conv_winograd.c) for 3x3 kernels of stride 1, and F(4, 3)
- *    (conv_winograd1d.c) for 1D kernels of 3 taps and stride 1.
+ *    (conv_winograd1d.c) for 1D kernels of 3 taps and stride 1;
+ *  - for the forward pass only, the kernel for few input channels vectorised over the
+ *    output columns (conv_stem.c: a network's first layer), where it measured faster
+ *    (see take_stem); the backward pass of such a layer keeps its path.
  */
 #include "kernels.h"
 
@@ -272,6 +275,7 @@ static conv_path choose_path(const st_conv_geom *g, int n) {
     case 1: return st_direct_possible(g, n) ? PATH_DIRECT : PATH_GEMM;
     case 2: return st_winograd_possible(g) ? PATH_WINOGRAD : PATH_GEMM;
     case 3: return st_winograd1d_possible(g) ? PATH_WINOGRAD1D : PATH_GEMM;
+    case 4: return PATH_GEMM; /* (the backward pass of a forced stem) */
     default: break;
     }
     if (take_winograd(g, n)) return PATH_WINOGRAD;
@@ -279,16 +283,37 @@ static conv_path choose_path(const st_conv_geom *g, int n) {
     return take_direct(g, n) ? PATH_DIRECT : PATH_GEMM;
 }
 
+/* The forward pass alone may take the stem kernel (conv_stem.c: at most 4 input channels,
+ * stride 1 or 2; its rule, st_stem_preferred, and the measurements are there), for 2D
+ * kernels only, at any batch size: ResNet's stem, 3 -> 64 7x7/2 on 224x224, forward,
+ * one thread (CPU time), 18.1 ms at batch 8 against 22.1 on the direct path, 2.15 at
+ * batch 1 against 2.52 for im2col + GEMM. The backward pass keeps choose_path's path, and
+ * so does st_net_step's fused direct training pass. */
+#define STEM_MIN_TAPS_BATCHED 27 /* taps per output (cin*kh*kw) from DIRECT_MIN_BATCH samples up */
+
+static int take_stem(const st_conv_geom *g, int n) {
+    if (force_path == 4) return st_stem_possible(g);
+    if (force_path >= 0 || g->kh == 1 || !st_stem_preferred(g)) return 0;
+    /* against the direct path few taps lost (AVX2 build, where its lanes are all used:
+     * 1 -> 6 5x5 on 28x28 at batch 64, 64 against 71 GFLOP/s; at batch 1, 53 against 32
+     * for im2col + GEMM) */
+    return n < DIRECT_MIN_BATCH || g->cin * g->kh * g->kw >= STEM_MIN_TAPS_BATCHED;
+}
+
+int st_conv_forward_is_stem(const st_conv_geom *g, int n) { return n > 0 && take_stem(g, n); }
+
 int st_conv_path_is_direct(const st_conv_geom *g, int n) { return n > 0 && choose_path(g, n) == PATH_DIRECT; }
 
 size_t st_conv_work_size(const st_conv_geom *g, int n) {
     if (n <= 0) return 0;
+    size_t size, stem = take_stem(g, n) ? st_stem_work_size(g, n) : 0;
     switch (choose_path(g, n)) {
-    case PATH_DIRECT: return st_direct_work_size(g, n);
-    case PATH_WINOGRAD: return st_winograd_work_size(g, n);
-    case PATH_WINOGRAD1D: return st_winograd1d_work_size(g, n);
-    default: return gemm_work_size(g, n);
+    case PATH_DIRECT: size = st_direct_work_size(g, n); break;
+    case PATH_WINOGRAD: size = st_winograd_work_size(g, n); break;
+    case PATH_WINOGRAD1D: size = st_winograd1d_work_size(g, n); break;
+    default: size = gemm_work_size(g, n); break;
     }
+    return size > stem ? size : stem;
 }
 
 /* The outputs x in [*xa, *xb) of a row read inside the input row: 0 <= x0 + x*s < iw. */
@@ -665,6 +690,7 @@ static int force_order = -1;
 void st_conv_force_gemm_order(int order) { force_order = order; }
 
 static int prep_kind(const st_conv_geom *g, int n) {
+    if (take_stem(g, n)) return PREP_NONE;
     conv_path path = choose_path(g, n);
     if (path == PATH_WINOGRAD) return st_winograd_prep_size(g) <= WINO_PREP_MAX ? PREP_WINOGRAD : PREP_NONE;
     if (path != PATH_GEMM) return PREP_NONE;
@@ -710,6 +736,10 @@ void st_conv_forward(float *out, const float *in, const float *w, const float *b
 void st_conv_forward_prep(float *out, const float *in, const float *w, const float *b, int n,
                           const st_conv_geom *g, float *work, const float *prep, const st_epilogue *epi) {
     if (n <= 0) return;
+    if (take_stem(g, n)) {
+        st_stem_forward(out, in, w, b, n, g, work, epi);
+        return;
+    }
     conv_path path = choose_path(g, n);
     int kind = PREP_NONE;
     if (prep) memcpy(&kind, prep, sizeof kind);

@@ -32,23 +32,13 @@
 #include <omp.h>
 #endif
 
+#include "simd.h"
 #if defined(__AVX512F__)
 #include <immintrin.h>
-#define VL 16
-#elif defined(__AVX__)
-#define VL 8
-#else
-#define VL 4
 #endif
 #define MAX_PARTS 8
 #define TG 9        /* taps whose weight-gradient sums are kept in registers at once */
 #define PAR_MIN_MACS 200000.0
-
-#if defined(__clang__)
-#define UNROLL _Pragma("unroll")
-#else
-#define UNROLL _Pragma("GCC unroll 16")
-#endif
 
 /* Keeps a loaded vector in a register: GCC would fold the load into each multiply-add
  * that uses it, loading it up to three times. */

@@ -60,30 +60,13 @@
 #endif
 
 /* ---------------------------------------------------------------- vectors
- * VL lanes in a full column: 16 with AVX-512, 8 with AVX, else 4 (portable code). */
-#if defined(ST_VL) /* for experiments: -DST_VL=8 */
-#define VL ST_VL
-#elif defined(__AVX512F__)
-#define VL 16
-#elif defined(__AVX__)
-#define VL 8
-#else
-#define VL 4
-#endif
-
-#define INLINE static inline __attribute__((always_inline))
-/* Full unrolling of the loops over a register block (so that its accumulators become
- * registers); GCC unrolls the weight-gradient tile by itself and spills when forced. */
-#ifndef UNROLL
+ * VL lanes in a full column: 16 with AVX-512, 8 with AVX, else 4 (portable code; simd.h).
+ * UNROLL unrolls the loops over a register block; GCC unrolls the weight-gradient tile by
+ * itself and spills when forced. */
+#include "simd.h"
 #if defined(__clang__)
-#define UNROLL _Pragma("unroll")
 #define UNROLL_TILE _Pragma("unroll")
 #else
-#define UNROLL _Pragma("GCC unroll 16")
-#define UNROLL_TILE
-#endif
-#endif
-#ifndef UNROLL_TILE
 #define UNROLL_TILE
 #endif
 

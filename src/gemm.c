@@ -93,12 +93,7 @@
 #include <omp.h>
 #endif
 
-#define INLINE static inline __attribute__((always_inline))
-#if defined(__clang__)
-#define UNROLL _Pragma("unroll")
-#else
-#define UNROLL _Pragma("GCC unroll 16")
-#endif
+#include "simd.h" /* INLINE, UNROLL */
 
 /* ---------------------------------------------------------------- reference */
 void st_sgemm_ref(int transA, int transB, int M, int N, int K,

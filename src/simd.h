@@ -1,0 +1,29 @@
+/* simd.h - what the hand-vectorised kernels share (conv_direct.c, conv_depthwise.c,
+ * conv_stem.c, gemm.c): VL, the floats in the widest vector the build targets (16 with
+ * AVX-512, 8 with AVX, else 4 for portable code; -DST_VL=8 for experiments), INLINE, and
+ * UNROLL, the full unrolling of a loop over a register block (so that its accumulators
+ * become registers). */
+#ifndef ST_SIMD_H
+#define ST_SIMD_H
+
+#if defined(ST_VL)
+#define VL ST_VL
+#elif defined(__AVX512F__)
+#define VL 16
+#elif defined(__AVX__)
+#define VL 8
+#else
+#define VL 4
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+#ifndef UNROLL
+#if defined(__clang__)
+#define UNROLL _Pragma("unroll")
+#else
+#define UNROLL _Pragma("GCC unroll 16")
+#endif
+#endif
+
+#endif
