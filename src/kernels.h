@@ -89,17 +89,25 @@ void st_winograd_forward_prep(float *out, const float *in, const float *w, const
 
 /* The forward pass for few input channels (conv_stem.c: a network's first layer),
  * vectorised over output columns: groups 1, dilation 1, stride 1 or 2, at most 4 input
- * channels, rows not too wide (its per-thread buffer). Forward only; st_stem_forward
+ * channels, rows not too wide (its per-thread buffer). st_stem_forward
  * applies epi (NULL: none) to each output row after the bias b. */
 int st_stem_possible(const st_conv_geom *g);
 /* 1 where it is possible and measured faster (few of its vector lanes idle) */
 int st_stem_preferred(const st_conv_geom *g);
 /* 1 if st_conv_forward takes it for (g, n) (conv.c's rule; the backward pass then takes
- * the path st_conv_path_is_direct and st_conv_work_size describe) */
+ * st_stem_backward where no input gradient is wanted, else the path
+ * st_conv_path_is_direct and st_conv_work_size describe) */
 int st_conv_forward_is_stem(const st_conv_geom *g, int n);
 size_t st_stem_work_size(const st_conv_geom *g, int n);
 void st_stem_forward(float *out, const float *in, const float *w, const float *b, int n, const st_conv_geom *g,
                      float *work, const st_epilogue *epi);
+/* Its weight and bias gradient (no input gradient: a first layer's backward pass), for
+ * geometries st_stem_possible takes with at most 4*7*7 taps (st_stem_backward_possible):
+ * adds dL/dw to dw and dL/db to db (NULL: none) in st_stem_backward_work_size floats of work. */
+int st_stem_backward_possible(const st_conv_geom *g, int n);
+size_t st_stem_backward_work_size(const st_conv_geom *g, int n);
+void st_stem_backward(float *dw, float *db, const float *dout, const float *in, int n, const st_conv_geom *g,
+                      float *work);
 
 /* Path choice for tests: 0 = im2col + GEMM, 1 = direct whenever possible (else im2col +
  * GEMM), 2 = Winograd whenever possible (else im2col + GEMM), 3 = 1D Winograd whenever
@@ -107,5 +115,8 @@ void st_stem_forward(float *out, const float *in, const float *w, const float *b
  * possible (else im2col + GEMM; the backward pass then takes im2col + GEMM), -1 = by
  * the rule (the default). Process-wide, not thread-safe: tests and benchmarks only. */
 void st_conv_force_path(int path);
+/* 0: the backward pass of a layer whose forward takes the stem never takes st_stem_backward
+ * (A/B measurements); 1 (the default): it does where no input gradient is wanted. */
+void st_conv_stem_backward(int on);
 
 #endif

@@ -11,10 +11,15 @@
  *    rows exactly a multiple of the vectors and one more, a 1D-shaped input (height 1).
  * 3. The epilogue (st_conv_forward_prep with a batch norm's scale and shift, a residual
  *    add and a ReLU) against the reference followed by st_epilogue_apply.
- * 4. Thread-count independence: 1, 2 and 3 threads give bit-identical outputs.
- * 5. The path rule of conv.c: the stem for ResNet's first layer at batch 1 and 8, and
- *    its backward pass keeps its old path (checked through the workspace size and the
- *    gradients against the reference); not for conv1d (MNIST-1D), 5 input channels,
+ *    Each case of 1 and 2 also runs the weight and bias gradient with no input gradient
+ *    (st_stem_backward through st_conv_backward) against st_conv_backward_ref_f64, dw
+ *    and db starting at random values (it adds), the workspace as NaN.
+ * 4. Thread-count independence: 1, 2 and 3 threads give bit-identical outputs and
+ *    weight and bias gradients (one- and multi-part shapes).
+ * 5. The path rule of conv.c: the stem for ResNet's first layer at batch 1 and 8; its
+ *    backward pass with an input gradient keeps its old path (checked through the
+ *    workspace size and the gradients against the reference), without one it takes
+ *    st_stem_backward (bit for bit); not for conv1d (MNIST-1D), 5 input channels,
  *    stride 3, groups or dilation, nor where many lanes would idle (1 -> 6 on 28x28).
  *
  * Tolerance: |ours - reference| <= TOL * (1 + max |reference|), TOL = 1e-5.
@@ -52,6 +57,39 @@ static size_t out_size(const st_conv_geom *g, int n) { return (size_t)n * g->cou
 static size_t w_size(const st_conv_geom *g) { return (size_t)g->cout * g->cin * g->kh * g->kw; }
 
 /* ---------------------------------------------------------------- against the reference */
+/* The weight and bias gradient with no input gradient (st_stem_backward through
+ * st_conv_backward, the stem forced) against the double reference; dw and db start at
+ * random values (the kernel adds), the workspace as NaN. */
+static void backward_case(const st_conv_geom *g, int n, int bias) {
+    char desc[160];
+    snprintf(desc, sizeof desc, "backward n=%d %d->%d %dx%d k=%dx%d s=%dx%d p=%dx%d bias=%d", n, g->cin, g->cout, g->ih,
+             g->iw, g->kh, g->kw, g->sh, g->sw, g->pt, g->pl, bias);
+    if (!st_stem_backward_possible(g, n)) return;
+    size_t nx = in_size(g, n), ny = out_size(g, n), nw = w_size(g);
+    float *x = rand_f(nx), *w = rand_f(nw), *gy = rand_f(ny), *dw = rand_f(nw), *db = rand_f(g->cout);
+    double *xd = malloc(nx * sizeof(double)), *gyd = malloc(ny * sizeof(double));
+    double *dwd = malloc(nw * sizeof(double)), *dbd = malloc(g->cout * sizeof(double));
+    float *dwr = alloc_f(nw), *dbr = alloc_f(g->cout);
+    for (size_t i = 0; i < nx; i++) xd[i] = x[i];
+    for (size_t i = 0; i < ny; i++) gyd[i] = gy[i];
+    for (size_t i = 0; i < nw; i++) dwd[i] = dw[i];
+    for (int i = 0; i < g->cout; i++) dbd[i] = db[i];
+    st_conv_backward_ref_f64(NULL, dwd, dbd, gyd, xd, NULL, n, g);
+    for (size_t i = 0; i < nw; i++) dwr[i] = (float)dwd[i];
+    for (int i = 0; i < g->cout; i++) dbr[i] = (float)dbd[i];
+    st_conv_force_path(4);
+    size_t wsz = st_conv_work_size(g, n);
+    CHECK(wsz >= st_stem_backward_work_size(g, n), "%s: work size %zu < %zu", desc, wsz, st_stem_backward_work_size(g, n));
+    float *work_block = alloc_f(wsz + 1), *work = work_block + 1;
+    poison(work, wsz);
+    st_conv_backward(NULL, dw, bias ? db : NULL, gy, x, w, n, g, work);
+    st_conv_force_path(-1);
+    check(desc, "weight gradient", dw, dwr, nw);
+    if (bias) check(desc, "bias gradient", db, dbr, g->cout);
+    free(work_block); free(x); free(w); free(gy); free(dw); free(db); free(xd); free(gyd); free(dwd); free(dbd);
+    free(dwr); free(dbr);
+}
+
 static void run_case(const st_conv_geom *g, int n, int bias) {
     char desc[160];
     snprintf(desc, sizeof desc, "n=%d %d->%d %dx%d k=%dx%d s=%dx%d p=%dx%d bias=%d", n, g->cin, g->cout, g->ih, g->iw,
@@ -70,6 +108,7 @@ static void run_case(const st_conv_geom *g, int n, int bias) {
     check(desc, "forward", y, yr, ny);
     st_conv_force_path(-1);
     free(work_block); free(x); free(w); free(b); free(yr); free(y);
+    backward_case(g, n, bias);
 }
 
 static void random_cases(int count) {
@@ -133,7 +172,8 @@ static void epilogue_cases(void) {
 
 /* ---------------------------------------------------------------- threads */
 static void thread_cases(void) {
-    static const int shapes[][8] = {{1, 3, 64, 7, 2, 3, 224, 224}, {5, 3, 32, 3, 1, 1, 33, 47}, {2, 1, 16, 5, 2, 2, 61, 60}};
+    static const int shapes[][8] = {{1, 3, 64, 7, 2, 3, 224, 224}, {5, 3, 32, 3, 1, 1, 33, 47}, {2, 1, 16, 5, 2, 2, 61, 60},
+                                     {8, 3, 64, 7, 2, 3, 64, 60}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int *s = shapes[i];
         st_conv_geom g;
@@ -151,7 +191,19 @@ static void thread_cases(void) {
         st_set_threads(1);
         for (int t = 1; t < 3; t++)
             CHECK(!memcmp(y[0], y[t], ny * sizeof(float)), "shape %zu: %d threads differ from 1 thread", i, t + 1);
-        for (int t = 0; t < 3; t++) free(y[t]);
+        /* the weight gradient (no input gradient) */
+        float *dw[3], *db[3];
+        for (int t = 0; t < 3; t++) {
+            st_set_threads(t + 1);
+            dw[t] = calloc(nw, sizeof(float));
+            db[t] = calloc(g.cout, sizeof(float));
+            st_conv_backward(NULL, dw[t], db[t], y[0], x, w, n, &g, work);
+        }
+        st_set_threads(1);
+        for (int t = 1; t < 3; t++)
+            CHECK(!memcmp(dw[0], dw[t], nw * sizeof(float)) && !memcmp(db[0], db[t], g.cout * sizeof(float)),
+                  "shape %zu: backward: %d threads differ from 1 thread", i, t + 1);
+        for (int t = 0; t < 3; t++) free(y[t]), free(dw[t]), free(db[t]);
         st_conv_force_path(-1);
         free(work); free(x); free(w); free(b);
     }
@@ -161,7 +213,7 @@ static void thread_cases(void) {
 static int takes_stem(const st_conv_geom *g, int n) { return st_conv_forward_is_stem(g, n); }
 
 /* the backward pass of a layer whose forward takes the stem, against the reference */
-static void backward_case(const st_conv_geom *g, int n) {
+static void input_grad_case(const st_conv_geom *g, int n) {
     size_t nx = in_size(g, n), ny = out_size(g, n), nw = w_size(g);
     float *x = rand_f(nx), *w = rand_f(nw), *gy = rand_f(ny);
     float *dx = calloc(nx, sizeof(float)), *dw = calloc(nw, sizeof(float)), *db = calloc(g->cout, sizeof(float));
@@ -175,6 +227,22 @@ static void backward_case(const st_conv_geom *g, int n) {
     free(x); free(w); free(gy); free(dx); free(dw); free(db); free(dxr); free(dwr); free(dbr); free(work);
 }
 
+/* without an input gradient, st_conv_backward takes st_stem_backward (bit for bit) */
+static void dispatch_case(const st_conv_geom *g, int n) {
+    size_t nx = in_size(g, n), ny = out_size(g, n), nw = w_size(g);
+    float *x = rand_f(nx), *w = rand_f(nw), *gy = rand_f(ny);
+    float *dw = calloc(nw, sizeof(float)), *db = calloc(g->cout, sizeof(float));
+    float *dws = calloc(nw, sizeof(float)), *dbs = calloc(g->cout, sizeof(float));
+    float *work = alloc_f(st_conv_work_size(g, n));
+    CHECK(st_stem_backward_possible(g, n), "resnet's stem: no stem backward");
+    CHECK(st_conv_work_size(g, n) >= st_stem_backward_work_size(g, n), "resnet's stem: work size < the backward's");
+    st_conv_backward(NULL, dw, db, gy, x, w, n, g, work);
+    st_stem_backward(dws, dbs, gy, x, n, g, work);
+    CHECK(!memcmp(dw, dws, nw * sizeof(float)) && !memcmp(db, dbs, g->cout * sizeof(float)),
+          "resnet's stem, no input gradient: not the stem's backward");
+    free(x); free(w); free(gy); free(dw); free(db); free(dws); free(dbs); free(work);
+}
+
 static void rule_cases(void) {
     st_conv_geom g;
     int k1[2] = {1, 3}, s2[2] = {1, 2}, d1[2] = {1, 1}, p0[2] = {0, 0};
@@ -182,7 +250,7 @@ static void rule_cases(void) {
     CHECK(takes_stem(&g, 8), "resnet's stem at batch 8: not the stem");
     CHECK(st_conv_path_is_direct(&g, 8), "resnet's stem at batch 8: the backward pass is no longer direct");
     CHECK(st_conv_work_size(&g, 8) == st_direct_work_size(&g, 8), "resnet's stem at batch 8: work size changed");
-    if (geom(&g, 3, 64, 7, 7, 2, 2, 3, 3, 60, 64)) backward_case(&g, 8);
+    if (geom(&g, 3, 64, 7, 7, 2, 2, 3, 3, 60, 64)) input_grad_case(&g, 8), dispatch_case(&g, 8);
     CHECK(geom(&g, 3, 64, 3, 3, 1, 1, 1, 1, 32, 32) && takes_stem(&g, 8), "3 -> 64 on 32x32: not the stem");
     /* MNIST-1D's first convolution (zoo.c: 1 -> 15 channels, 3 taps, stride 2) */
     CHECK(st_conv_geom_init(&g, 1, 15, 1, k1, s2, d1, ST_PAD_VALID, p0, 1, 40) == ST_OK && !takes_stem(&g, 100),
