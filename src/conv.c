@@ -32,12 +32,10 @@
  *    where no input gradient is wanted (a first layer), else keeps its path.
  */
 #include "kernels.h"
+#include "simd.h" /* even_lanes */
 
 #include <string.h>
 #include <stdlib.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -366,15 +364,12 @@ static inline void gather(float *restrict dst, const float *restrict src, int n,
     }
 #if defined(__AVX512F__)
     if (s == 2) {
-        const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
         for (; k + 16 < n; k += 16)
-            _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * k), even,
-                                                             _mm512_loadu_ps(src + 2 * k + 16)));
+            _mm512_storeu_ps(dst + k, even_lanes(_mm512_loadu_ps(src + 2 * k), _mm512_loadu_ps(src + 2 * k + 16)));
         if (k == n) return;
         int r = 2 * (n - k) - 1; /* source values left: 1 .. 31 */
         __mmask16 lo = (__mmask16)((1u << (r < 16 ? r : 16)) - 1), hi = (__mmask16)((1u << (r > 16 ? r - 16 : 0)) - 1);
-        __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, src + 2 * k), even,
-                                          _mm512_maskz_loadu_ps(hi, src + 2 * k + 16));
+        __m512 v = even_lanes(_mm512_maskz_loadu_ps(lo, src + 2 * k), _mm512_maskz_loadu_ps(hi, src + 2 * k + 16));
         _mm512_mask_storeu_ps(dst + k, (__mmask16)((1u << (n - k)) - 1), v);
         return;
     }

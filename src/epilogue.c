@@ -42,16 +42,24 @@ void st_epilogue_rows(const st_epilogue *e, float *y, size_t r0, size_t r1, int 
     for (size_t r = r0; r < r1; r++) st_epilogue_span(e, y + r * S, e->add ? e->add + r * S : NULL, S, (int)(r % C));
 }
 
-/* Split over the threads from this many values up (outside parallel regions): at batch 1
- * the pass ran on one thread, about a twentieth of resnet50's time on 2 threads. */
-#define EPI_PAR_MIN ((size_t)32 << 10)
+/* st_net_run's element-wise passes (epilogues, adds) are split over the threads from this
+ * many values up, outside parallel regions: at batch 1 they ran on one thread, about a
+ * twentieth of resnet50's time on 2 threads (bench/scale_profile.c). Element-wise: the
+ * split changes no result. */
+#define ELEMENTWISE_PAR_MIN ((size_t)32 << 10)
+
+int st_elementwise_parts(size_t floats) {
+#ifdef _OPENMP
+    if (floats >= ELEMENTWISE_PAR_MIN && !omp_in_parallel()) return st_get_threads();
+#else
+    (void)floats;
+#endif
+    return 1;
+}
 
 void st_epilogue_apply(const st_epilogue *e, float *y, int outer, int C, size_t S) {
     size_t rows = (size_t)outer * C;
-    int parts = 1;
-#ifdef _OPENMP
-    if (rows * S >= EPI_PAR_MIN && !omp_in_parallel()) parts = st_get_threads();
-#endif
+    int parts = st_elementwise_parts(rows * S);
     if (parts == 1) { /* (not even an inactive region: it costs a futex call) */
         st_epilogue_rows(e, y, 0, rows, C, S);
         return;

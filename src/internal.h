@@ -48,6 +48,9 @@ typedef struct {
 void st_epilogue_span(const st_epilogue *e, float *y, const float *add, size_t n, int c);
 void st_epilogue_rows(const st_epilogue *e, float *y, size_t r0, size_t r1, int C, size_t S);
 void st_epilogue_apply(const st_epilogue *e, float *y, int outer, int C, size_t S);
+/* How many equal shares an element-wise pass over `floats` values splits into: one per
+ * thread when large and outside a parallel region, else 1. */
+int st_elementwise_parts(size_t floats);
 
 /* ---------------------------------------------------------------- GEMM
  * C (M x N) = alpha-free accumulate form:  C = beta*C + op(A) * op(B), row-major,

@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static char *shape_of(const st_node *n, char *buf, size_t len) { return st_shape_str(n->ndim, n->shape, buf, len); }
 
@@ -180,21 +177,6 @@ static void conv_print(const st_node *n, char *buf, size_t len) {
 
 static void fuse_epilogue(const st_exec *e, const st_node *n, int outer, int C, size_t S);
 static st_epilogue epilogue_of(const st_exec *e, const st_node *n);
-
-/* st_net_run's element-wise passes (fused epilogues, add) over `floats` values: how many
- * equal shares to split them into, one per thread from RUN_PAR_MIN values up outside any
- * parallel region, else 1. At batch 1 they ran on one thread: about a twentieth of
- * resnet50's time on 2 threads (bench/scale_profile.c). Element-wise: the split changes
- * no result. */
-#define RUN_PAR_MIN ((size_t)32 << 10)
-static int run_parts(size_t floats) {
-#ifdef _OPENMP
-    if (floats >= RUN_PAR_MIN && !omp_in_parallel()) return st_get_threads();
-#else
-    (void)floats;
-#endif
-    return 1;
-}
 
 /* st_net_step's conv + ReLU fusion is on for this pass (st_train_fuse_plan) */
 static int step_fusion(const st_exec *e) { return e->train && !e->run && e->net->step_fused; }
@@ -1129,7 +1111,7 @@ static void add_range(const st_exec *e, st_node *n, size_t j0, size_t j1) {
 
 static void add_forward(const st_exec *e, st_node *n) {
     size_t total = n->numel * e->batch;
-    int parts = e->run ? run_parts(total) : 1;
+    int parts = e->run ? st_elementwise_parts(total) : 1;
     if (parts == 1) {
         add_range(e, n, 0, total);
         return;

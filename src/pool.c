@@ -267,9 +267,7 @@ POOL_KERNELS(_f64, st_maxpool_forward_f64, double)
  * window's input rows, split into even and odd columns (two permutes). The candidates
  * are scanned in the general loop's order (row by row, left to right) with its rule
  * (replace if greater, or if a NaN), so values and indices are the same bit for bit. */
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "simd.h" /* even_lanes, and the AVX-512 intrinsics */
 
 static int maxpool_fast_ok(const st_pool_geom *g) {
     return g->kw == 2 && g->sw == 2 && g->kh == g->sh && g->ph == 0 && g->pw == 0 && g->dh == 1 &&
@@ -377,7 +375,6 @@ static void maxpool_row_s2(float *orow, const float *ip, const st_pool_geom *g, 
     int a = (pw + 1) / 2, b = iw - kw + pw >= 0 ? (iw - kw + pw) / 2 + 1 : 0;
     if (b > ow) b = ow;
     if (a > b) a = b;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int ox = 0; ox < ow; ox++) {
         if (ox == a) ox = b; /* the interior below */
         if (ox >= ow) break;
@@ -399,8 +396,7 @@ static void maxpool_row_s2(float *orow, const float *ip, const st_pool_geom *g, 
         for (int y = y0; y < y1; y++) {
             const float *row = ip + (size_t)y * iw + 2 * ox - pw;
             for (int j = 0; j < kw; j++) {
-                __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, row + j), even,
-                                                  _mm512_maskz_loadu_ps(hi, row + j + 16));
+                __m512 v = even_lanes(_mm512_maskz_loadu_ps(lo, row + j), _mm512_maskz_loadu_ps(hi, row + j + 16));
                 __mmask16 k = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
                 best = _mm512_mask_blend_ps(k, best, v);
             }
