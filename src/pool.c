@@ -329,7 +329,9 @@ static void maxpool_plane_k2(float *op, int32_t *xp, const float *ip, const st_p
  * reference's order (row by row, left to right), with the same rule (greater, or NaN), so
  * it is exactly the reference's value. (ResNet's 3x3 stride-2 stem pool: 16% of a batch-1
  * inference with the general loop.) */
+#if defined(__AVX512F__)
 static void maxpool_row_s2(float *orow, const float *ip, const st_pool_geom *g, int y0, int y1);
+#endif
 
 static void maxpool_plane_values(float *op, const float *ip, const st_pool_geom *g) {
     const int iw = g->iw, ow = g->ow;
@@ -368,8 +370,8 @@ static void maxpool_plane_values(float *op, const float *ip, const st_pool_geom 
  * j, 32 consecutive values (masked at the end) and their even ones picked by a permute;
  * the outputs at the edges one by one. Each output meets its window's values in the same
  * order with the same rule as above, so the values are the same. */
-static void maxpool_row_s2(float *orow, const float *ip, const st_pool_geom *g, int y0, int y1) {
 #if defined(__AVX512F__)
+static void maxpool_row_s2(float *orow, const float *ip, const st_pool_geom *g, int y0, int y1) {
     const int iw = g->iw, ow = g->ow, kw = g->kw, pw = g->pw;
     /* interior outputs [a, b): 0 <= 2 ox - pw and 2 ox - pw + kw - 1 < iw */
     int a = (pw + 1) / 2, b = iw - kw + pw >= 0 ? (iw - kw + pw) / 2 + 1 : 0;
@@ -403,10 +405,8 @@ static void maxpool_row_s2(float *orow, const float *ip, const st_pool_geom *g, 
         }
         _mm512_mask_storeu_ps(orow + ox, (__mmask16)((1u << m) - 1), best);
     }
-#else
-    (void)orow, (void)ip, (void)g, (void)y0, (void)y1;
-#endif
 }
+#endif
 
 void st_maxpool_forward(float *out, int32_t *indices, const float *in, int planes, const st_pool_geom *g) {
     if (!indices && g->dh == 1 && g->dw == 1 && !maxpool_fast_ok(g)) {
