@@ -776,6 +776,14 @@ void st_conv_forward_prep(float *out, const float *in, const float *w, const flo
     }
 }
 
+/* dw[i] += each part's partial sum in part order, for i in [i0, i1) */
+static void add_partials(float *dw, const float *partials, int nparts, size_t wsize, size_t i0, size_t i1) {
+    for (int part = 0; part < nparts; part++) {
+        const float *dwp = partials + (size_t)part * wsize;
+        for (size_t i = i0; i < i1; i++) dw[i] += dwp[i];
+    }
+}
+
 void st_conv_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                       const float *w, int n, const st_conv_geom *g, float *work) {
     if (n <= 0) return;
@@ -792,18 +800,13 @@ void st_conv_backward(float *din, float *dw, float *db, const float *dout, const
     } else {
         for (int part = 0; part < p.nparts; part++) backward_part(&c, part);
     }
-    /* reduce the parts in a fixed order */
+    /* reduce the parts in a fixed order (split over the threads by position) */
     size_t wsize = (size_t)g->cout * p.K;
-    for (int part = 0; part < p.nparts; part++) {
-        const float *dwp = c.partials + (size_t)part * wsize;
-        for (size_t i = 0; i < wsize; i++) dw[i] += dwp[i];
+    int rparts = st_elementwise_parts(wsize * p.nparts);
+    if (rparts == 1) add_partials(dw, c.partials, p.nparts, wsize, 0, wsize);
+    else {
+#pragma omp parallel for schedule(static)
+        for (int q = 0; q < rparts; q++) add_partials(dw, c.partials, p.nparts, wsize, wsize * q / rparts, wsize * (q + 1) / rparts);
     }
-    if (db)
-        for (int s = 0; s < n; s++)
-            for (int co = 0; co < g->cout; co++) {
-                const float *row = dout + ((size_t)s * g->cout + co) * p.P;
-                float acc = 0;
-                for (int q = 0; q < p.P; q++) acc += row[q];
-                db[co] += acc;
-            }
+    if (db) st_bias_grad(db, dout, n, g->cout, (size_t)p.P);
 }

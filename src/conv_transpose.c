@@ -348,16 +348,7 @@ void st_convt_backward(float *din, float *dw, float *db, const float *dout, cons
         st_conv_forward(tmp, dout, w, NULL, n, &g->mirror, work);
         for (size_t i = 0; i < nx; i++) din[i] += tmp[i];
     }
-    if (db) {
-        size_t P = (size_t)g->oh * g->ow;
-        for (int s = 0; s < n; s++)
-            for (int co = 0; co < g->cout; co++) {
-                const float *row = dout + ((size_t)s * g->cout + co) * P;
-                float acc = 0;
-                for (size_t q = 0; q < P; q++) acc += row[q];
-                db[co] += acc;
-            }
-    }
+    if (db) st_bias_grad(db, dout, n, g->cout, (size_t)g->oh * g->ow);
 }
 
 /* ---------------------------------------------------------------- reference loops

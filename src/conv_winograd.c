@@ -760,21 +760,5 @@ void st_winograd_backward(float *din, float *dw, float *db, const float *dout, c
     if (f.wfused) wgrad_fused(&f, dw, dout, in, base);
     else if (f.wparts) wgrad_parts(&f, dw, dout, in, base);
     else wgrad_blocked(&f, dw, dout, in, base);
-    if (db) {
-        size_t P = (size_t)g->oh * g->ow;
-        for (int k = 0; k < g->cout; k++) {
-            /* VL running sums per channel, added in a fixed order */
-            float part[VL] = {0};
-            for (int s = 0; s < n; s++) {
-                const float *row = dout + ((size_t)s * g->cout + k) * P;
-                size_t q = 0;
-                for (; q + VL <= P; q += VL)
-                    for (int l = 0; l < VL; l++) part[l] += row[q + l];
-                for (int l = 0; q < P; q++, l++) part[l] += row[q];
-            }
-            float acc = 0;
-            for (int l = 0; l < VL; l++) acc += part[l];
-            db[k] += acc;
-        }
-    }
+    if (db) st_bias_grad(db, dout, n, g->cout, (size_t)g->oh * g->ow);
 }

@@ -67,3 +67,37 @@ void st_epilogue_apply(const st_epilogue *e, float *y, int outer, int C, size_t 
 #pragma omp parallel for schedule(static)
     for (int q = 0; q < parts; q++) st_epilogue_rows(e, y, rows * q / parts, rows * (q + 1) / parts, C, S);
 }
+
+/* ---------------------------------------------------------------- the bias, backward
+ * Summed one value after another, a channel's sum is a chain of dependent additions, one
+ * every 4 cycles: for a 1x1 layer's 8 x 256 x 28 x 28 output gradient that was 1.7 ms on
+ * one thread while the other waited (the layer's GEMMs take 14 ms on two). 16 running
+ * sums go a vector at a time, and the channels are split over the threads. */
+#define BIAS_LANES 16
+
+static void bias_grad_rows(float *db, const float *dy, int outer, int C, size_t S, int c0, int c1) {
+    for (int c = c0; c < c1; c++) {
+        float part[BIAS_LANES] = {0};
+        for (int s = 0; s < outer; s++) {
+            const float *row = dy + ((size_t)s * C + c) * S;
+            size_t q = 0;
+            for (; q + BIAS_LANES <= S; q += BIAS_LANES)
+                for (int l = 0; l < BIAS_LANES; l++) part[l] += row[q + l];
+            for (int l = 0; q < S; q++, l++) part[l] += row[q];
+        }
+        float acc = 0;
+        for (int l = 0; l < BIAS_LANES; l++) acc += part[l];
+        db[c] += acc;
+    }
+}
+
+void st_bias_grad(float *db, const float *dy, int outer, int C, size_t S) {
+    int parts = st_elementwise_parts((size_t)outer * C * S);
+    if (parts > C) parts = C;
+    if (parts <= 1) {
+        bias_grad_rows(db, dy, outer, C, S, 0, C);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int q = 0; q < parts; q++) bias_grad_rows(db, dy, outer, C, S, C * q / parts, C * (q + 1) / parts);
+}

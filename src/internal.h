@@ -51,6 +51,10 @@ void st_epilogue_apply(const st_epilogue *e, float *y, int outer, int C, size_t 
 /* How many equal shares an element-wise pass over `floats` values splits into: one per
  * thread when large and outside a parallel region, else 1. */
 int st_elementwise_parts(size_t floats);
+/* The bias's gradient, the backward of "+ b[c]": db[c] += the sum of dy's values of
+ * channel c, dy laid out (outer, C, S). Each channel's sum runs in 16 running sums added
+ * in a fixed order, so the result does not depend on the thread count. */
+void st_bias_grad(float *db, const float *dy, int outer, int C, size_t S);
 
 /* ---------------------------------------------------------------- GEMM
  * C (M x N) = alpha-free accumulate form:  C = beta*C + op(A) * op(B), row-major,
