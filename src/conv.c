@@ -459,9 +459,19 @@ static void im2col(float *col, const float *in, int nb, int grp, const st_conv_g
     }
 }
 
-/* dst (cols x P planes) = the transpose of src (P x cols, row stride ss), split over the
- * threads by groups of 8 columns when large. */
-static void transpose_out(const float *src, size_t ss, int P, int cols, float *dst) {
+/* dst (cols x P planes) = the transpose of src (P x cols, row stride ss), then the
+ * epilogue e (NULL: none; plane c is e's channel c) on each block of planes while it is
+ * in the cache; split over the threads by groups of 8 columns when large. */
+#define TRANSPOSE_BLOCK 32 /* columns */
+static void transpose_cols(const float *src, size_t ss, int P, int cols, float *dst, const st_epilogue *e, int c0, int c1) {
+    for (int c = c0; c < c1; c += TRANSPOSE_BLOCK) {
+        int ce = c + TRANSPOSE_BLOCK < c1 ? c + TRANSPOSE_BLOCK : c1;
+        st_transpose(src + c, ss, P, ce - c, dst + (size_t)c * P, (size_t)P);
+        if (e) st_epilogue_rows(e, dst, (size_t)c, (size_t)ce, cols, (size_t)P);
+    }
+}
+
+static void transpose_out(const float *src, size_t ss, int P, int cols, float *dst, const st_epilogue *e) {
     if (copies_in_parallel((size_t)P * cols)) {
 #pragma omp parallel
         {
@@ -469,11 +479,11 @@ static void transpose_out(const float *src, size_t ss, int P, int cols, float *d
             int t = omp_get_thread_num(), nt = omp_get_num_threads(), blocks = (cols + 7) / 8;
             int c0 = (int)((long)blocks * t / nt) * 8, c1 = (int)((long)blocks * (t + 1) / nt) * 8;
             if (c1 > cols) c1 = cols;
-            if (c0 < c1) st_transpose(src + c0, ss, P, c1 - c0, dst + (size_t)c0 * P, (size_t)P);
+            if (c0 < c1) transpose_cols(src, ss, P, cols, dst, e, c0, c1);
 #endif
         }
     } else {
-        st_transpose(src, ss, P, cols, dst, (size_t)P);
+        transpose_cols(src, ss, P, cols, dst, e, 0, cols);
     }
 }
 
@@ -581,6 +591,7 @@ static void forward_part(const gemm_ctx *c, int part) {
         /* a product written straight into one sample's planes applies the epilogue to
          * each tile as it completes; the others, to the chunk once it is written */
         int tile_epi = c->epi && nb == 1 && !c->transposed;
+        int epi_done = tile_epi || (c->epi && c->transposed); /* (transposed: with the transposes) */
         for (int grp = 0; grp < g->groups; grp++) {
             const float *wg = c->w + (size_t)grp * opg * p->K;
             const float *wp = c->packed ? c->packed + grp * c->packed_stride : NULL;
@@ -598,8 +609,18 @@ static void forward_part(const gemm_ctx *c, int part) {
             } else im2col(col, x, nb, grp, g, p->P);
             if (c->transposed) {
                 st_sgemm_packed(1, 1, N, opg, p->K, cg, N, NULL, wg, p->K, wp, 0.0f, tmp, opg, NULL);
-                for (int s = 0; s < nb; s++)
-                    transpose_out(tmp + (size_t)s * p->P * opg, opg, p->P, opg, y + ((size_t)s * g->cout + grp * opg) * p->P);
+                for (int s = 0; s < nb; s++) {
+                    st_epilogue es, *ep = NULL;
+                    if (c->epi) { /* the group's channels of sample s */
+                        size_t at = ((size_t)(s0 + s) * g->cout + grp * opg) * p->P;
+                        es = *c->epi;
+                        es.scale += grp * opg;
+                        es.shift += grp * opg;
+                        if (es.add) es.add += at;
+                        ep = &es;
+                    }
+                    transpose_out(tmp + (size_t)s * p->P * opg, opg, p->P, opg, y + ((size_t)s * g->cout + grp * opg) * p->P, ep);
+                }
             } else if (nb == 1) {
                 st_sgemm_packed(0, 0, opg, p->P, p->K, wg, p->K, wp, cg, p->P, NULL, 0.0f, y + yg, p->P, epi);
             } else {
@@ -613,7 +634,7 @@ static void forward_part(const gemm_ctx *c, int part) {
                     float *row = y + ((size_t)s * g->cout + co) * p->P, bv = c->b[co];
                     for (int q = 0; q < p->P; q++) row[q] += bv;
                 }
-        if (c->epi && !tile_epi) epilogue_samples(c, s0, nb);
+        if (c->epi && !epi_done) epilogue_samples(c, s0, nb);
     }
 }
 
