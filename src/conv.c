@@ -711,6 +711,12 @@ static void backward_part(const gemm_ctx *c, int part) {
  * copy that does not fit the path (g, n) takes, so any batch size stays correct. */
 enum { PREP_NONE = 0, PREP_WINOGRAD = 1, PREP_GEMM = 2, PREP_GEMM_T = 3, PREP_HEADER = 16 };
 #define TRANSPOSED_MAX_N 256 /* columns (nb * P) up to which the product runs transposed */
+/* ... and from which: 7x7 planes (49 positions) too, where the rows of 8 waste 7 of 56
+ * against 15 of 64 lanes for the small path's vectors of 16 columns (resnet50 at batch 1,
+ * one thread: 512 -> 2048 1.26 -> 1.14 ms, 512 -> 512 3x3 2.85 -> 2.69; two threads
+ * 0.64 -> 0.58 and 1.47-1.50 -> 1.41-1.53) */
+#define TRANSPOSED_MIN_N 48 /* where the weights are many (as measured there) */
+#define TRANSPOSED_MIN_WEIGHTS (256 * 256)
 /* The largest U kept (floats): 512 x 512 channels (38 MB, 4 times the weights) read back
  * from memory on every call cost as much as transforming the kernels again (resnet18 at
  * batch 8, one thread: 0.99x with them, and 262 MB of memory). */
@@ -730,7 +736,9 @@ static int prep_kind(const st_conv_geom *g, int n) {
     if (force_order >= 0) return force_order ? PREP_GEMM_T : PREP_GEMM;
     /* the small path reads the weights in place; in the usual order packed weights
      * gained nothing measurable (resnet50, batch 1 and 8, one thread) for a copy of them */
-    return N >= 2 * nr && N <= TRANSPOSED_MAX_N ? PREP_GEMM_T : PREP_NONE;
+    int opg = g->cout / g->groups;
+    int wide = N >= 2 * nr || (N >= TRANSPOSED_MIN_N && (long)opg * p.K >= TRANSPOSED_MIN_WEIGHTS);
+    return wide && N <= TRANSPOSED_MAX_N ? PREP_GEMM_T : PREP_NONE;
 }
 
 /* floats of one group's packed weights */

@@ -732,8 +732,9 @@ static void choose_grid(gemm_job *job, int threads) {
      * instead (packing A together, or each all of it) cost 12-20 % more: resnet50's
      * 1024 -> 256 on 14x14 at batch 1 (M = 196, N = 256, K = 1024) 0.536 against
      * 0.60-0.63 ms on 2 threads, and even 512 -> 2048 on 7x7 (7 row tiles, 4 + 3) 0.80
-     * against 0.82-0.84. */
-    int rows_only = job->Bp && pm >= threads;
+     * against 0.82-0.84. With few row tiles (7 on 7x7 planes: 4 + 3) the cost below
+     * chooses (512 -> 2048 on 7x7: 0.58 ms, against 0.64 for the small path). */
+    int rows_only = job->Bp && pm >= 4 * threads;
     for (int tm = 1; tm <= threads && tm <= pm; tm++)
         for (int tn = 1; tm * tn <= threads && tn <= (rows_only ? 1 : pn); tn++)
             for (int share = 0; share <= (tm == 1 && tn > 1 && !job->Ap); share++) {
