@@ -115,7 +115,7 @@ build/bench/%: bench/%.c bench/timing.h bench/model.h build/libstride.a | build/
 BENCH ?=
 # the per-layer thread profile times every parallel region (bench/scale_profile.c)
 build/bench/scale_profile: LDFLAGS += -Wl,--wrap=GOMP_parallel,--wrap=GOMP_loop_nonmonotonic_dynamic_start,--wrap=GOMP_loop_nonmonotonic_dynamic_next
-BENCH_BIN := build/bench/peak build/bench/train_step build/bench/infer_bench build/bench/layers build/bench/infer
+BENCH_BIN := build/bench/peak build/bench/corelat build/bench/train_step build/bench/infer_bench build/bench/layers build/bench/infer
 bench: all $(BENCH_BIN)
 	$(PYTHON) bench/suite.py $(BENCH)
 

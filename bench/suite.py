@@ -249,9 +249,10 @@ def measure(w, impl, threads, quick, stat, log):
         tmpdir = tempfile.mkdtemp(prefix="stride-bench-")
         cmd = [c.replace("{log}", os.path.join(tmpdir, "log.jsonl")) for c in cmd]
     load = read_load()
+    lat = core_round_trip()
     rc, so, se, rss, wall = run_process(cmd, env, timeout=600)
     rec = {"impl": impl, "threads": threads, "status": "failed", "max_rss_bytes": rss, "wall_s": round(wall, 2),
-           "load_before": load, "command": " ".join(cmd)}
+           "load_before": load, "core_round_trip_ns": lat, "command": " ".join(cmd)}
     res = None
     if rc == 0 and w["kind"] == "mnist1d" and impl == "stride":
         with open(os.path.join(tmpdir, "log.jsonl")) as f:
@@ -298,6 +299,18 @@ def probe(cmd):
     except (OSError, subprocess.TimeoutExpired):
         return None
     return p.stdout.strip() if p.returncode == 0 else None
+
+
+SLOW_PHASE_NS = 150.0  # a cross-core round trip above this: a slow phase (docs/bench.md)
+
+
+def core_round_trip():
+    """bench/corelat.c's cross-core round trip in ns just now, or None."""
+    out = probe([os.path.join(BIN, "corelat")])
+    try:
+        return json.loads(out)["round_trip_ns"]
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 def measure_peak(threads):
@@ -424,6 +437,13 @@ def markdown(meta, records, targets, stat, threads):
              "resident memory of the workload's own process. Total run: %.0f s." % (
                  threads, threads, threads, "best (minimum)" if stat == "best" else "median",
                  " (mnist1d-cnn: the mean step of the run)", meta.get("rounds", 1), meta["total_seconds"]))
+    lats = [v for recs in records.values() for r in recs.values() for v in r.get("round_core_ns", []) if v]
+    if lats:
+        slow = [v for v in lats if v > SLOW_PHASE_NS]
+        L.append("Cross-core round trip before each process (bench/corelat.c): %.0f-%.0f ns; %d of %d processes "
+                 "started in a slow phase (above %.0f ns), where 2-thread runs slow down (docs/bench.md, "
+                 "\"Slow phases\"); every process's value is in the JSON." % (
+                     min(lats), max(lats), len(slow), len(lats), SLOW_PHASE_NS))
     L += ["", "| workload | implementation | time | throughput | GFLOP/s | % of peak | max RSS | stride vs PyTorch "
           "| stride vs ONNX Runtime |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for w in WORKLOADS:
@@ -587,9 +607,11 @@ def main():
                 w["macs_per_image"] = r["macs_per_image"]
             old = recs.get(impl)  # the better of the rounds stays, with every round's time
             times = (old.get("round_times", []) if old else []) + [r.get("time_s")]
+            lats = (old.get("round_core_ns", []) if old else []) + [r.get("core_round_trip_ns")]
             if old and old.get("status") == "ok" and (r["status"] != "ok" or old["time_s"] <= r["time_s"]):
                 r = old
             r["round_times"] = times
+            r["round_core_ns"] = lats
             recs[impl] = r
 
     log("measuring the FP32 peak again")
