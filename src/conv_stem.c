@@ -126,7 +126,9 @@ size_t st_stem_work_size(const st_conv_geom *g, int n) {
     (void)n;
     stem_plan p;
     make_plan(&p, g);
-    return (size_t)p.nblk * STEM_R * (g->cin * g->kh * g->kw + 1);
+    size_t size = (size_t)p.nblk * STEM_R * (g->cin * g->kh * g->kw + 1);
+    if (st_stem_wino_possible(g) && st_stem_wino_work_size(g, n) > size) size = st_stem_wino_work_size(g, n);
+    return size;
 }
 
 /* wk[blk] = the block's R biases, then its weights [ci][i][j][R] (0 past cout). */
@@ -297,6 +299,10 @@ static void run_unit(const stem_ctx *c, int unit) {
 void st_stem_forward(float *out, const float *in, const float *w, const float *b, int n, const st_conv_geom *g,
                      float *work, const st_epilogue *epi) {
     if (n <= 0) return;
+    if (st_stem_wino_possible(g)) {
+        st_stem_wino_forward(out, in, w, b, n, g, work, epi);
+        return;
+    }
     stem_ctx c = {{0}, in, work, out, epi};
     make_plan(&c.p, g);
     pack(work, w, b, &c.p);

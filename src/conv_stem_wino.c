@@ -1,0 +1,383 @@
+/* conv_stem_wino.c - the stem's 7-tap, stride-2 rows by 1D Winograd: ResNet's first layer
+ * (3 -> 64, 7x7, stride 2, padding 3) with about half the multiply-adds of conv_stem.c.
+ *
+ * Along a row, output x of a kernel row w[0..6] with stride 2 and left padding pl reads
+ * in[2x + j - pl], j = 0..6. Split the row into its two phases (polyphase), as
+ * conv_stem.c does,
+ *
+ *   P0[m] = in[2m - pl],   P1[m] = in[2m + 1 - pl]   (0 outside the row),
+ *
+ * and the even taps read P0, the odd ones P1, both with stride 1:
+ *
+ *   out[x] = sum_{k<4} w[2k] P0[x + k]  +  sum_{k<3} w[2k+1] P1[x + k]
+ *
+ * a 4-tap and a 3-tap correlation. Each is a 1D Winograd minimal filter on tiles of 4
+ * outputs (y = A^T [(G g) (.) (B^T d)], (.) element-wise):
+ *  - the 3 odd taps: F(4, 3), 6 inputs, 6 products (winograd.h's transforms);
+ *  - the 4 even taps: F(4, 4), 7 inputs, 7 products, at the points 0, 1, -1, 2, -2, 1/2
+ *    and infinity (the matrices below; tests/test_stem_wino.c checks them against the
+ *    plain sums).
+ * So 13 products per (output channel, input channel, kernel row, tile of 4 outputs)
+ * instead of 28 multiply-adds. The 13 inputs of tile t are in[8t - pl + k], k = 0..12
+ * (the even k for P0, the odd ones for P1). The vertical direction stays direct: kernel
+ * rows i = 0..kh-1 with any stride sh. Summed over input channels c and kernel rows i,
+ * the products become 13 small matrix products, one per transform point p:
+ *
+ *   M_p[co][tile] = sum_{c, i} U_p[co][c][i] * V_p[c][row(y, i)][tile]
+ *
+ * with U = G g (13 values per (co, c, i), made once per call) and V = B^T d (13 values
+ * per (input row, c, tile), shared by all output channels and by the output rows that
+ * read that input row). Then out = A^T M (6 -> 4 and 7 -> 4, added) + bias.
+ *
+ * Layout: the work is split into units (sample, block of output rows), as in conv_stem.c.
+ * The tiles of a unit's output rows are numbered q = (y - y0) * T + tile (T tiles per
+ * row), and a vector holds VL consecutive q (so a vector may span two rows: no lanes
+ * idle at the rows' ends). Output row y's kernel row i reads input row y*sh - pt + i;
+ * the unit keeps V in sh "streams" (input rows of the same remainder mod sh, in order),
+ * so that kernel row i of the tiles q is V at q + (i / sh) * T in stream i % sh: a plain
+ * vector load, whatever the row. A register block holds R output channels x NV vectors
+ * of tiles for one point p; it sums over (c, i), broadcasting U, and leaves M_p in a
+ * small buffer; the output transform then reads the 13 M_p of each channel, adds the
+ * bias, interleaves the 4 outputs of the VL tiles into 4*VL consecutive outputs and
+ * stores them (with ow a multiple of 4, a unit's outputs are consecutive in memory).
+ *
+ * Costs (ResNet's stem): 13 against 28 multiply-adds per (co, c, i, 4 outputs); the
+ * input transform is made once per (c, input row) for 64 channels and about 3.5 output
+ * rows; the output transform and M's store and load add about 15 %. Units run in
+ * parallel, each output computed by one unit with sums in a fixed order: the result
+ * does not depend on the threads. Rows outside the input are zero rows of V (their
+ * products add 0); the float error is that of F(4, 4) (larger than the plain sums',
+ * smaller than F(4x4, 3x3)'s).
+ */
+#include "kernels.h"
+#include "winograd.h"
+#include "simd.h"
+
+#include <string.h>
+
+#define NP3 6           /* points of F(4, 3) */
+#define NP4 7           /* points of F(4, 4) */
+#define NPT (NP3 + NP4) /* 13 */
+#define SW_MAX_ROWS 8   /* output rows per unit */
+#define SW_SLOT_MAX 65536 /* floats of a unit's buffers (V, padded input rows, M): 256 KB */
+#define SW_MAX_CIN 4
+
+#if defined(SW_R) /* experiments: -DSW_R=8 -DSW_NV=2 */
+#elif VL == 16
+#define SW_R 16
+#define SW_NV 1
+#else
+#define SW_R 6
+#define SW_NV 2
+#endif
+
+/* ---------------------------------------------------------------- F(4, 4)
+ * Points 0, 1, -1, 2, -2, 1/2, infinity; 4 outputs y of 4 taps g over 7 inputs d,
+ * y[i] = sum_j g[j] d[i + j] = A^T [(G g) (.) (B^T d)]:
+ *
+ *   B^T = | 4 -8 -5  10   1 -2  0 |   G = | 1/4     0      0     0   |
+ *         | 0 -4  4   9  -1 -2  0 |       | 1/6    1/6    1/6   1/6  |
+ *         | 0 -4 12  -7  -3  2  0 |       | 1/18  -1/18   1/18 -1/18 |
+ *         | 0  2 -3  -4   3  2  0 |       | 1/72   1/36   1/18  1/9  |
+ *         | 0  2 -5   0   5 -2  0 |       | 1/120 -1/60   1/30 -1/15 |
+ *         | 0  4  0  -5   0  1  0 |       | 32/45  16/45  8/45  4/45 |
+ *         | 0 -4  8   5 -10 -1  2 |       |   0      0      0    1/2  |
+ *
+ *   A^T = | 1  1  1  1  1   1   0 |
+ *         | 0  1 -1  2 -2  1/2  0 |
+ *         | 0  1  1  4  4  1/4  0 |
+ *         | 0  1 -1  8 -8  1/8  1 |
+ *
+ * (Toom-Cook: A^T from the points' powers, B^T the transposed inverse of the 7-point
+ * Vandermonde matrix, its rows scaled to integers and G divided by the same.) */
+static const double G44[NP4][4] = {
+    {1.0 / 4, 0, 0, 0},
+    {1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6},
+    {1.0 / 18, -1.0 / 18, 1.0 / 18, -1.0 / 18},
+    {1.0 / 72, 1.0 / 36, 1.0 / 18, 1.0 / 9},
+    {1.0 / 120, -1.0 / 60, 1.0 / 30, -1.0 / 15},
+    {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45},
+    {0, 0, 0, 1.0 / 2},
+};
+/* v = B^T d (7 -> 7) */
+static inline void tr_input44(vf v[7], const vf d[7]) {
+    v[0] = 4.0f * d[0] - 8.0f * d[1] - 5.0f * d[2] + 10.0f * d[3] + d[4] - 2.0f * d[5];
+    v[1] = -4.0f * d[1] + 4.0f * d[2] + 9.0f * d[3] - d[4] - 2.0f * d[5];
+    v[2] = -4.0f * d[1] + 12.0f * d[2] - 7.0f * d[3] - 3.0f * d[4] + 2.0f * d[5];
+    v[3] = 2.0f * d[1] - 3.0f * d[2] - 4.0f * d[3] + 3.0f * d[4] + 2.0f * d[5];
+    v[4] = 2.0f * d[1] - 5.0f * d[2] + 5.0f * d[4] - 2.0f * d[5];
+    v[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+    v[6] = -4.0f * d[1] + 8.0f * d[2] + 5.0f * d[3] - 10.0f * d[4] - d[5] + 2.0f * d[6];
+}
+/* y = A^T m (7 -> 4) */
+static inline void tr_output44(vf y[4], const vf m[7]) {
+    vf a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    y[0] = m[0] + a + c + m[5];
+    y[1] = b + 2.0f * d + 0.5f * m[5];
+    y[2] = a + 4.0f * c + 0.25f * m[5];
+    y[3] = b + 8.0f * d + 0.125f * m[5] + m[6];
+}
+
+/* ---------------------------------------------------------------- plan */
+typedef struct {
+    const st_conv_geom *g;
+    int T;        /* tiles per output row: ceil(ow / 4) */
+    int rows;     /* output rows per unit */
+    int nrb;      /* row blocks per sample */
+    int npos;     /* input rows per stream: rows + (kh - 1) / sh */
+    int Ls;       /* floats per stream of V (per point and channel) */
+    int Wp;       /* floats per padded input row */
+    int nblk;     /* channel blocks of R */
+    size_t vfl, pfl, mfl, slot; /* a unit's V, padded rows (+ a zero row), M; their sum (rounded) */
+} sw_plan;
+
+static void plan_rows(sw_plan *p, int rows) {
+    const st_conv_geom *g = p->g;
+    p->rows = rows;
+    p->npos = rows + (g->kh - 1) / g->sh;
+    int nq = round_up(rows * p->T, VL); /* tiles the unit's vectors cover */
+    p->Ls = round_up(imax(nq + (g->kh - 1) / g->sh * p->T, p->npos * p->T), VL);
+    p->vfl = (size_t)NPT * g->cin * g->sh * p->Ls;
+    p->pfl = ((size_t)g->cin * p->npos * g->sh + 1) * p->Wp;
+    p->mfl = (size_t)NPT * SW_R * SW_NV * VL;
+    p->slot = up16(p->vfl) + up16(p->pfl) + up16(p->mfl);
+}
+
+static void make_plan(sw_plan *p, const st_conv_geom *g) {
+    p->g = g;
+    p->T = (g->ow + 3) / 4;
+    p->Wp = 8 * p->T + 8;
+    int rows = imin(SW_MAX_ROWS, g->oh);
+    plan_rows(p, rows);
+    while (rows > 1 && p->slot > SW_SLOT_MAX) plan_rows(p, --rows);
+    p->nrb = (g->oh + p->rows - 1) / p->rows;
+    p->nblk = (g->cout + SW_R - 1) / SW_R;
+}
+
+static int wino_off = 0;
+void st_stem_wino_enable(int on) { wino_off = !on; }
+
+int st_stem_wino_possible(const st_conv_geom *g) {
+    if (wino_off || g->groups != 1 || g->dh != 1 || g->dw != 1 || g->cin > SW_MAX_CIN) return 0;
+    if (g->kw != 7 || g->sw != 2 || g->kh < 1) return 0;
+    sw_plan p;
+    make_plan(&p, g);
+    return p.slot <= SW_SLOT_MAX;
+}
+
+static size_t u_floats(const sw_plan *p) { /* per channel block: bias, then U */
+    return up16((size_t)SW_R * (1 + NPT * p->g->cin * p->g->kh));
+}
+
+size_t st_stem_wino_work_size(const st_conv_geom *g, int n) {
+    (void)n;
+    sw_plan p;
+    make_plan(&p, g);
+    return 16 + p.nblk * u_floats(&p) + (size_t)WINO_MAX_SLOTS * p.slot;
+}
+
+/* ---------------------------------------------------------------- the kernel transform
+ * wk[blk] = the block's R biases, then U[p][c][i][R] (0 past cout): points 0..5 of
+ * F(4, 3) on the odd taps w[1], w[3], w[5], points 6..12 of F(4, 4) on the even ones. */
+static void pack(float *wk, const float *w, const float *b, const sw_plan *p) {
+    const st_conv_geom *g = p->g;
+    int CK = g->cin * g->kh;
+    for (int blk = 0; blk < p->nblk; blk++, wk += u_floats(p))
+        for (int r = 0; r < SW_R; r++) {
+            int co = blk * SW_R + r;
+            wk[r] = co < g->cout && b ? b[co] : 0.0f;
+            for (int ck = 0; ck < CK; ck++) {
+                const float *t = w + ((size_t)co * CK + ck) * 7;
+                vf go[3], u3[NP3];
+                for (int k = 0; k < 3; k++) go[k] = vsplat(co < g->cout ? t[2 * k + 1] : 0.0f);
+                tr_kernel(u3, go);
+                for (int q = 0; q < NP3; q++) wk[SW_R + ((size_t)q * CK + ck) * SW_R + r] = u3[q][0];
+                for (int q = 0; q < NP4; q++) {
+                    double s = 0;
+                    for (int k = 0; k < 4 && co < g->cout; k++) s += G44[q][k] * t[2 * k];
+                    wk[SW_R + ((size_t)(NP3 + q) * CK + ck) * SW_R + r] = (float)s;
+                }
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- the input transform
+ * The unit's input rows, zero-padded: P[c][rho][m] = in[c][first + rho][m - pl] (rho <
+ * npos * sh; then one zero row), then V[p][c][s][f] for stream s, f = pos * T + tile of
+ * input row first + pos * sh + s (positions past npos: the zero row). */
+static void input_transform(float *V, float *P, const float *in, const sw_plan *p, int first) {
+    const st_conv_geom *g = p->g;
+    int nrho = p->npos * g->sh, Wp = p->Wp, T = p->T;
+    for (int c = 0; c < g->cin; c++)
+        for (int rho = 0; rho < nrho; rho++) {
+            float *dst = P + ((size_t)c * nrho + rho) * Wp;
+            int r = first + rho;
+            memset(dst, 0, sizeof(float) * Wp);
+            if (r < 0 || r >= g->ih) continue;
+            const float *src = in + ((size_t)c * g->ih + r) * g->iw;
+            int a = imax(0, g->pl), e = imin(Wp, g->iw + g->pl);
+            if (e > a) memcpy(dst + a, src + a - g->pl, sizeof(float) * (e - a));
+        }
+    float *zero = P + (size_t)g->cin * nrho * Wp;
+    memset(zero, 0, sizeof(float) * Wp);
+    for (int c = 0; c < g->cin; c++)
+        for (int s = 0; s < g->sh; s++)
+            for (int f0 = 0; f0 < p->Ls; f0 += VL) {
+                float D[13][VL];
+                for (int l = 0; l < VL; l++) {
+                    int f = f0 + l, pos = f / T, tile = f % T;
+                    const float *row = pos < p->npos ? P + ((size_t)c * nrho + pos * g->sh + s) * Wp : zero;
+                    row += 8 * tile;
+                    for (int k = 0; k < 13; k++) D[k][l] = row[k];
+                }
+                vf d3[6], d4[7], v3[NP3], v4[NP4];
+                for (int k = 0; k < 6; k++) d3[k] = vload(D[2 * k + 1]);
+                for (int k = 0; k < 7; k++) d4[k] = vload(D[2 * k]);
+                tr_input(v3, d3);
+                tr_input44(v4, d4);
+                float *v = V + ((size_t)c * g->sh + s) * p->Ls + f0;
+                size_t pstride = (size_t)g->cin * g->sh * p->Ls;
+                for (int q = 0; q < NP3; q++) vstore(v + q * pstride, v3[q]);
+                for (int q = 0; q < NP4; q++) vstore(v + (NP3 + q) * pstride, v4[q]);
+            }
+}
+
+/* ---------------------------------------------------------------- products and output
+ * One register block of point pt: M[pt][r][v] = sum_{c, i} U[pt][c][i][r] * V[pt][c][i % sh][q0 + v*VL + (i / sh) * T] */
+INLINE void products(const int NVV, const float *restrict V, const float *restrict U, float *restrict M,
+                     const sw_plan *p, int q0) {
+    const st_conv_geom *g = p->g;
+    int sh = g->sh, kh = g->kh, T = p->T;
+    vf acc[SW_R * SW_NV];
+    UNROLL
+    for (int a = 0; a < SW_R * NVV; a++) acc[a] = (vf){0};
+    for (int c = 0; c < g->cin; c++)
+        for (int i = 0; i < kh; i++) {
+            const float *x = V + ((size_t)c * sh + i % sh) * p->Ls + q0 + (i / sh) * T;
+            const float *u = U + (size_t)(c * kh + i) * SW_R;
+            vf xv[SW_NV];
+            UNROLL
+            for (int v = 0; v < NVV; v++) xv[v] = vload(x + v * VL);
+            UNROLL
+            for (int r = 0; r < SW_R; r++)
+                UNROLL
+                for (int v = 0; v < NVV; v++) acc[r * NVV + v] += u[r] * xv[v];
+        }
+    UNROLL
+    for (int r = 0; r < SW_R; r++)
+        UNROLL
+        for (int v = 0; v < NVV; v++) vstore(M + (r * SW_NV + v) * VL, acc[r * NVV + v]);
+}
+
+/* the 4 outputs of each of VL tiles (y[i] lane l: output i of tile l) as 4*VL consecutive outputs */
+INLINE void interleave(float *o, const vf y[4]) {
+#if defined(__GNUC__) && !defined(__clang__)
+    typedef int iv __attribute__((vector_size(VL * sizeof(int))));
+#if VL == 16
+    const iv lo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    const iv hi = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+#elif VL == 8
+    const iv lo = {0, 8, 1, 9, 2, 10, 3, 11}, hi = {4, 12, 5, 13, 6, 14, 7, 15};
+#else
+    const iv lo = {0, 4, 1, 5}, hi = {2, 6, 3, 7};
+#endif
+    vf a0 = __builtin_shuffle(y[0], y[2], lo), a1 = __builtin_shuffle(y[0], y[2], hi);
+    vf b0 = __builtin_shuffle(y[1], y[3], lo), b1 = __builtin_shuffle(y[1], y[3], hi);
+    vstore(o, __builtin_shuffle(a0, b0, lo));
+    vstore(o + VL, __builtin_shuffle(a0, b0, hi));
+    vstore(o + 2 * VL, __builtin_shuffle(a1, b1, lo));
+    vstore(o + 3 * VL, __builtin_shuffle(a1, b1, hi));
+#else
+    for (int l = 0; l < VL; l++)
+        for (int i = 0; i < 4; i++) o[4 * l + i] = y[i][l];
+#endif
+}
+
+/* channel r's outputs of the NVV vectors of tiles from q0: out = A^T M + bias */
+INLINE void outputs(const int NVV, const float *M, float bias, float *out, const sw_plan *p, int r, int q0, int nq,
+                    int direct) {
+    const st_conv_geom *g = p->g;
+    UNROLL
+    for (int v = 0; v < NVV; v++) {
+        vf m3[NP3], m4[NP4], y3[4], y4[4], y[4];
+        for (int k = 0; k < NP3; k++) m3[k] = vload(M + ((size_t)k * SW_R * SW_NV + r * SW_NV + v) * VL);
+        for (int k = 0; k < NP4; k++) m4[k] = vload(M + ((size_t)(NP3 + k) * SW_R * SW_NV + r * SW_NV + v) * VL);
+        tr_output(y3, m3);
+        tr_output44(y4, m4);
+        for (int i = 0; i < 4; i++) y[i] = y3[i] + y4[i] + bias;
+        int qv = q0 + v * VL;
+        if (direct && qv + VL <= nq) {
+            interleave(out + 4 * (size_t)qv, y);
+            continue;
+        }
+        float t[4 * VL];
+        interleave(t, y);
+        for (int l = 0; l < VL && qv + l < nq; l++) { /* row by row: tile (yy, x/4) */
+            int q = qv + l, yy = q / p->T, x = q % p->T * 4;
+            int k = imin(4, g->ow - x);
+            memcpy(out + (size_t)yy * g->ow + x, t + 4 * l, sizeof(float) * k);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- units */
+typedef struct {
+    sw_plan p;
+    const float *in, *wk;
+    float *out, *slots;
+    const st_epilogue *epi;
+} sw_ctx;
+
+static void run_unit(const sw_ctx *cx, float *slot, int unit) {
+    const sw_plan *p = &cx->p;
+    const st_conv_geom *g = p->g;
+    int s = unit / p->nrb, y0 = unit % p->nrb * p->rows, y1 = imin(y0 + p->rows, g->oh);
+    float *V = slot, *P = V + up16(p->vfl), *M = P + up16(p->pfl);
+    input_transform(V, P, cx->in + (size_t)s * g->cin * g->ih * g->iw, p, y0 * g->sh - g->pt);
+    size_t plane = (size_t)g->oh * g->ow, pstride = (size_t)g->cin * g->sh * p->Ls;
+    size_t ustride = (size_t)g->cin * g->kh * SW_R;
+    int nq = (y1 - y0) * p->T, direct = g->ow % 4 == 0;
+    float *os = cx->out + (size_t)s * g->cout * plane + (size_t)y0 * g->ow;
+    for (int blk = 0; blk < p->nblk; blk++) {
+        const float *wk = cx->wk + blk * u_floats(p);
+        int co = blk * SW_R, nc = imin(SW_R, g->cout - co);
+        int q0 = 0;
+        for (; q0 + SW_NV * VL <= nq || (SW_NV > 1 && nq - q0 > (SW_NV - 1) * VL); q0 += SW_NV * VL) {
+            for (int pt = 0; pt < NPT; pt++)
+                products(SW_NV, V + pt * pstride, wk + SW_R + pt * ustride, M + (size_t)pt * SW_R * SW_NV * VL, p, q0);
+            for (int r = 0; r < nc; r++) outputs(SW_NV, M, wk[r], os + (co + r) * plane, p, r, q0, nq, direct);
+        }
+        for (; q0 < nq; q0 += VL) {
+            for (int pt = 0; pt < NPT; pt++)
+                products(1, V + pt * pstride, wk + SW_R + pt * ustride, M + (size_t)pt * SW_R * SW_NV * VL, p, q0);
+            for (int r = 0; r < nc; r++) outputs(1, M, wk[r], os + (co + r) * plane, p, r, q0, nq, direct);
+        }
+    }
+    if (cx->epi)
+        for (int co = 0; co < g->cout; co++)
+            for (int y = y0; y < y1; y++) {
+                size_t at = ((size_t)s * g->cout + co) * plane + (size_t)y * g->ow;
+                st_epilogue_span(cx->epi, cx->out + at, cx->epi->add ? cx->epi->add + at : NULL, (size_t)g->ow, co);
+            }
+}
+
+void st_stem_wino_forward(float *out, const float *in, const float *w, const float *b, int n, const st_conv_geom *g,
+                          float *work, const st_epilogue *epi) {
+    if (n <= 0) return;
+    sw_ctx cx = {{0}, in, NULL, out, NULL, epi};
+    make_plan(&cx.p, g);
+    float *wk = wino_aligned(work);
+    cx.wk = wk;
+    cx.slots = wk + cx.p.nblk * u_floats(&cx.p);
+    pack(wk, w, b, &cx.p);
+    int units = n * cx.p.nrb, nt = threads_for(units);
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+        for (int u = 0; u < units; u++) run_unit(&cx, cx.slots + (size_t)thread_id() * cx.p.slot, u);
+        return;
+    }
+#endif
+    (void)nt;
+    for (int u = 0; u < units; u++) run_unit(&cx, cx.slots, u);
+}
