@@ -127,7 +127,7 @@ size_t st_stem_work_size(const st_conv_geom *g, int n) {
     stem_plan p;
     make_plan(&p, g);
     size_t size = (size_t)p.nblk * STEM_R * (g->cin * g->kh * g->kw + 1);
-    if (st_stem_wino_possible(g) && st_stem_wino_work_size(g, n) > size) size = st_stem_wino_work_size(g, n);
+    if (st_stem_wino_work_size(g, n) > size) size = st_stem_wino_work_size(g, n);
     return size;
 }
 

@@ -139,7 +139,7 @@ static void plan_rows(sw_plan *p, int rows) {
     p->Ls = round_up(imax(nq + (g->kh - 1) / g->sh * p->T, p->npos * p->T), VL);
     p->vfl = (size_t)NPT * g->cin * g->sh * p->Ls;
     p->pfl = ((size_t)g->cin * p->npos * g->sh + 1) * p->Wp;
-    p->mfl = (size_t)NPT * SW_R * SW_NV * VL;
+    p->mfl = (size_t)NP4 * SW_R * SW_NV * VL;
     p->slot = up16(p->vfl) + up16(p->pfl) + up16(p->mfl);
 }
 
@@ -157,13 +157,16 @@ static void make_plan(sw_plan *p, const st_conv_geom *g) {
 static int wino_off = 0;
 void st_stem_wino_enable(int on) { wino_off = !on; }
 
-int st_stem_wino_possible(const st_conv_geom *g) {
-    if (wino_off || g->groups != 1 || g->dh != 1 || g->dw != 1 || g->cin > SW_MAX_CIN) return 0;
+/* the geometry alone (the workspace is sized by it, whatever the switch) */
+static int fits(const st_conv_geom *g) {
+    if (g->groups != 1 || g->dh != 1 || g->dw != 1 || g->cin > SW_MAX_CIN) return 0;
     if (g->kw != 7 || g->sw != 2 || g->kh < 1) return 0;
     sw_plan p;
     make_plan(&p, g);
     return p.slot <= SW_SLOT_MAX;
 }
+
+int st_stem_wino_possible(const st_conv_geom *g) { return !wino_off && fits(g); }
 
 static size_t u_floats(const sw_plan *p) { /* per channel block: bias, then U */
     return up16((size_t)SW_R * (1 + NPT * p->g->cin * p->g->kh));
@@ -171,6 +174,7 @@ static size_t u_floats(const sw_plan *p) { /* per channel block: bias, then U */
 
 size_t st_stem_wino_work_size(const st_conv_geom *g, int n) {
     (void)n;
+    if (!fits(g)) return 0;
     sw_plan p;
     make_plan(&p, g);
     return 16 + p.nblk * u_floats(&p) + (size_t)WINO_MAX_SLOTS * p.slot;
@@ -243,30 +247,47 @@ static void input_transform(float *V, float *P, const float *in, const sw_plan *
 }
 
 /* ---------------------------------------------------------------- products and output
- * One register block of point pt: M[pt][r][v] = sum_{c, i} U[pt][c][i][r] * V[pt][c][i % sh][q0 + v*VL + (i / sh) * T] */
-INLINE void products(const int NVV, const float *restrict V, const float *restrict U, float *restrict M,
-                     const sw_plan *p, int q0) {
+ * F(4, 3)'s points (0, 1, -1, 2, -2, infinity) are F(4, 4)'s but 1/2, with the same
+ * columns of A^T: the two correlations' products at a shared point are summed into one
+ * M, and one output transform (F(4, 4)'s, 7 -> 4) gives the sum of both. Output point P
+ * sums V planes src[P][0] (of F(4, 3), -1: none) and src[P][1] (of F(4, 4)). The bias
+ * goes into M at the point 1, whose column of A^T is all ones. */
+static const int src_planes[NP4][2] = {{0, 6}, {1, 7}, {2, 8}, {3, 9}, {4, 10}, {-1, 11}, {5, 12}};
+#define MSTRIDE (SW_R * SW_NV * VL) /* floats of M per output point */
+
+/* one register block of output point P: M[P][r][v] = bias (P = 1) + sum over the
+ * planes, channels c and kernel rows i of U[plane][c][i][r] * V[plane][c][i % sh][q0 + v*VL + (i / sh) * T] */
+INLINE void products(const int NVV, const float *restrict V, const float *restrict wk, float *restrict M,
+                     const sw_plan *p, int P, int q0) {
     const st_conv_geom *g = p->g;
     int sh = g->sh, kh = g->kh, T = p->T;
+    size_t pstride = (size_t)g->cin * sh * p->Ls, ustride = (size_t)g->cin * kh * SW_R;
     vf acc[SW_R * SW_NV];
-    UNROLL
-    for (int a = 0; a < SW_R * NVV; a++) acc[a] = (vf){0};
-    for (int c = 0; c < g->cin; c++)
-        for (int i = 0; i < kh; i++) {
-            const float *x = V + ((size_t)c * sh + i % sh) * p->Ls + q0 + (i / sh) * T;
-            const float *u = U + (size_t)(c * kh + i) * SW_R;
-            vf xv[SW_NV];
-            UNROLL
-            for (int v = 0; v < NVV; v++) xv[v] = vload(x + v * VL);
-            UNROLL
-            for (int r = 0; r < SW_R; r++)
-                UNROLL
-                for (int v = 0; v < NVV; v++) acc[r * NVV + v] += u[r] * xv[v];
-        }
     UNROLL
     for (int r = 0; r < SW_R; r++)
         UNROLL
-        for (int v = 0; v < NVV; v++) vstore(M + (r * SW_NV + v) * VL, acc[r * NVV + v]);
+        for (int v = 0; v < NVV; v++) acc[r * NVV + v] = vsplat(P == 1 ? wk[r] : 0.0f);
+    for (int h = 0; h < 2; h++) {
+        int plane = src_planes[P][h];
+        if (plane < 0) continue;
+        const float *Vp = V + plane * pstride, *Up = wk + SW_R + plane * ustride;
+        for (int c = 0; c < g->cin; c++)
+            for (int i = 0; i < kh; i++) {
+                const float *x = Vp + ((size_t)c * sh + i % sh) * p->Ls + q0 + (i / sh) * T;
+                const float *u = Up + (size_t)(c * kh + i) * SW_R;
+                vf xv[SW_NV];
+                UNROLL
+                for (int v = 0; v < NVV; v++) xv[v] = vload(x + v * VL);
+                UNROLL
+                for (int r = 0; r < SW_R; r++)
+                    UNROLL
+                    for (int v = 0; v < NVV; v++) acc[r * NVV + v] += u[r] * xv[v];
+            }
+    }
+    UNROLL
+    for (int r = 0; r < SW_R; r++)
+        UNROLL
+        for (int v = 0; v < NVV; v++) vstore(M + P * MSTRIDE + (r * SW_NV + v) * VL, acc[r * NVV + v]);
 }
 
 /* the 4 outputs of each of VL tiles (y[i] lane l: output i of tile l) as 4*VL consecutive outputs */
@@ -293,18 +314,14 @@ INLINE void interleave(float *o, const vf y[4]) {
 #endif
 }
 
-/* channel r's outputs of the NVV vectors of tiles from q0: out = A^T M + bias */
-INLINE void outputs(const int NVV, const float *M, float bias, float *out, const sw_plan *p, int r, int q0, int nq,
-                    int direct) {
+/* channel r's outputs of the NVV vectors of tiles from q0: out = A^T M */
+INLINE void outputs(const int NVV, const float *M, float *out, const sw_plan *p, int r, int q0, int nq, int direct) {
     const st_conv_geom *g = p->g;
     UNROLL
     for (int v = 0; v < NVV; v++) {
-        vf m3[NP3], m4[NP4], y3[4], y4[4], y[4];
-        for (int k = 0; k < NP3; k++) m3[k] = vload(M + ((size_t)k * SW_R * SW_NV + r * SW_NV + v) * VL);
-        for (int k = 0; k < NP4; k++) m4[k] = vload(M + ((size_t)(NP3 + k) * SW_R * SW_NV + r * SW_NV + v) * VL);
-        tr_output(y3, m3);
-        tr_output44(y4, m4);
-        for (int i = 0; i < 4; i++) y[i] = y3[i] + y4[i] + bias;
+        vf m[NP4], y[4];
+        for (int k = 0; k < NP4; k++) m[k] = vload(M + k * MSTRIDE + (r * SW_NV + v) * VL);
+        tr_output44(y, m);
         int qv = q0 + v * VL;
         if (direct && qv + VL <= nq) {
             interleave(out + 4 * (size_t)qv, y);
@@ -334,8 +351,7 @@ static void run_unit(const sw_ctx *cx, float *slot, int unit) {
     int s = unit / p->nrb, y0 = unit % p->nrb * p->rows, y1 = imin(y0 + p->rows, g->oh);
     float *V = slot, *P = V + up16(p->vfl), *M = P + up16(p->pfl);
     input_transform(V, P, cx->in + (size_t)s * g->cin * g->ih * g->iw, p, y0 * g->sh - g->pt);
-    size_t plane = (size_t)g->oh * g->ow, pstride = (size_t)g->cin * g->sh * p->Ls;
-    size_t ustride = (size_t)g->cin * g->kh * SW_R;
+    size_t plane = (size_t)g->oh * g->ow;
     int nq = (y1 - y0) * p->T, direct = g->ow % 4 == 0;
     float *os = cx->out + (size_t)s * g->cout * plane + (size_t)y0 * g->ow;
     for (int blk = 0; blk < p->nblk; blk++) {
@@ -343,14 +359,16 @@ static void run_unit(const sw_ctx *cx, float *slot, int unit) {
         int co = blk * SW_R, nc = imin(SW_R, g->cout - co);
         int q0 = 0;
         for (; q0 + SW_NV * VL <= nq || (SW_NV > 1 && nq - q0 > (SW_NV - 1) * VL); q0 += SW_NV * VL) {
-            for (int pt = 0; pt < NPT; pt++)
-                products(SW_NV, V + pt * pstride, wk + SW_R + pt * ustride, M + (size_t)pt * SW_R * SW_NV * VL, p, q0);
-            for (int r = 0; r < nc; r++) outputs(SW_NV, M, wk[r], os + (co + r) * plane, p, r, q0, nq, direct);
+            if (direct) /* the outputs' lines, fetched while the products run */
+                for (int r = 0; r < nc; r++)
+                    for (int k = 0; k < 4 * SW_NV * VL && 4 * q0 + k < nq * 4; k += 16)
+                        __builtin_prefetch(os + (co + r) * plane + 4 * (size_t)q0 + k, 1, 3);
+            for (int P = 0; P < NP4; P++) products(SW_NV, V, wk, M, p, P, q0);
+            for (int r = 0; r < nc; r++) outputs(SW_NV, M, os + (co + r) * plane, p, r, q0, nq, direct);
         }
         for (; q0 < nq; q0 += VL) {
-            for (int pt = 0; pt < NPT; pt++)
-                products(1, V + pt * pstride, wk + SW_R + pt * ustride, M + (size_t)pt * SW_R * SW_NV * VL, p, q0);
-            for (int r = 0; r < nc; r++) outputs(1, M, wk[r], os + (co + r) * plane, p, r, q0, nq, direct);
+            for (int P = 0; P < NP4; P++) products(1, V, wk, M, p, P, q0);
+            for (int r = 0; r < nc; r++) outputs(1, M, os + (co + r) * plane, p, r, q0, nq, direct);
         }
     }
     if (cx->epi)
