@@ -128,7 +128,7 @@ typedef struct {
     int Ls;       /* floats per stream of V (per point and channel) */
     int Wp;       /* floats per padded input row */
     int nblk;     /* channel blocks of R */
-    size_t vfl, pfl, mfl, slot; /* a unit's V, padded rows (+ a zero row), M; their sum (rounded) */
+    size_t vfl, pfl, mfl, slot; /* a unit's V, padded input rows, M; their sum (rounded) */
 } sw_plan;
 
 static void plan_rows(sw_plan *p, int rows) {
@@ -136,9 +136,10 @@ static void plan_rows(sw_plan *p, int rows) {
     p->rows = rows;
     p->npos = rows + (g->kh - 1) / g->sh;
     int nq = round_up(rows * p->T, VL); /* tiles the unit's vectors cover */
-    p->Ls = round_up(imax(nq + (g->kh - 1) / g->sh * p->T, p->npos * p->T), VL);
+    /* the products read up to nq + (kh - 1) / sh * T; the last row's stores spill VL - 1 */
+    p->Ls = round_up(imax(nq + (g->kh - 1) / g->sh * p->T, p->npos * p->T + VL), VL);
     p->vfl = (size_t)NPT * g->cin * g->sh * p->Ls;
-    p->pfl = ((size_t)g->cin * p->npos * g->sh + 1) * p->Wp;
+    p->pfl = (size_t)g->cin * p->npos * g->sh * p->Wp;
     p->mfl = (size_t)NP4 * SW_R * SW_NV * VL;
     p->slot = up16(p->vfl) + up16(p->pfl) + up16(p->mfl);
 }
@@ -146,7 +147,7 @@ static void plan_rows(sw_plan *p, int rows) {
 static void make_plan(sw_plan *p, const st_conv_geom *g) {
     p->g = g;
     p->T = (g->ow + 3) / 4;
-    p->Wp = 8 * p->T + 8;
+    p->Wp = 8 * round_up(p->T, VL) + 16; /* tile_inputs reads 8 * VL + 13 floats a vector */
     int rows = imin(SW_MAX_ROWS, g->oh);
     plan_rows(p, rows);
     while (rows > 1 && p->slot > SW_SLOT_MAX) plan_rows(p, --rows);
@@ -206,12 +207,52 @@ static void pack(float *wk, const float *w, const float *b, const sw_plan *p) {
 }
 
 /* ---------------------------------------------------------------- the input transform
- * The unit's input rows, zero-padded: P[c][rho][m] = in[c][first + rho][m - pl] (rho <
- * npos * sh; then one zero row), then V[p][c][s][f] for stream s, f = pos * T + tile of
- * input row first + pos * sh + s (positions past npos: the zero row). */
+ * D[k] lane l = x[8l + k], k = 0..12: the 13 inputs of VL consecutive tiles, from
+ * 8*VL + 13 consecutive floats. With GCC's vector shuffles, three rounds of splitting
+ * pairs of vectors into their even and odd lanes (x[2j], then x[4j + r], then x[8j + r]:
+ * 24 shuffles), and for k >= 8 the lanes of D[k - 8] moved down by one tile. */
+#if defined(__GNUC__) && !defined(__clang__)
+typedef int iv __attribute__((vector_size(VL * sizeof(int))));
+#if VL == 16
+static const iv EVEN = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const iv ODD = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const iv NEXT = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+#elif VL == 8
+static const iv EVEN = {0, 2, 4, 6, 8, 10, 12, 14}, ODD = {1, 3, 5, 7, 9, 11, 13, 15};
+static const iv NEXT = {1, 2, 3, 4, 5, 6, 7, 8};
+#else
+static const iv EVEN = {0, 2, 4, 6}, ODD = {1, 3, 5, 7}, NEXT = {1, 2, 3, 4};
+#endif
+/* the even lanes of (a0, a1) to e, the odd ones to o */
+INLINE void split(vf *e, vf *o, vf a0, vf a1) {
+    *e = __builtin_shuffle(a0, a1, EVEN);
+    *o = __builtin_shuffle(a0, a1, ODD);
+}
+INLINE void tile_inputs(vf D[13], const float *x) {
+    vf a[8], b[8], c[8];
+    for (int m = 0; m < 8; m++) a[m] = vload(x + m * VL);
+    for (int m = 0; m < 4; m++) split(&b[m], &b[4 + m], a[2 * m], a[2 * m + 1]); /* x[2j], x[2j+1] */
+    for (int h = 0; h < 8; h += 4)                                                /* x[4j+r]: r = 0, 2, 1, 3 */
+        for (int m = 0; m < 2; m++) split(&c[h + m], &c[h + 2 + m], b[h + 2 * m], b[h + 2 * m + 1]);
+    static const int r[4] = {0, 2, 1, 3};
+    for (int k = 0; k < 4; k++) split(&D[r[k]], &D[r[k] + 4], c[2 * k], c[2 * k + 1]); /* x[8j+r], x[8j+r+4] */
+    for (int k = 0; k < 5; k++) D[8 + k] = __builtin_shuffle(D[k], vsplat(x[8 * VL + k]), NEXT);
+}
+#else
+INLINE void tile_inputs(vf D[13], const float *x) {
+    for (int k = 0; k < 13; k++)
+        for (int l = 0; l < VL; l++) D[k][l] = x[8 * l + k];
+}
+#endif
+
+/* The unit's input rows, zero-padded: P[c][rho][m] = in[c][first + rho][m - pl], then
+ * V[p][c][s][f] for stream s, f = pos * T + tile: input row first + pos * sh + s, a row
+ * at a time (its last vector's lanes past T spill into the next row's, which overwrites
+ * them; past the last row, zeros). */
 static void input_transform(float *V, float *P, const float *in, const sw_plan *p, int first) {
     const st_conv_geom *g = p->g;
     int nrho = p->npos * g->sh, Wp = p->Wp, T = p->T;
+    size_t pstride = (size_t)g->cin * g->sh * p->Ls;
     for (int c = 0; c < g->cin; c++)
         for (int rho = 0; rho < nrho; rho++) {
             float *dst = P + ((size_t)c * nrho + rho) * Wp;
@@ -222,28 +263,26 @@ static void input_transform(float *V, float *P, const float *in, const sw_plan *
             int a = imax(0, g->pl), e = imin(Wp, g->iw + g->pl);
             if (e > a) memcpy(dst + a, src + a - g->pl, sizeof(float) * (e - a));
         }
-    float *zero = P + (size_t)g->cin * nrho * Wp;
-    memset(zero, 0, sizeof(float) * Wp);
     for (int c = 0; c < g->cin; c++)
-        for (int s = 0; s < g->sh; s++)
-            for (int f0 = 0; f0 < p->Ls; f0 += VL) {
-                float D[13][VL];
-                for (int l = 0; l < VL; l++) {
-                    int f = f0 + l, pos = f / T, tile = f % T;
-                    const float *row = pos < p->npos ? P + ((size_t)c * nrho + pos * g->sh + s) * Wp : zero;
-                    row += 8 * tile;
-                    for (int k = 0; k < 13; k++) D[k][l] = row[k];
+        for (int s = 0; s < g->sh; s++) {
+            float *vs = V + ((size_t)c * g->sh + s) * p->Ls;
+            for (int pos = 0; pos < p->npos; pos++) {
+                const float *row = P + ((size_t)c * nrho + pos * g->sh + s) * Wp;
+                for (int t0 = 0; t0 < T; t0 += VL) {
+                    vf D[13], d3[6], d4[7], v3[NP3], v4[NP4];
+                    tile_inputs(D, row + 8 * t0);
+                    for (int k = 0; k < 6; k++) d3[k] = D[2 * k + 1];
+                    for (int k = 0; k < 7; k++) d4[k] = D[2 * k];
+                    tr_input(v3, d3);
+                    tr_input44(v4, d4);
+                    float *v = vs + pos * T + t0;
+                    for (int q = 0; q < NP3; q++) vstore(v + q * pstride, v3[q]);
+                    for (int q = 0; q < NP4; q++) vstore(v + (NP3 + q) * pstride, v4[q]);
                 }
-                vf d3[6], d4[7], v3[NP3], v4[NP4];
-                for (int k = 0; k < 6; k++) d3[k] = vload(D[2 * k + 1]);
-                for (int k = 0; k < 7; k++) d4[k] = vload(D[2 * k]);
-                tr_input(v3, d3);
-                tr_input44(v4, d4);
-                float *v = V + ((size_t)c * g->sh + s) * p->Ls + f0;
-                size_t pstride = (size_t)g->cin * g->sh * p->Ls;
-                for (int q = 0; q < NP3; q++) vstore(v + q * pstride, v3[q]);
-                for (int q = 0; q < NP4; q++) vstore(v + (NP3 + q) * pstride, v4[q]);
             }
+            for (int q = 0; q < NPT; q++)
+                memset(vs + q * pstride + p->npos * T, 0, sizeof(float) * (p->Ls - p->npos * T));
+        }
 }
 
 /* ---------------------------------------------------------------- products and output
