@@ -405,7 +405,9 @@ size_t st_stem_backward_work_size(const st_conv_geom *g, int n) {
     wgrad_plan w;
     if (n <= 0) return 0;
     wgrad_plan_make(&w, g, n);
-    return (size_t)w.nparts * w.stride;
+    size_t size = (size_t)w.nparts * w.stride;
+    if (st_stem_wino_backward_work_size(g, n) > size) size = st_stem_wino_backward_work_size(g, n);
+    return size;
 }
 
 typedef struct {
@@ -509,6 +511,10 @@ static void wgrad_part(const wgrad_ctx *c, int part) {
 void st_stem_backward(float *dw, float *db, const float *dout, const float *in, int n, const st_conv_geom *g,
                       float *work) {
     if (n <= 0) return;
+    if (st_stem_wino_backward_possible(g, n)) {
+        st_stem_wino_backward(dw, db, dout, in, n, g, work);
+        return;
+    }
     wgrad_ctx c;
     wgrad_plan_make(&c.w, g, n);
     c.in = in;

@@ -438,3 +438,267 @@ void st_stem_wino_forward(float *out, const float *in, const float *w, const flo
     (void)nt;
     for (int u = 0; u < units; u++) run_unit(&cx, cx.slots, u);
 }
+
+/* ---------------------------------------------------------------- weight gradient
+ * The adjoint of the forward pass. With dY the 4 values of dL/dout of a tile, the
+ * gradient of its 7 M is dM = A dY (F(4, 4)'s A: 4 -> 7; point 1, all ones, is also
+ * the bias's), and, as M_P = sum over (plane, c, i) of U * V,
+ *
+ *   dL/dU_plane[co][c][i] = sum over (sample, output row, tile) of dM_P[co][q] * V_plane[c][i % sh][q + (i / sh) * T]
+ *   dL/db[co]             = sum over the same of dM_1[co][q]
+ *
+ * then dL/dw = G^T dL/dU for each correlation (F(4, 3)'s on the odd taps, F(4, 4)'s on
+ * the even ones). The sums over q are vectorised over the tiles (lanes), as conv_stem.c's
+ * weight gradient over columns: a register block holds WR channels x WT "taps" (a tap:
+ * a (plane, c, i), listed point by point, so that a block's taps share one dM_P), and runs
+ * over all the tiles of a unit (a sample's block of output rows): per vector of tiles, WR
+ * dM loads, WT V loads, WR*WT multiply-adds. A unit first makes V (the forward's input
+ * transform) and, per block of WR channels, dM of its tiles (dL/dout's 4*VL values
+ * split into 4 vectors of VL tiles, zero past the row's end and past the unit's tiles).
+ * Tiles past the row's end and lanes past the unit's tiles thus add 0.
+ *
+ * Parts: as in conv_stem.c, the units are split into a fixed number of parts (from the
+ * work, not the threads), each with its own vector sums; the parts' lane sums are added
+ * in part order: the result does not depend on the threads. */
+#define WR 4           /* channels per register block */
+#define WT 6           /* taps per register block */
+#define BW_ROWS 16     /* output rows per unit, at most */
+#define BW_PARTS 8     /* parts, at most */
+#define BW_PART_MIN_MACS 4.0e6 /* (plain) multiply-adds per part, at least */
+#define BW_MAX_CK 28   /* input channels x kernel rows: 4 x 7 */
+#define BW_MAX_TAPS (NP4 * (2 * BW_MAX_CK + WT))
+
+typedef struct {
+    sw_plan p;        /* rows: the unit's */
+    int ncb;          /* channel blocks of WR */
+    int ntb;          /* tap blocks of WT */
+    int nqv;          /* vectors of tiles of a unit */
+    int units, nparts;
+    size_t vsums;     /* a part's vector sums: ncb * ntb * WR * WT + cout (the bias) vectors */
+    size_t dmfl;      /* dM of a channel block: WR * NP4 * nqv * VL */
+    size_t stride;    /* a part's floats: vector sums, lane sums, V, padded rows, dM */
+    int tb_point[BW_MAX_TAPS / WT]; /* tap block -> output point */
+    int tap[BW_MAX_TAPS];          /* tap slot -> plane * CK + c * kh + i (-1: none) */
+} bw_plan;
+
+static int bw_plan_make(bw_plan *w, const st_conv_geom *g, int n) {
+    int CK = g->cin * g->kh;
+    if (!fits(g) || CK > BW_MAX_CK || n <= 0) return 0;
+    sw_plan *p = &w->p;
+    make_plan(p, g);
+    double macs = (double)n * g->cout * g->oh * g->ow * CK * 7, parts = macs / BW_PART_MIN_MACS;
+    w->nparts = parts >= BW_PARTS ? BW_PARTS : parts < 1 ? 1 : (int)parts;
+    int rows = imin(BW_ROWS, g->oh), blocks = (g->oh + rows - 1) / rows;
+    if (blocks * n < w->nparts) rows = imax(1, g->oh * n / w->nparts); /* a unit per part at least */
+    plan_rows(p, imin(rows, g->oh));
+    p->nrb = (g->oh + p->rows - 1) / p->rows;
+    w->units = n * p->nrb;
+    if (w->nparts > w->units) w->nparts = w->units;
+    w->ncb = (g->cout + WR - 1) / WR;
+    w->nqv = (p->rows * p->T + VL - 1) / VL;
+    w->ntb = 0;
+    int slot = 0;
+    for (int P = 0; P < NP4; P++) {
+        int first = slot;
+        for (int h = 0; h < 2; h++)
+            if (src_planes[P][h] >= 0)
+                for (int j = 0; j < CK; j++) w->tap[slot++] = src_planes[P][h] * CK + j;
+        while ((slot - first) % WT) w->tap[slot++] = -1;
+        for (int b = first / WT; b < slot / WT; b++) w->tb_point[b] = P;
+    }
+    w->ntb = slot / WT;
+    w->vsums = ((size_t)w->ncb * w->ntb * WR * WT + g->cout) * VL;
+    w->dmfl = (size_t)WR * NP4 * w->nqv * VL;
+    w->stride = up16(w->vsums) + up16(w->vsums / VL) + up16(p->vfl) + up16(p->pfl) + up16(w->dmfl);
+    return 1;
+}
+
+int st_stem_wino_backward_possible(const st_conv_geom *g, int n) {
+    bw_plan w;
+    return !wino_off && bw_plan_make(&w, g, n);
+}
+
+size_t st_stem_wino_backward_work_size(const st_conv_geom *g, int n) {
+    bw_plan w;
+    if (!bw_plan_make(&w, g, n)) return 0;
+    return 16 + (size_t)w.nparts * w.stride;
+}
+
+/* s = A y (4 -> 7): the adjoint of tr_output44 */
+static inline void tr_grad44(vf s[7], const vf y[4]) {
+    vf e = y[0] + y[2], o = y[1] + y[3], e2 = y[0] + 4.0f * y[2], o2 = 2.0f * y[1] + 8.0f * y[3];
+    s[0] = y[0];
+    s[1] = e + o;
+    s[2] = e - o;
+    s[3] = e2 + o2;
+    s[4] = e2 - o2;
+    s[5] = y[0] + 0.5f * y[1] + 0.25f * y[2] + 0.125f * y[3];
+    s[6] = y[3];
+}
+
+/* the adjoint of interleave: 4*VL consecutive outputs (4 of each of VL tiles) to y[i]
+ * lane l = o[4l + i] */
+INLINE void deinterleave(vf y[4], const float *o) {
+#if defined(__GNUC__) && !defined(__clang__)
+    vf e0, o0, e1, o1;
+    split(&e0, &o0, vload(o), vload(o + VL));          /* o[2j], o[2j+1] */
+    split(&e1, &o1, vload(o + 2 * VL), vload(o + 3 * VL));
+    split(&y[0], &y[2], e0, e1);                        /* o[4j], o[4j+2] */
+    split(&y[1], &y[3], o0, o1);                        /* o[4j+1], o[4j+3] */
+#else
+    for (int l = 0; l < VL; l++)
+        for (int i = 0; i < 4; i++) y[i][l] = o[4 * l + i];
+#endif
+}
+
+typedef struct {
+    bw_plan w;
+    const float *in, *dout;
+    float *work;
+    size_t off[BW_MAX_TAPS]; /* tap slot -> its V row at tile 0 */
+} bw_ctx;
+
+/* dM[r][P][q] of channel co0 + r (0 past cout) for the unit's tiles; adds dM_1 to the
+ * channels' bias sums bs[co] (vectors) */
+static void grad_transform(float *dM, float *bs, const float *dr, const bw_plan *w, int co0, int rows) {
+    const sw_plan *p = &w->p;
+    const st_conv_geom *g = p->g;
+    size_t plane = (size_t)g->oh * g->ow, qs = (size_t)w->nqv * VL;
+    int nq = rows * p->T, direct = g->ow % 4 == 0;
+    for (int r = 0; r < WR; r++) {
+        int co = co0 + r;
+        float *d = dM + (size_t)r * NP4 * qs;
+        if (co >= g->cout) {
+            memset(d, 0, sizeof(float) * NP4 * qs);
+            continue;
+        }
+        const float *o = dr + co * plane;
+        vf bsum = vload(bs + co * VL);
+        for (int qv = 0; qv < w->nqv * VL; qv += VL) {
+            vf y[4], s[NP4];
+            if (direct && qv + VL <= nq) deinterleave(y, o + 4 * (size_t)qv);
+            else {
+                float t[4 * VL] = {0};
+                for (int l = 0; l < VL && qv + l < nq; l++) {
+                    int q = qv + l, yy = q / p->T, x = q % p->T * 4;
+                    memcpy(t + 4 * l, o + (size_t)yy * g->ow + x, sizeof(float) * imin(4, g->ow - x));
+                }
+                deinterleave(y, t);
+            }
+            tr_grad44(s, y);
+            for (int P = 0; P < NP4; P++) vstore(d + P * qs + qv, s[P]);
+            bsum += s[1];
+        }
+        vstore(bs + co * VL, bsum);
+    }
+}
+
+/* one register block: WR channels' dM_P (dm, channel stride qs) x the WT taps at V + off[t],
+ * over nqv vectors of tiles; adds to the block's vector sums vs */
+static void grad_block(float *vs, const float *dm, size_t qs, const float *V, const size_t *off, int nqv) {
+    vf acc[WR * WT];
+    UNROLL
+    for (int a = 0; a < WR * WT; a++) acc[a] = (vf){0};
+    for (int qv = 0; qv < nqv * VL; qv += VL) {
+        vf d[WR];
+        UNROLL
+        for (int r = 0; r < WR; r++) d[r] = vload(dm + r * qs + qv);
+        UNROLL
+        for (int t = 0; t < WT; t++) {
+            vf xv = vload(V + off[t] + qv);
+            __asm__("" : "+v"(xv)); /* one load per tap, kept in a register */
+            UNROLL
+            for (int r = 0; r < WR; r++) acc[r * WT + t] += d[r] * xv;
+        }
+    }
+    UNROLL
+    for (int a = 0; a < WR * WT; a++) vstore(vs + a * VL, vload(vs + a * VL) + acc[a]);
+}
+
+static void bw_unit(const bw_ctx *c, float *vs, int unit) {
+    const bw_plan *w = &c->w;
+    const sw_plan *p = &w->p;
+    const st_conv_geom *g = p->g;
+    int s = unit / p->nrb, y0 = unit % p->nrb * p->rows, y1 = imin(y0 + p->rows, g->oh);
+    float *V = vs + up16(w->vsums) + up16(w->vsums / VL), *P = V + up16(p->vfl), *dM = P + up16(p->pfl);
+    input_transform(V, P, c->in + (size_t)s * g->cin * g->ih * g->iw, p, y0 * g->sh - g->pt);
+    size_t plane = (size_t)g->oh * g->ow, qs = (size_t)w->nqv * VL;
+    const float *dr = c->dout + (size_t)s * g->cout * plane + (size_t)y0 * g->ow;
+    float *bs = vs + (size_t)w->ncb * w->ntb * WR * WT * VL;
+    int nqv = ((y1 - y0) * p->T + VL - 1) / VL;
+    for (int cb = 0; cb < w->ncb; cb++) {
+        grad_transform(dM, bs, dr, w, cb * WR, y1 - y0);
+        for (int tb = 0; tb < w->ntb; tb++)
+            grad_block(vs + ((size_t)cb * w->ntb + tb) * WR * WT * VL, dM + (size_t)w->tb_point[tb] * qs, NP4 * qs, V,
+                       c->off + tb * WT, nqv);
+    }
+}
+
+static void bw_part(const bw_ctx *c, int part) {
+    const bw_plan *w = &c->w;
+    float *vs = c->work + (size_t)part * w->stride, *sums = vs + up16(w->vsums);
+    memset(vs, 0, sizeof(float) * w->vsums);
+    int u0 = (int)((long)w->units * part / w->nparts), u1 = (int)((long)w->units * (part + 1) / w->nparts);
+    for (int u = u0; u < u1; u++) bw_unit(c, vs, u);
+    for (size_t i = 0; i < w->vsums / VL; i++) {
+        float a = 0;
+        for (int l = 0; l < VL; l++) a += vs[i * VL + l];
+        sums[i] = a;
+    }
+}
+
+void st_stem_wino_backward(float *dw, float *db, const float *dout, const float *in, int n, const st_conv_geom *g,
+                           float *work) {
+    bw_ctx c;
+    if (!bw_plan_make(&c.w, g, n)) return;
+    const bw_plan *w = &c.w;
+    const sw_plan *p = &w->p;
+    c.in = in;
+    c.dout = dout;
+    c.work = wino_aligned(work);
+    int CK = g->cin * g->kh;
+    size_t pstride = (size_t)g->cin * g->sh * p->Ls;
+    for (int k = 0; k < w->ntb * WT; k++) {
+        int t = w->tap[k] < 0 ? 0 : w->tap[k], plane = t / CK, ci = t % CK / g->kh, i = t % g->kh;
+        c.off[k] = plane * pstride + (size_t)(ci * g->sh + i % g->sh) * p->Ls + (size_t)(i / g->sh) * p->T;
+    }
+    int nt = threads_for(w->nparts);
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+        for (int part = 0; part < w->nparts; part++) bw_part(&c, part);
+    } else
+#endif
+        for (int part = 0; part < w->nparts; part++) bw_part(&c, part);
+    (void)nt;
+    /* dL/dU (the parts' sums in part order), then dL/dw = G^T dL/dU, per channel */
+    for (int co = 0; co < g->cout; co++) {
+        int cb = co / WR, r = co % WR;
+        double dU[NPT][BW_MAX_CK] = {{0}};
+        for (int k = 0; k < w->ntb * WT; k++) {
+            if (w->tap[k] < 0) continue;
+            size_t at = (((size_t)cb * w->ntb + k / WT) * WR + r) * WT + k % WT;
+            float a = 0;
+            for (int part = 0; part < w->nparts; part++) a += c.work[(size_t)part * w->stride + up16(w->vsums) + at];
+            dU[w->tap[k] / CK][w->tap[k] % CK] = a;
+        }
+        for (int j = 0; j < CK; j++) {
+            float *dwj = dw + ((size_t)co * CK + j) * 7;
+            vf u3[NP3], g3[3];
+            for (int q = 0; q < NP3; q++) u3[q] = vsplat((float)dU[q][j]);
+            tr_kernel_adj(g3, u3);
+            for (int k = 0; k < 3; k++) dwj[2 * k + 1] += g3[k][0];
+            for (int k = 0; k < 4; k++) {
+                double a = 0;
+                for (int q = 0; q < NP4; q++) a += G44[q][k] * dU[NP3 + q][j];
+                dwj[2 * k] += (float)a;
+            }
+        }
+        if (db) {
+            size_t at = (size_t)w->ncb * w->ntb * WR * WT + co;
+            float a = 0;
+            for (int part = 0; part < w->nparts; part++) a += c.work[(size_t)part * w->stride + up16(w->vsums) + at];
+            db[co] += a;
+        }
+    }
+}
