@@ -256,12 +256,11 @@ static void input_transform(float *V, float *P, const float *in, const sw_plan *
     for (int c = 0; c < g->cin; c++)
         for (int rho = 0; rho < nrho; rho++) {
             float *dst = P + ((size_t)c * nrho + rho) * Wp;
-            int r = first + rho;
-            memset(dst, 0, sizeof(float) * Wp);
-            if (r < 0 || r >= g->ih) continue;
-            const float *src = in + ((size_t)c * g->ih + r) * g->iw;
-            int a = imax(0, g->pl), e = imin(Wp, g->iw + g->pl);
-            if (e > a) memcpy(dst + a, src + a - g->pl, sizeof(float) * (e - a));
+            int r = first + rho, a = imin(Wp, imax(0, g->pl)), e = imax(a, imin(Wp, g->iw + g->pl));
+            if (r < 0 || r >= g->ih) a = e = 0;
+            memset(dst, 0, sizeof(float) * a);
+            if (e > a) memcpy(dst + a, in + ((size_t)c * g->ih + r) * g->iw + a - g->pl, sizeof(float) * (e - a));
+            memset(dst + e, 0, sizeof(float) * (Wp - e));
         }
     for (int c = 0; c < g->cin; c++)
         for (int s = 0; s < g->sh; s++) {
@@ -462,7 +461,10 @@ void st_stem_wino_forward(float *out, const float *in, const float *w, const flo
  * in part order: the result does not depend on the threads. */
 #define WR 4           /* channels per register block */
 #define WT 6           /* taps per register block */
-#define BW_ROWS 16     /* output rows per unit, at most */
+#ifndef BW_ROWS
+#define BW_ROWS 32
+#endif
+#define BW_ROWS_     /* output rows per unit, at most */
 #define BW_PARTS 8     /* parts, at most */
 #define BW_PART_MIN_MACS 4.0e6 /* (plain) multiply-adds per part, at least */
 #define BW_MAX_CK 28   /* input channels x kernel rows: 4 x 7 */
@@ -476,7 +478,8 @@ typedef struct {
     int units, nparts;
     size_t vsums;     /* a part's vector sums: ncb * ntb * WR * WT + cout (the bias) vectors */
     size_t dmfl;      /* dM of a channel block: WR * NP4 * nqv * VL */
-    size_t stride;    /* a part's floats: vector sums, lane sums, V, padded rows, dM */
+    size_t stride;    /* a part's floats: vector sums, lane sums */
+    size_t slot;      /* a thread's: V, padded rows, dM */
     int tb_point[BW_MAX_TAPS / WT]; /* tap block -> output point */
     int tap[BW_MAX_TAPS];          /* tap slot -> plane * CK + c * kh + i (-1: none) */
 } bw_plan;
@@ -509,7 +512,8 @@ static int bw_plan_make(bw_plan *w, const st_conv_geom *g, int n) {
     w->ntb = slot / WT;
     w->vsums = ((size_t)w->ncb * w->ntb * WR * WT + g->cout) * VL;
     w->dmfl = (size_t)WR * NP4 * w->nqv * VL;
-    w->stride = up16(w->vsums) + up16(w->vsums / VL) + up16(p->vfl) + up16(p->pfl) + up16(w->dmfl);
+    w->stride = up16(w->vsums) + up16(w->vsums / VL);
+    w->slot = up16(p->vfl) + up16(p->pfl) + up16(w->dmfl);
     return 1;
 }
 
@@ -521,7 +525,7 @@ int st_stem_wino_backward_possible(const st_conv_geom *g, int n) {
 size_t st_stem_wino_backward_work_size(const st_conv_geom *g, int n) {
     bw_plan w;
     if (!bw_plan_make(&w, g, n)) return 0;
-    return 16 + (size_t)w.nparts * w.stride;
+    return 16 + (size_t)w.nparts * w.stride + (size_t)imin(w.nparts, WINO_MAX_SLOTS) * w.slot;
 }
 
 /* s = A y (4 -> 7): the adjoint of tr_output44 */
@@ -594,13 +598,20 @@ static void grad_transform(float *dM, float *bs, const float *dr, const bw_plan 
 }
 
 /* one register block: WR channels' dM_P (dm, channel stride qs) x the WT taps at V + off[t],
- * over nqv vectors of tiles; adds to the block's vector sums vs */
-static void grad_block(float *vs, const float *dm, size_t qs, const float *V, const size_t *off, int nqv) {
-    vf acc[WR * WT];
+ * over nqv >= 1 vectors of tiles; adds to the block's vector sums vs (first: writes them) */
+static void grad_block(float *vs, const float *dm, size_t qs, const float *V, const size_t *off, int nqv, int first) {
+    vf acc[WR * WT], d[WR];
+    /* (the first vector of tiles sets the sums: no zeros to start from, which GCC would
+     * rather memset on the stack) */
     UNROLL
-    for (int a = 0; a < WR * WT; a++) acc[a] = (vf){0};
-    for (int qv = 0; qv < nqv * VL; qv += VL) {
-        vf d[WR];
+    for (int r = 0; r < WR; r++) d[r] = vload(dm + r * qs);
+    UNROLL
+    for (int t = 0; t < WT; t++) {
+        vf xv = vload(V + off[t]);
+        UNROLL
+        for (int r = 0; r < WR; r++) acc[r * WT + t] = d[r] * xv;
+    }
+    for (int qv = VL; qv < nqv * VL; qv += VL) {
         UNROLL
         for (int r = 0; r < WR; r++) d[r] = vload(dm + r * qs + qv);
         UNROLL
@@ -612,15 +623,15 @@ static void grad_block(float *vs, const float *dm, size_t qs, const float *V, co
         }
     }
     UNROLL
-    for (int a = 0; a < WR * WT; a++) vstore(vs + a * VL, vload(vs + a * VL) + acc[a]);
+    for (int a = 0; a < WR * WT; a++) vstore(vs + a * VL, first ? acc[a] : vload(vs + a * VL) + acc[a]);
 }
 
-static void bw_unit(const bw_ctx *c, float *vs, int unit) {
+static void bw_unit(const bw_ctx *c, float *vs, float *slot, int unit, int first) {
     const bw_plan *w = &c->w;
     const sw_plan *p = &w->p;
     const st_conv_geom *g = p->g;
     int s = unit / p->nrb, y0 = unit % p->nrb * p->rows, y1 = imin(y0 + p->rows, g->oh);
-    float *V = vs + up16(w->vsums) + up16(w->vsums / VL), *P = V + up16(p->vfl), *dM = P + up16(p->pfl);
+    float *V = slot, *P = V + up16(p->vfl), *dM = P + up16(p->pfl);
     input_transform(V, P, c->in + (size_t)s * g->cin * g->ih * g->iw, p, y0 * g->sh - g->pt);
     size_t plane = (size_t)g->oh * g->ow, qs = (size_t)w->nqv * VL;
     const float *dr = c->dout + (size_t)s * g->cout * plane + (size_t)y0 * g->ow;
@@ -630,16 +641,17 @@ static void bw_unit(const bw_ctx *c, float *vs, int unit) {
         grad_transform(dM, bs, dr, w, cb * WR, y1 - y0);
         for (int tb = 0; tb < w->ntb; tb++)
             grad_block(vs + ((size_t)cb * w->ntb + tb) * WR * WT * VL, dM + (size_t)w->tb_point[tb] * qs, NP4 * qs, V,
-                       c->off + tb * WT, nqv);
+                       c->off + tb * WT, nqv, first);
     }
 }
 
-static void bw_part(const bw_ctx *c, int part) {
+static void bw_part(const bw_ctx *c, float *slot, int part) {
     const bw_plan *w = &c->w;
     float *vs = c->work + (size_t)part * w->stride, *sums = vs + up16(w->vsums);
-    memset(vs, 0, sizeof(float) * w->vsums);
+    size_t bias = (size_t)w->ncb * w->ntb * WR * WT * VL; /* the bias sums, after the blocks' */
+    memset(vs + bias, 0, sizeof(float) * (w->vsums - bias));
     int u0 = (int)((long)w->units * part / w->nparts), u1 = (int)((long)w->units * (part + 1) / w->nparts);
-    for (int u = u0; u < u1; u++) bw_unit(c, vs, u);
+    for (int u = u0; u < u1; u++) bw_unit(c, vs, slot, u, u == u0); /* the first unit writes the blocks' sums */
     for (size_t i = 0; i < w->vsums / VL; i++) {
         float a = 0;
         for (int l = 0; l < VL; l++) a += vs[i * VL + l];
@@ -663,13 +675,14 @@ void st_stem_wino_backward(float *dw, float *db, const float *dout, const float 
         c.off[k] = plane * pstride + (size_t)(ci * g->sh + i % g->sh) * p->Ls + (size_t)(i / g->sh) * p->T;
     }
     int nt = threads_for(w->nparts);
+    float *slots = c.work + (size_t)w->nparts * w->stride;
 #ifdef _OPENMP
     if (nt > 1) {
 #pragma omp parallel for schedule(dynamic) num_threads(nt)
-        for (int part = 0; part < w->nparts; part++) bw_part(&c, part);
+        for (int part = 0; part < w->nparts; part++) bw_part(&c, slots + (size_t)thread_id() * w->slot, part);
     } else
 #endif
-        for (int part = 0; part < w->nparts; part++) bw_part(&c, part);
+        for (int part = 0; part < w->nparts; part++) bw_part(&c, slots, part);
     (void)nt;
     /* dL/dU (the parts' sums in part order), then dL/dw = G^T dL/dU, per channel */
     for (int co = 0; co < g->cout; co++) {

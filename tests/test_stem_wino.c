@@ -13,7 +13,10 @@
  * 3. ResNet's stem (3 -> 64, 7x7/2, padding 3) on 224x224, batch 2; through
  *    st_conv_forward (the path rule takes the stem, which takes the Winograd rows).
  * 4. The epilogue (a batch norm's scale and shift, a residual add, a ReLU).
- * 5. Threads: 1, 2 and 3 threads give bit-identical outputs.
+ * 5. Threads: 1, 2 and 3 threads give bit-identical outputs and weight and bias gradients.
+ * Each case of 1, 2 and 3 also runs the weight and bias gradient (st_stem_backward, which
+ * takes the Winograd rows) against st_conv_backward_ref_f64, dw and db starting at random
+ * values (it adds), the workspace as NaN.
  *
  * Tolerance: |ours - reference| <= TOL * (1 + max |reference|), TOL = 2e-5 (as
  * test_winograd1d's); the worst error is printed.
@@ -80,6 +83,38 @@ static void run_case(const char *desc, const st_conv_geom *g, int n, const float
     free(work_block); free(x); free(w); free(b); free(yr); free(y);
 }
 
+/* The weight and bias gradient (st_stem_backward, which takes the Winograd rows) against
+ * the double reference; dw and db start at random values (it adds), the workspace as NaN. */
+static void backward_case(const char *desc, const st_conv_geom *g, int n, int bias) {
+    char d2[200];
+    snprintf(d2, sizeof d2, "%s backward", desc);
+    CHECK(st_stem_wino_backward_possible(g, n), "%s: not possible", d2);
+    size_t nx = in_size(g, n), ny = out_size(g, n), nw = w_size(g);
+    float *x = rand_f(nx), *gy = rand_f(ny), *dw = rand_f(nw), *db = rand_f(g->cout);
+    double *xd = malloc(nx * sizeof(double)), *gyd = malloc(ny * sizeof(double));
+    double *dwd = malloc(nw * sizeof(double)), *dbd = malloc(g->cout * sizeof(double));
+    float *dwr = alloc_f(nw), *dbr = alloc_f(g->cout);
+    for (size_t i = 0; i < nx; i++) xd[i] = x[i];
+    for (size_t i = 0; i < ny; i++) gyd[i] = gy[i];
+    for (size_t i = 0; i < nw; i++) dwd[i] = dw[i];
+    for (int i = 0; i < g->cout; i++) dbd[i] = db[i];
+    st_conv_backward_ref_f64(NULL, dwd, dbd, gyd, xd, NULL, n, g);
+    for (size_t i = 0; i < nw; i++) dwr[i] = (float)dwd[i];
+    for (int i = 0; i < g->cout; i++) dbr[i] = (float)dbd[i];
+    size_t wsz = st_stem_backward_work_size(g, n);
+    CHECK(wsz >= st_stem_wino_backward_work_size(g, n), "%s: work size %zu < %zu", d2, wsz,
+          st_stem_wino_backward_work_size(g, n));
+    float *work_block = alloc_f(wsz + 1), *work = work_block + 1;
+    poison(work, wsz);
+    st_stem_backward(dw, bias ? db : NULL, gy, x, n, g, work);
+    snprintf(d2, sizeof d2, "%s: weight gradient", desc);
+    check(d2, dw, dwr, nw);
+    snprintf(d2, sizeof d2, "%s: bias gradient", desc);
+    if (bias) check(d2, db, dbr, g->cout);
+    free(work_block); free(x); free(gy); free(dw); free(db); free(xd); free(gyd); free(dwd); free(dbd);
+    free(dwr); free(dbr);
+}
+
 /* ---------------------------------------------------------------- 1. single taps */
 static void tap_cases(void) {
     float w[7];
@@ -92,6 +127,7 @@ static void tap_cases(void) {
             snprintf(desc, sizeof desc, "tap %d, width %d", tap, iw);
             if (!geom(&g, 1, 1, 1, 1, 0, 3, 1, iw)) { CHECK(0, "%s: no geometry", desc); continue; }
             run_case(desc, &g, 1, w, 0);
+            backward_case(desc, &g, 1, 1);
             done++;
         }
     printf("stem_wino: %d single-tap cases\n", done);
@@ -108,7 +144,9 @@ static void random_cases(int count) {
         if (!geom(&g, cin, cout, kh, sh, pt, pl, ih, iw)) continue;
         char desc[160];
         snprintf(desc, sizeof desc, "n=%d %d->%d %dx%d kh=%d sh=%d p=%dx%d", n, cin, cout, ih, iw, kh, sh, pt, pl);
-        run_case(desc, &g, n, NULL, rint_in(0, 1));
+        int bias = rint_in(0, 1);
+        run_case(desc, &g, n, NULL, bias);
+        backward_case(desc, &g, n, bias);
         done++;
     }
     printf("stem_wino: %d random geometries\n", done);
@@ -127,6 +165,7 @@ static void resnet_case(void) {
     poison(y, ny);
     st_conv_forward(y, x, w, b, n, &g, work);
     check("resnet's stem 224x224", y, yr, ny);
+    backward_case("resnet's stem 224x224", &g, n, 1);
     free(work); free(x); free(w); free(b); free(yr); free(y);
 }
 
@@ -156,7 +195,8 @@ static void epilogue_cases(void) {
 /* ---------------------------------------------------------------- 5. threads */
 static void thread_cases(void) {
     static const int shapes[][6] = {/* n, cin, cout, kh, h, w */
-                                    {1, 3, 64, 7, 224, 224}, {5, 3, 40, 5, 33, 47}, {3, 1, 16, 7, 61, 60}};
+                                    {1, 3, 64, 7, 224, 224}, {5, 3, 40, 5, 33, 47}, {3, 1, 16, 7, 61, 60},
+                                    {9, 3, 64, 7, 64, 62}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int *s = shapes[i];
         st_conv_geom g;
@@ -173,8 +213,19 @@ static void thread_cases(void) {
         st_set_threads(1);
         for (int t = 1; t < 3; t++)
             CHECK(!memcmp(y[0], y[t], ny * sizeof(float)), "shape %zu: %d threads differ from 1 thread", i, t + 1);
-        for (int t = 0; t < 3; t++) free(y[t]);
-        free(work); free(x); free(w); free(b);
+        float *dw[3], *db[3], *bwork = alloc_f(st_stem_backward_work_size(&g, n));
+        for (int t = 0; t < 3; t++) {
+            st_set_threads(t + 1);
+            dw[t] = calloc(nw, sizeof(float));
+            db[t] = calloc(g.cout, sizeof(float));
+            st_stem_backward(dw[t], db[t], y[0], x, n, &g, bwork);
+        }
+        st_set_threads(1);
+        for (int t = 1; t < 3; t++)
+            CHECK(!memcmp(dw[0], dw[t], nw * sizeof(float)) && !memcmp(db[0], db[t], g.cout * sizeof(float)),
+                  "shape %zu: backward: %d threads differ from 1 thread", i, t + 1);
+        for (int t = 0; t < 3; t++) free(y[t]), free(dw[t]), free(db[t]);
+        free(bwork); free(work); free(x); free(w); free(b);
     }
 }
 
