@@ -369,12 +369,18 @@ INLINE void outputs(const int NVV, const float *M, float *out, const sw_plan *p,
             interleave(out + 4 * (size_t)qv, y);
             continue;
         }
+        /* tile by tile: tile q is (row yy, columns x .. x+4); a row's last tile, where
+         * partial, writes all its 4 values, into the next rows' first columns, which their
+         * own tiles (later) overwrite, unless that would pass the unit's last row */
         float t[4 * VL];
         interleave(t, y);
-        for (int l = 0; l < VL && qv + l < nq; l++) { /* row by row: tile (yy, x/4) */
-            int q = qv + l, yy = q / p->T, x = q % p->T * 4;
-            int k = imin(4, g->ow - x);
-            memcpy(out + (size_t)yy * g->ow + x, t + 4 * l, sizeof(float) * k);
+        int yy = qv / p->T, x = qv % p->T * 4;
+        size_t end = (size_t)(nq / p->T) * g->ow;
+        for (int l = 0; l < VL && qv + l < nq; l++) {
+            size_t at = (size_t)yy * g->ow + x;
+            if (at + 4 <= end) memcpy(out + at, t + 4 * l, 4 * sizeof(float));
+            else memcpy(out + at, t + 4 * l, sizeof(float) * imin(4, g->ow - x));
+            if ((x += 4) >= g->ow) x = 0, yy++;
         }
     }
 }
@@ -587,9 +593,12 @@ static void grad_transform(float *dM, float *bs, const float *dr, const bw_plan 
             if (direct && qv + VL <= nq) deinterleave(y, o + 4 * (size_t)qv);
             else {
                 float t[4 * VL] = {0};
+                int yy = qv / p->T, x = qv % p->T * 4;
                 for (int l = 0; l < VL && qv + l < nq; l++) {
-                    int q = qv + l, yy = q / p->T, x = q % p->T * 4;
-                    memcpy(t + 4 * l, o + (size_t)yy * g->ow + x, sizeof(float) * imin(4, g->ow - x));
+                    const float *src = o + (size_t)yy * g->ow + x;
+                    if (x + 4 <= g->ow) memcpy(t + 4 * l, src, 4 * sizeof(float));
+                    else memcpy(t + 4 * l, src, sizeof(float) * (g->ow - x));
+                    if ((x += 4) >= g->ow) x = 0, yy++;
                 }
                 deinterleave(y, t);
             }
