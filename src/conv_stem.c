@@ -32,6 +32,11 @@
  *
  * The weight gradient (below) is vectorised the same way; the input gradient is not
  * (conv.c takes the stem's backward pass only where none is wanted).
+ *
+ * Kernel rows of 7 taps with stride 2 across (ResNet's stem) go to conv_stem_wino.c
+ * instead (st_stem_forward and st_stem_backward hand them over): 1D Winograd along the
+ * rows, about half the multiply-adds. The direct sums here stay for the other shapes and
+ * as the tested reference (st_stem_wino_enable(0)).
  */
 #include "kernels.h"
 #include "simd.h"

@@ -53,16 +53,24 @@ static size_t in_size(const st_conv_geom *g, int n) { return (size_t)n * g->cin 
 static size_t out_size(const st_conv_geom *g, int n) { return (size_t)n * g->cout * g->oh * g->ow; }
 static size_t w_size(const st_conv_geom *g) { return (size_t)g->cout * g->cin * g->kh * g->kw; }
 
+/* a float array in double (malloc'd), and back */
+static double *to_double(const float *a, size_t n) {
+    double *d = malloc((n ? n : 1) * sizeof(double));
+    if (!d) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (size_t i = 0; i < n; i++) d[i] = a ? a[i] : 0;
+    return d;
+}
+static void to_float(float *a, const double *d, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = (float)d[i];
+}
+
 /* the reference in double, rounded to float */
 static void reference(float *y, const float *x, const float *w, const float *b, int n, const st_conv_geom *g) {
-    size_t nx = in_size(g, n), ny = out_size(g, n), nw = w_size(g);
-    double *xd = malloc(nx * sizeof(double)), *wd = malloc(nw * sizeof(double)), *bd = malloc(g->cout * sizeof(double));
-    double *yd = malloc(ny * sizeof(double));
-    for (size_t i = 0; i < nx; i++) xd[i] = x[i];
-    for (size_t i = 0; i < nw; i++) wd[i] = w[i];
-    for (int i = 0; i < g->cout; i++) bd[i] = b ? b[i] : 0;
+    size_t ny = out_size(g, n);
+    double *xd = to_double(x, in_size(g, n)), *wd = to_double(w, w_size(g)), *bd = to_double(b, g->cout);
+    double *yd = to_double(NULL, ny);
     st_conv_forward_ref_f64(yd, xd, wd, bd, n, g);
-    for (size_t i = 0; i < ny; i++) y[i] = (float)yd[i];
+    to_float(y, yd, ny);
     free(xd); free(wd); free(bd); free(yd);
 }
 
@@ -91,16 +99,11 @@ static void backward_case(const char *desc, const st_conv_geom *g, int n, int bi
     CHECK(st_stem_wino_backward_possible(g, n), "%s: not possible", d2);
     size_t nx = in_size(g, n), ny = out_size(g, n), nw = w_size(g);
     float *x = rand_f(nx), *gy = rand_f(ny), *dw = rand_f(nw), *db = rand_f(g->cout);
-    double *xd = malloc(nx * sizeof(double)), *gyd = malloc(ny * sizeof(double));
-    double *dwd = malloc(nw * sizeof(double)), *dbd = malloc(g->cout * sizeof(double));
+    double *xd = to_double(x, nx), *gyd = to_double(gy, ny), *dwd = to_double(dw, nw), *dbd = to_double(db, g->cout);
     float *dwr = alloc_f(nw), *dbr = alloc_f(g->cout);
-    for (size_t i = 0; i < nx; i++) xd[i] = x[i];
-    for (size_t i = 0; i < ny; i++) gyd[i] = gy[i];
-    for (size_t i = 0; i < nw; i++) dwd[i] = dw[i];
-    for (int i = 0; i < g->cout; i++) dbd[i] = db[i];
     st_conv_backward_ref_f64(NULL, dwd, dbd, gyd, xd, NULL, n, g);
-    for (size_t i = 0; i < nw; i++) dwr[i] = (float)dwd[i];
-    for (int i = 0; i < g->cout; i++) dbr[i] = (float)dbd[i];
+    to_float(dwr, dwd, nw);
+    to_float(dbr, dbd, g->cout);
     size_t wsz = st_stem_backward_work_size(g, n);
     CHECK(wsz >= st_stem_wino_backward_work_size(g, n), "%s: work size %zu < %zu", d2, wsz,
           st_stem_wino_backward_work_size(g, n));
