@@ -11,7 +11,8 @@
  *    bias on and off, through st_stem_forward; the workspace (not 64-byte aligned) and the
  *    output start as NaN.
  * 3. ResNet's stem (3 -> 64, 7x7/2, padding 3) on 224x224, batch 2; through
- *    st_conv_forward (the path rule takes the stem, which takes the Winograd rows).
+ *    st_conv_forward (the path rule takes the stem, which takes the Winograd rows); and
+ *    4 -> 20 on 230x300 (the weight gradient's units then shorter than a sample).
  * 4. The epilogue (a batch norm's scale and shift, a residual add, a ReLU).
  * 5. Threads: 1, 2 and 3 threads give bit-identical outputs and weight and bias gradients.
  * Each case of 1, 2 and 3 also runs the weight and bias gradient (st_stem_backward, which
@@ -169,6 +170,11 @@ static void resnet_case(void) {
     st_conv_forward(y, x, w, b, n, &g, work);
     check("resnet's stem 224x224", y, yr, ny);
     backward_case("resnet's stem 224x224", &g, n, 1);
+    /* wide and tall: the weight gradient's units fewer rows than a sample's (its buffers' cap) */
+    if (geom(&g, 4, 20, 7, 2, 3, 3, 230, 300)) {
+        run_case("4 -> 20 on 230x300", &g, 1, NULL, 1);
+        backward_case("4 -> 20 on 230x300", &g, 1, 1);
+    } else CHECK(0, "wide geometry");
     free(work); free(x); free(w); free(b); free(yr); free(y);
 }
 
