@@ -57,8 +57,8 @@
  * smaller than F(4x4, 3x3)'s: about 1e-6 of the largest output in the tests).
  */
 #include "kernels.h"
-#include "winograd.h"
-#include "simd.h"
+#include "simd.h"     /* INLINE, UNROLL */
+#include "winograd.h" /* VL (after simd.h's: this file's vectors are winograd.h's), vf, F(4, 3) */
 
 #include <string.h>
 
