@@ -32,6 +32,11 @@
  *
  * The weight gradient (below) is vectorised the same way; the input gradient is not
  * (conv.c takes the stem's backward pass only where none is wanted).
+ *
+ * Kernel rows of 7 taps with stride 2 across (ResNet's stem) go to conv_stem_wino.c
+ * instead (st_stem_forward and st_stem_backward hand them over): 1D Winograd along the
+ * rows, about half the multiply-adds. The direct sums here stay for the other shapes and
+ * as the tested reference (st_stem_wino_enable(0)).
  */
 #include "kernels.h"
 #include "simd.h"
@@ -126,7 +131,9 @@ size_t st_stem_work_size(const st_conv_geom *g, int n) {
     (void)n;
     stem_plan p;
     make_plan(&p, g);
-    return (size_t)p.nblk * STEM_R * (g->cin * g->kh * g->kw + 1);
+    size_t size = (size_t)p.nblk * STEM_R * (g->cin * g->kh * g->kw + 1);
+    if (st_stem_wino_work_size(g, n) > size) size = st_stem_wino_work_size(g, n);
+    return size;
 }
 
 /* wk[blk] = the block's R biases, then its weights [ci][i][j][R] (0 past cout). */
@@ -297,6 +304,10 @@ static void run_unit(const stem_ctx *c, int unit) {
 void st_stem_forward(float *out, const float *in, const float *w, const float *b, int n, const st_conv_geom *g,
                      float *work, const st_epilogue *epi) {
     if (n <= 0) return;
+    if (st_stem_wino_possible(g)) {
+        st_stem_wino_forward(out, in, w, b, n, g, work, epi);
+        return;
+    }
     stem_ctx c = {{0}, in, work, out, epi};
     make_plan(&c.p, g);
     pack(work, w, b, &c.p);
@@ -399,7 +410,9 @@ size_t st_stem_backward_work_size(const st_conv_geom *g, int n) {
     wgrad_plan w;
     if (n <= 0) return 0;
     wgrad_plan_make(&w, g, n);
-    return (size_t)w.nparts * w.stride;
+    size_t size = (size_t)w.nparts * w.stride;
+    if (st_stem_wino_backward_work_size(g, n) > size) size = st_stem_wino_backward_work_size(g, n);
+    return size;
 }
 
 typedef struct {
@@ -503,6 +516,10 @@ static void wgrad_part(const wgrad_ctx *c, int part) {
 void st_stem_backward(float *dw, float *db, const float *dout, const float *in, int n, const st_conv_geom *g,
                       float *work) {
     if (n <= 0) return;
+    if (st_stem_wino_backward_possible(g, n)) {
+        st_stem_wino_backward(dw, db, dout, in, n, g, work);
+        return;
+    }
     wgrad_ctx c;
     wgrad_plan_make(&c.w, g, n);
     c.in = in;

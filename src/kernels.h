@@ -109,6 +109,23 @@ size_t st_stem_backward_work_size(const st_conv_geom *g, int n);
 void st_stem_backward(float *dw, float *db, const float *dout, const float *in, int n, const st_conv_geom *g,
                       float *work);
 
+/* The stem's 7-tap, stride-2 rows by 1D Winograd (conv_stem_wino.c: F(4, 3) on the odd
+ * taps, F(4, 4) on the even ones, the kernel rows direct): kw 7, stride 2 across, any kh,
+ * stride and padding down, at most 4 input channels. st_stem_forward takes it where
+ * possible (st_stem_wino_enable(0) turns that off: tests and A/B runs; process-wide). */
+int st_stem_wino_possible(const st_conv_geom *g);
+size_t st_stem_wino_work_size(const st_conv_geom *g, int n);
+void st_stem_wino_forward(float *out, const float *in, const float *w, const float *b, int n,
+                          const st_conv_geom *g, float *work, const st_epilogue *epi);
+void st_stem_wino_enable(int on);
+/* Its weight and bias gradient (no input gradient; kernel rows x input channels at most
+ * 28), taken by st_stem_backward where possible: adds dL/dw to dw and dL/db to db (NULL:
+ * none) in st_stem_wino_backward_work_size floats of work. */
+int st_stem_wino_backward_possible(const st_conv_geom *g, int n);
+size_t st_stem_wino_backward_work_size(const st_conv_geom *g, int n);
+void st_stem_wino_backward(float *dw, float *db, const float *dout, const float *in, int n, const st_conv_geom *g,
+                           float *work);
+
 /* Path choice for tests: 0 = im2col + GEMM, 1 = direct whenever possible (else im2col +
  * GEMM), 2 = Winograd whenever possible (else im2col + GEMM), 3 = 1D Winograd whenever
  * possible (else im2col + GEMM), 4 = the stem kernel for the forward pass whenever

@@ -270,6 +270,7 @@ static void rule_cases(void) {
 
 int main(void) {
     st_set_threads(1);
+    st_stem_wino_enable(0); /* the direct stem (its Winograd rows: test_stem_wino.c) */
     random_cases(300);
     chosen_cases();
     epilogue_cases();
@@ -277,5 +278,6 @@ int main(void) {
     rule_cases();
     printf("stem: worst relative error %.2g\n", worst);
     st_set_threads(0);
+    st_stem_wino_enable(1);
     return test_done("test_stem");
 }
