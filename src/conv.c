@@ -27,8 +27,8 @@
  *  - Winograd's F(4x4, 3x3) (conv_winograd.c) for 3x3 kernels of stride 1, and F(4, 3)
  *    (conv_winograd1d.c) for 1D kernels of 3 taps and stride 1;
  *  - for the forward pass only, the kernel for few input channels vectorised over the
- *    output columns (conv_stem.c: a network's first layer), where it measured faster
- *    (see take_stem); the backward pass of such a layer takes its weight gradient
+ *    output columns (conv_stem.c: a network's first layer; 7-tap rows of stride 2 by 1D
+ *    Winograd, conv_stem_wino.c), where it measured faster (see take_stem); the backward pass of such a layer takes its weight gradient
  *    where no input gradient is wanted (a first layer), else keeps its path.
  */
 #include "kernels.h"
@@ -286,7 +286,8 @@ static conv_path choose_path(const st_conv_geom *g, int n) {
  * stride 1 or 2; its rule, st_stem_preferred, and the measurements are there), for 2D
  * kernels only, at any batch size: ResNet's stem, 3 -> 64 7x7/2 on 224x224, forward,
  * one thread (CPU time), 18.1 ms at batch 8 against 22.1 on the direct path, 2.15 at
- * batch 1 against 2.52 for im2col + GEMM. The backward pass keeps choose_path's path
+ * batch 1 against 2.52 for im2col + GEMM; its 7-tap rows of stride 2 now go to the 1D
+ * Winograd of conv_stem_wino.c (10.3-10.5 and 1.18 ms). The backward pass keeps choose_path's path
  * (unless take_stem_backward), and so does st_net_step's fused direct training pass. */
 #define STEM_MIN_TAPS_BATCHED 27 /* taps per output (cin*kh*kw) from DIRECT_MIN_BATCH samples up */
 
@@ -305,7 +306,7 @@ int st_conv_forward_is_stem(const st_conv_geom *g, int n) { return n > 0 && take
  * layer) takes the stem's weight gradient (st_stem_backward), faster wherever the forward
  * takes the stem: ResNet's stem, one thread (CPU time), 19.3 ms at batch 8 against 23.7 on
  * the direct path, 2.70 at batch 1 against 3.72 for im2col + GEMM, 76 at batch 32 against
- * 126 (conv_stem.c has more). st_conv_stem_backward(0) turns it off (A/B runs). */
+ * 126 (conv_stem.c has more); by conv_stem_wino.c's 1D Winograd now 11.7-12.1 and 1.43. st_conv_stem_backward(0) turns it off (A/B runs). */
 static int stem_backward_on = 1;
 void st_conv_stem_backward(int on) { stem_backward_on = on; }
 
